@@ -1,0 +1,32 @@
+"""nbgrader's hidden tests call ``check_task(task_id, globals())``: the same graders, inside the kernel.
+
+Inside nbgrader the kernel is not a security boundary (the CLI's sandbox is); this bridge exists so that
+nbgrader's per-cell points equal the CLI's for honest submissions. A failed task raises ``TaskFailed``,
+which Jupyter shows as the feedback lines only, without a traceback into grader code.
+"""
+
+
+class TaskFailed(AssertionError):
+    """A task's graders failed; shown in the notebook as its feedback alone."""
+
+    def _render_traceback_(self):
+        return [str(self)]
+
+
+def check_task(task_id, namespace):
+    """Run the graders of ``task_id`` against ``namespace``; raise TaskFailed with feedback if any fails."""
+    from autograder.runner import run_graders
+    from autograder.sandbox import InProcessStudent
+    from autograder.tasks import assignment_of_task
+
+    assignment = assignment_of_task(task_id)
+    outcomes = run_graders(assignment, InProcessStudent(namespace), [task_id])
+    failures = []
+    for outcome in outcomes:
+        if not outcome.passed and outcome.message not in failures:
+            failures.append(outcome.message)
+    if not outcomes:
+        failures.append("No grader ran for this task.")
+    if failures:
+        raise TaskFailed(f"Task {task_id} failed:\n" + "\n".join(f"- {m}" for m in failures))
+    print(f"Task {task_id}: all checks passed.")

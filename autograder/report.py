@@ -1,0 +1,99 @@
+"""Grading reports: per-task results, a printed table, and Gradescope's results.json format."""
+import json
+import os
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TaskResult:
+    """The outcome of one task: all-or-nothing points, and feedback lines."""
+
+    id: str
+    title: str
+    max_score: float
+    score: float = 0.0
+    feedback: list = field(default_factory=list)
+
+    @property
+    def passed(self):
+        return self.score >= self.max_score
+
+    @property
+    def output(self):
+        if self.passed:
+            return "All checks passed."
+        return "\n".join(self.feedback) or "This task was not graded."
+
+
+@dataclass
+class Report:
+    """A graded submission."""
+
+    assignment: str = None
+    tasks: list = field(default_factory=list)
+    messages: list = field(default_factory=list)   # notes about the whole submission
+    error: str = None                              # set when grading could not run at all
+    execution_time: float = 0.0
+
+    @property
+    def score(self):
+        return sum(t.score for t in self.tasks)
+
+    @property
+    def max_score(self):
+        return sum(t.max_score for t in self.tasks)
+
+    @property
+    def by_task(self):
+        return {t.id: t for t in self.tasks}
+
+    def scores(self):
+        return {t.id: t.score for t in self.tasks}
+
+    def failed_tasks(self):
+        return {t.id for t in self.tasks if not t.passed}
+
+    def to_gradescope(self):
+        """The results.json structure Gradescope's autograder expects."""
+        output = list(self.messages)
+        if self.error:
+            output.insert(0, self.error)
+        return {
+            "score": self.score,
+            "execution_time": round(self.execution_time, 3),
+            "output": "\n".join(output),
+            "visibility": "visible",
+            "stdout_visibility": "hidden",
+            "tests": [
+                {"name": f"{t.id}: {t.title}", "number": t.id, "score": t.score, "max_score": t.max_score,
+                 "status": "passed" if t.passed else "failed", "output": t.output, "visibility": "visible"}
+                for t in self.tasks
+            ],
+        }
+
+    def write(self, path):
+        """Write results.json (creating its folder)."""
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(self.to_gradescope(), handle, indent=2)
+            handle.write("\n")
+
+    def table(self):
+        """A plain-text table: task, points, max, one-line feedback."""
+        lines = []
+        if self.assignment:
+            lines.append(f"Assignment {self.assignment}")
+        if self.error:
+            lines.append(f"ERROR: {self.error}")
+        width = max([len(t.id) for t in self.tasks] + [4])
+        if self.tasks:
+            lines.append(f"{'task':<{width}}  {'points':>6}  {'max':>4}  feedback")
+            for t in self.tasks:
+                first = t.output.splitlines()[0] if t.output else ""
+                if len(first) > 100:
+                    first = first[:97] + "..."
+                lines.append(f"{t.id:<{width}}  {t.score:>6g}  {t.max_score:>4g}  {first}")
+            lines.append(f"{'total':<{width}}  {self.score:>6g}  {self.max_score:>4g}")
+        lines.extend(self.messages)
+        return "\n".join(lines)

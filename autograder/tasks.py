@@ -1,0 +1,89 @@
+"""Tasks (gradable units) and the registry of assignments and their grader modules."""
+import importlib
+from dataclasses import dataclass
+
+# assignment id -> grader module (autograder/graders/test_<lesson>.py)
+GRADER_MODULES = {
+    "01-datasets": "autograder.graders.test_datasets",
+    "02-tensorboard": "autograder.graders.test_tensorboard",
+    "03-linear-regression": "autograder.graders.test_linear_regression",
+    "04-logistic-regression": "autograder.graders.test_logistic_regression",
+    "05-softmax-regression": "autograder.graders.test_softmax_regression",
+    "06-mlp-gpu": "autograder.graders.test_mlp_gpu",
+    "07-mnist-cnn": "autograder.graders.test_mnist_cnn",
+}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One gradable unit: its id threads through notebook, grade cell, pytest marker and report."""
+
+    id: str
+    points: float
+    title: str
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """An assignment with its ordered tasks and its grader module."""
+
+    id: str
+    tasks: tuple
+    module: object
+
+    @property
+    def path(self):
+        return self.module.__file__
+
+    def task(self, task_id):
+        for task in self.tasks:
+            if task.id == task_id:
+                return task
+        raise KeyError(task_id)
+
+
+def lesson_name(assignment_id):
+    """'03-linear-regression' -> 'linear_regression'."""
+    return assignment_id.split("-", 1)[1].replace("-", "_")
+
+
+def available_assignments():
+    """Ids of assignments whose grader module exists."""
+    found = []
+    for assignment_id, module_name in GRADER_MODULES.items():
+        if importlib.util.find_spec(module_name) is not None:
+            found.append(assignment_id)
+    return found
+
+
+def load_assignment(assignment_id):
+    """Import the grader module of ``assignment_id``; KeyError if unknown."""
+    if assignment_id not in GRADER_MODULES:
+        raise KeyError(assignment_id)
+    module = importlib.import_module(GRADER_MODULES[assignment_id])
+    tasks = tuple(module.TASKS)
+    if getattr(module, "ASSIGNMENT", assignment_id) != assignment_id:
+        raise RuntimeError(f"{module.__name__} declares ASSIGNMENT={module.ASSIGNMENT!r}")
+    return Assignment(assignment_id, tasks, module)
+
+
+def all_task_ids():
+    """Every task id of every available assignment (used to register pytest markers)."""
+    ids = {}
+    for assignment_id in available_assignments():
+        try:
+            assignment = load_assignment(assignment_id)
+        except Exception:  # a broken grader module must not stop the others from registering
+            continue
+        for task in assignment.tasks:
+            ids[task.id] = f"{assignment_id}: {task.title}"
+    return ids
+
+
+def assignment_of_task(task_id):
+    """The Assignment that owns ``task_id``."""
+    for assignment_id in available_assignments():
+        assignment = load_assignment(assignment_id)
+        if any(task.id == task_id for task in assignment.tasks):
+            return assignment
+    raise KeyError(task_id)
