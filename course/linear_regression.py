@@ -11,6 +11,8 @@ Conventions (reused by later lessons):
 import torch
 from torch import nn
 
+from course.datasets import minibatches
+
 
 def init_linreg_params(num_inputs, sigma=0.01, generator=None):
     """Return leaf parameters w (num_inputs, 1) ~ N(0, sigma^2) and b (1,) = 0, both requiring grad."""
@@ -43,21 +45,6 @@ def sgd(params, lr, batch_size):
             param.grad.zero_()
 
 
-def _minibatches(X, y, batch_size, generator=None):
-    """Shuffled (X, y) batches; uses ``course.datasets.minibatches`` when it is available."""
-    try:
-        from course.datasets import minibatches
-    except ImportError:  # pragma: no cover - fallback with the same behaviour
-        minibatches = None
-    if minibatches is not None:
-        yield from minibatches(X, y, batch_size, shuffle=True, generator=generator)
-        return
-    order = torch.randperm(len(X), generator=generator)
-    for start in range(0, len(X), batch_size):
-        idx = order[start:start + batch_size]
-        yield X[idx], y[idx]
-
-
 def train_linreg(w, b, X, y, lr, num_epochs, batch_size, net=linreg, loss=squared_loss,
                  updater=sgd, generator=None):
     """Train w (d, 1) and b (1,) in place by minibatch SGD; return the history.
@@ -69,7 +56,7 @@ def train_linreg(w, b, X, y, lr, num_epochs, batch_size, net=linreg, loss=square
     history = {"epoch": [], "train_loss": []}
     for epoch in range(1, num_epochs + 1):
         total, count = 0.0, 0
-        for X_batch, y_batch in _minibatches(X, y, batch_size, generator=generator):
+        for X_batch, y_batch in minibatches(X, y, batch_size, generator=generator):
             l = loss(net(X_batch, w, b), y_batch)
             l.sum().backward()
             updater([w, b], lr, len(X_batch))

@@ -10,7 +10,8 @@ import math
 import torch
 from torch import nn
 
-from course.linear_regression import _minibatches, linreg, sgd
+from course.datasets import minibatches
+from course.linear_regression import linreg, sgd
 from course.training import fit
 
 
@@ -63,7 +64,7 @@ def train_logreg(w, b, X, y, lr, num_epochs, batch_size, net=linreg, loss=bce_wi
     history = {"epoch": [], "train_loss": []}
     for epoch in range(1, num_epochs + 1):
         total, count = 0.0, 0
-        for X_batch, y_batch in _minibatches(X, y, batch_size, generator=generator):
+        for X_batch, y_batch in minibatches(X, y, batch_size, generator=generator):
             l = loss(net(X_batch, w, b), y_batch)
             l.sum().backward()
             updater([w, b], lr, len(X_batch))
