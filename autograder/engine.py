@@ -78,8 +78,11 @@ def grade_notebook(notebook, assignment=None, limits=None, task_ids=None, studen
     if own_student:
         student = SandboxStudent(program_cells(nb), limits)
         student.start()                       # the notebook loads while the graders are imported
+    from autograder.runner import GraderError
     try:
         _grade(report, nb, student, task_ids)
+    except GraderError as exc:
+        report.error = f"Grading could not run: {exc}. This is a fault of the course; tell the staff."
     finally:
         if own_student:
             student.close()

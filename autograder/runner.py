@@ -10,6 +10,10 @@ GRADERS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "graders"
 GRADING_INI = os.path.join(GRADERS_DIR, "grading.ini")
 
 
+class GraderError(RuntimeError):
+    """The graders themselves could not run (a fault of the course, not of the submission)."""
+
+
 @dataclass
 class GraderOutcome:
     """One grader's result: which task, whether it passed, the student-facing message."""
@@ -61,15 +65,17 @@ def run_graders(assignment, student, task_ids=None):
     """Run the graders of ``assignment`` (optionally only some tasks) against ``student``."""
     wanted = list(task_ids) if task_ids else [t.id for t in assignment.tasks]
     collector = Collector(student, [t.id for t in assignment.tasks])
-    args = [assignment.path, "-c", GRADING_INI, "--rootdir", GRADERS_DIR, "-q", "--no-header",
-            "-p", "no:cacheprovider", "-p", "no:terminal", "--assert=plain", "-m", " or ".join(wanted)]
+    args = [assignment.path, "-c", GRADING_INI, "--rootdir", GRADERS_DIR, "-p", "no:cacheprovider", "-p", "no:terminal", "--assert=plain", "-m", " or ".join(wanted)]
     saved = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     try:
-        pytest.main(args, plugins=[collector])
+        code = pytest.main(args, plugins=[collector])
     finally:
         if saved is None:
             os.environ.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
         else:
             os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = saved
+    if code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR) or (
+            code == pytest.ExitCode.INTERRUPTED and not collector.outcomes):
+        raise GraderError(f"the graders of {assignment.id} could not run (pytest exit code {int(code)})")
     return collector.outcomes

@@ -107,6 +107,24 @@ def handle(namespace, request, student_dirs=()):
 
 
 # ------------------------------------------------------------------------------------- lock down
+def _readable_by_others(path):
+    """Whether an unprivileged user can read ``path`` (every parent folder searchable by others)."""
+    import stat
+
+    path = os.path.realpath(path)
+    while True:
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            return False
+        if not mode & stat.S_IXOTH:
+            return False
+        parent = os.path.dirname(path)
+        if parent == path:
+            return True
+        path = parent
+
+
 def lock_down(memory_bytes, file_bytes, drop_user):
     """Cut the network, drop to an unprivileged user and set resource limits; returns notes."""
     import resource
@@ -118,6 +136,12 @@ def lock_down(memory_bytes, file_bytes, drop_user):
             notes.append("network: none")
         else:
             notes.append("network: could not be isolated")
+    else:
+        notes.append("network isolation unavailable (not running as root)")
+    needed = [os.path.dirname(os.__file__), os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+    if os.geteuid() == 0 and drop_user and not all(_readable_by_others(p) for p in needed):
+        notes.append("user isolation unavailable (the Python installation is not readable by other users)")
+    elif os.geteuid() == 0 and drop_user:
         try:
             import pwd
             entry = pwd.getpwnam("nobody")
@@ -128,8 +152,6 @@ def lock_down(memory_bytes, file_bytes, drop_user):
         os.setgid(gid)
         os.setuid(uid)
         notes.append("user: nobody")
-    else:
-        notes.append("network and user isolation unavailable (not running as root)")
     with open("/proc/self/status") as status:
         vm = next((int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize")), 0)
     limit = vm + memory_bytes
@@ -230,6 +252,10 @@ def main():
 
     start = json.loads(recv_frame(read_fd).decode())
     import torch  # noqa: F401 - loaded before the memory limit, which is counted beyond it
+    try:
+        import IPython.core.inputtransformer2  # noqa: F401 - loaded before the user is dropped
+    except ImportError:
+        pass
     from autograder import codec
 
     notes = lock_down(start["memory_bytes"], start["file_bytes"], start["drop_user"])

@@ -1,0 +1,65 @@
+"""Test helpers: load source/release notebooks, swap in other solutions, grade in a sandbox."""
+import copy
+import os
+
+from autograder.engine import grade_notebook
+from autograder.notebook import nbgrader_meta, read_notebook, source_of
+from autograder.tasks import lesson_name
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def notebook_path(assignment, kind="source"):
+    """Path of ``<kind>/<assignment>/<lesson>.ipynb``."""
+    return os.path.join(ROOT, kind, assignment, lesson_name(assignment) + ".ipynb")
+
+
+def source_notebook(assignment):
+    """A fresh copy of the assignment's source (reference) notebook."""
+    return read_notebook(notebook_path(assignment, "source"))
+
+
+def release_notebook(assignment):
+    """A fresh copy of the assignment's student release notebook."""
+    return read_notebook(notebook_path(assignment, "release"))
+
+
+def find_cell(nb, grade_id):
+    """The cell whose nbgrader grade_id is ``grade_id``."""
+    for cell in nb["cells"]:
+        if nbgrader_meta(cell).get("grade_id") == grade_id:
+            return cell
+    raise KeyError(f"no cell with grade_id {grade_id!r}")
+
+
+def replace_solution(nb, task_id, new_source):
+    """A copy of ``nb`` whose solution cell of ``task_id`` holds ``new_source`` instead."""
+    nb = copy.deepcopy(nb)
+    find_cell(nb, f"{task_id}_code")["source"] = new_source.strip("\n")
+    return nb
+
+
+def edit_solution(nb, task_id, old, new, count=1):
+    """A copy of ``nb`` with ``old`` replaced by ``new`` in the solution cell of ``task_id``."""
+    nb = copy.deepcopy(nb)
+    cell = find_cell(nb, f"{task_id}_code")
+    text = source_of(cell)
+    if old not in text:
+        raise AssertionError(f"{old!r} is not in the solution of {task_id}")
+    cell["source"] = text.replace(old, new, count)
+    return nb
+
+
+def append_cell(nb, source, cell_type="code", index=None):
+    """A copy of ``nb`` with one more (student) cell, at the end or at ``index``."""
+    nb = copy.deepcopy(nb)
+    cell = {"cell_type": cell_type, "metadata": {}, "source": source}
+    if cell_type == "code":
+        cell.update({"outputs": [], "execution_count": None})
+    nb["cells"].insert(len(nb["cells"]) if index is None else index, cell)
+    return nb
+
+
+def grade(nb, assignment=None, **kwargs):
+    """Grade ``nb`` (a notebook dict or path) exactly as the CLI does; returns the Report."""
+    return grade_notebook(nb, assignment=assignment, **kwargs)
