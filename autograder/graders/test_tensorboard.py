@@ -1,0 +1,550 @@
+"""Graders of lesson 02-tensorboard: judged from the event files the student's code writes.
+
+Every probe runs the student's function against a fresh run directory in the student's process and
+returns the raw bytes of every file in it (uint8 tensors). The judging process writes those bytes to its
+own temporary directory and reads them with TensorBoard's ``EventAccumulator`` (``course.tensorboard``),
+so what the student's process reports about its own files plays no part in the verdict. Expected
+values come from training that this process reruns itself with ``course.training.fit`` on the same data,
+initial weights and batches.
+
+Tolerances and thresholds (benchmarks/calibrate_tensorboard.py, 20 seeds, 2 learning rates each):
+- A plain loop re-implementing ``fit`` (sum of batch losses / number of batches, validation loss on the
+  same batches) differs from the rerun by at most 0 (bit-identical float64 sums of the same float32
+  batch losses) in all 40 runs; event files store float32, relative error <= 6e-8. Tolerance for logged
+  and returned losses: rtol=1e-4, atol=1e-6, three orders of magnitude of margin; the nearest wrong
+  variant measured (the last batch's loss instead of the epoch mean) is off by more than 5% in every run.
+- Graphs kept alive: the probe's loss function marks each loss graph; a correct loop keeps at most 2
+  alive at once (the current batch's loss and the previous one until it is rebound), 40/40 runs.
+  Accumulating ``epoch_loss += loss`` keeps all 10 batches of an epoch alive (10/10 in 40/40 runs).
+  Threshold: more than 4 alive at once fails.
+- Histogram statistics (min, max, count, sum) of logged parameters: rtol=1e-5, atol=1e-6 (event
+  files hold float64 sums of float32 values).
+"""
+import math
+import os
+import shutil
+import tempfile
+
+import pytest
+import torch
+
+from autograder.checks import expect, expect_close, fail
+from autograder.tasks import Task
+
+ASSIGNMENT = "02-tensorboard"
+TASKS = [
+    Task("log_history", points=2, title="Loss curves of a history, one point per epoch"),
+    Task("log_parameters", points=2, title="Histograms of weights and gradients"),
+    Task("train_logged", points=3, title="A logged training run, without keeping graphs alive"),
+    Task("compare_lrs", points=2, title="One closed run directory per learning rate, with hparams"),
+    Task("read_scalars", points=1, title="Read every scalar curve of a run directory back"),
+]
+
+LOSS_RTOL, LOSS_ATOL = 1e-4, 1e-6
+HIST_RTOL, HIST_ATOL = 1e-5, 1e-6
+MAX_LIVE_GRAPHS = 4
+NUM_EPOCHS = 3
+BATCH_SIZE = 20
+
+
+# --------------------------------------------------------------------------------- judging helpers
+class RunFiles:
+    """The files of a student's run directory, unpacked into a directory of the judging process."""
+
+    def __init__(self, files):
+        self.root = tempfile.mkdtemp(prefix="judged-run-")
+        for rel, data in files.items():
+            path = os.path.normpath(os.path.join(self.root, rel))
+            if not path.startswith(self.root + os.sep):
+                fail("Your run directory holds a file outside itself; log only below the writer's log_dir.")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as handle:
+                handle.write(bytes(data.numpy().tobytes()))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def path(self, run="."):
+        return os.path.join(self.root, run)
+
+
+def _regression_data(seed):
+    """Lesson-01 regression data, split into fixed batches (a list, so every pass sees the same order)."""
+    from course.datasets import make_regression
+
+    X, y = make_regression(torch.tensor([2.0, -3.4]), 4.2, 300, noise=0.01, seed=seed)
+    return X[:200], y[:200], X[200:], y[200:]
+
+
+def _batches(X, y):
+    return [(X[i:i + BATCH_SIZE], y[i:i + BATCH_SIZE]) for i in range(0, len(X), BATCH_SIZE)]
+
+
+def _initial_state(seed):
+    gen = torch.Generator().manual_seed(seed)
+    return {"weight": 0.1 * torch.randn(1, 2, generator=gen), "bias": 0.1 * torch.randn(1, generator=gen)}
+
+
+def _rerun(X_train, y_train, X_valid, y_valid, state, lr, num_epochs):
+    """The reference run: course.training.fit on the same batches and initial weights."""
+    from torch import nn
+
+    from course.training import fit
+
+    net = nn.Linear(2, 1)
+    net.load_state_dict(state)
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr)
+    history = fit(net, nn.MSELoss(), optimizer, _batches(X_train, y_train), num_epochs,
+                  valid_iter=_batches(X_valid, y_valid), progress=False)
+    return history, {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def _check_curve(curves, name, epochs, values, where, how):
+    """One curve: present, one point per step, steps = epochs, values close to ``values``."""
+    if name not in curves:
+        found = ", ".join(sorted(curves)) or "none"
+        fail(f"{where}: the curve `{name}` is missing (curves found: {found}). {how}")
+    points = curves[name]
+    steps = [step for step, _ in points]
+    if len(points) > 1 and len(set(steps)) == 1:
+        fail(f"{where}: all {len(points)} points of `{name}` are at step {steps[0]}: pass "
+             f"global_step=epoch so that each epoch gets its own point.")
+    if len(set(steps)) != len(steps):
+        fail(f"{where}: `{name}` has more than one value at the same step (steps {steps}); "
+             f"log exactly one value per epoch.")
+    if steps != list(epochs):
+        fail(f"{where}: `{name}` has points at steps {steps}, expected one point at each epoch "
+             f"{list(epochs)} (global_step=epoch).")
+    got = [value for _, value in points]
+    if not all(math.isfinite(v) for v in got):
+        fail(f"{where}: `{name}` holds inf or NaN values: {got}.")
+    expect_close(torch.tensor(got, dtype=torch.float64), torch.tensor(list(values), dtype=torch.float64),
+                 f"{where}: the values of `{name}`", rtol=LOSS_RTOL, atol=LOSS_ATOL)
+
+
+# ------------------------------------------------------------------------------------------ probes
+def probe_log_history(ns, history):
+    """Student's log_history on a fresh writer, closed here; returns the run directory's files."""
+    import os
+    import tempfile
+
+    import torch
+    from torch.utils.tensorboard import SummaryWriter
+
+    log_history = ns.require("log_history")
+    run_dir = tempfile.mkdtemp(prefix="run-")
+    writer = SummaryWriter(run_dir)
+    try:
+        log_history(writer, history)
+    finally:
+        writer.close()
+    files = {}
+    for root, _, names in os.walk(run_dir):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as handle:
+                data = handle.read()
+            files[os.path.relpath(path, run_dir)] = torch.tensor(list(data), dtype=torch.uint8)
+    return {"files": files}
+
+
+def probe_log_parameters(ns, stages):
+    """Student's log_parameters at steps 0, 1, 2 with the given parameters and gradients; returns files."""
+    import os
+    import tempfile
+
+    import torch
+    from torch import nn
+    from torch.utils.tensorboard import SummaryWriter
+
+    log_parameters = ns.require("log_parameters")
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    run_dir = tempfile.mkdtemp(prefix="run-")
+    writer = SummaryWriter(run_dir)
+    try:
+        for step, (params, grads) in enumerate(stages):
+            with torch.no_grad():
+                for name, param in net.named_parameters():
+                    param.copy_(params[name])
+                    param.grad = None if grads is None else grads[name].clone()
+            log_parameters(writer, net, step)
+    finally:
+        writer.close()
+    files = {}
+    for root, _, names in os.walk(run_dir):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as handle:
+                data = handle.read()
+            files[os.path.relpath(path, run_dir)] = torch.tensor(list(data), dtype=torch.uint8)
+    return {"files": files}
+
+
+def probe_train_logged(ns, X_train, y_train, X_valid, y_valid, state, lr, num_epochs, batch_size):
+    """Student's train_logged on a fresh writer, with a loss function that counts live loss graphs."""
+    import os
+    import tempfile
+
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+    from torch.utils.tensorboard import SummaryWriter
+
+    live = {"now": 0, "max": 0}
+
+    class Mark:
+        """Lives exactly as long as the autograd graph node that holds it."""
+
+        def __init__(self):
+            live["now"] += 1
+            live["max"] = max(live["max"], live["now"])
+
+        def __del__(self):
+            live["now"] -= 1
+
+    class Marked(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.mark = Mark()
+            return x.view_as(x)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    def loss_fn(y_hat, y):
+        return Marked.apply(F.mse_loss(y_hat, y))
+
+    train_logged = ns.require("train_logged")
+    net = nn.Linear(2, 1)
+    net.load_state_dict(state)
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr)
+    train_iter = [(X_train[i:i + batch_size], y_train[i:i + batch_size]) for i in range(0, len(X_train), batch_size)]
+    valid_iter = [(X_valid[i:i + batch_size], y_valid[i:i + batch_size]) for i in range(0, len(X_valid), batch_size)]
+    run_dir = tempfile.mkdtemp(prefix="run-")
+    writer = SummaryWriter(run_dir)
+    try:
+        history = train_logged(net, loss_fn, optimizer, train_iter, num_epochs, writer, valid_iter=valid_iter)
+    finally:
+        writer.close()
+
+    def number(value):
+        if isinstance(value, torch.Tensor):
+            return {"tensor": True, "requires_grad": value.requires_grad,
+                    "value": float(value.detach().reshape(-1)[0]) if value.numel() == 1 else None}
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return {"type": type(value).__name__}
+
+    if isinstance(history, dict):
+        returned = {str(k): ([number(v) for v in vals] if isinstance(vals, (list, tuple)) else
+                             {"type": type(vals).__name__}) for k, vals in history.items()}
+    else:
+        returned = {"__type__": type(history).__name__}
+    files = {}
+    for root, _, names in os.walk(run_dir):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as handle:
+                data = handle.read()
+            files[os.path.relpath(path, run_dir)] = torch.tensor(list(data), dtype=torch.uint8)
+    state_after = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    return {"files": files, "history": returned, "max_live": live["max"], "state": state_after}
+
+
+def probe_compare_lrs(ns, X_train, y_train, X_valid, y_valid, state, lrs, num_epochs, batch_size):
+    """Student's compare_lrs; files are read as soon as it returns, and open writers are counted."""
+    import os
+    import tempfile
+    import threading
+
+    import torch
+    from tensorboard.summary.writer import event_file_writer
+    from torch import nn
+
+    def writer_threads():
+        return {t for t in threading.enumerate()
+                if isinstance(t, event_file_writer._AsyncWriterThread) and t.is_alive()}
+
+    def make_net():
+        net = nn.Linear(2, 1)
+        net.load_state_dict(state)
+        return net
+
+    compare_lrs = ns.require("compare_lrs")
+    train_iter = [(X_train[i:i + batch_size], y_train[i:i + batch_size]) for i in range(0, len(X_train), batch_size)]
+    valid_iter = [(X_valid[i:i + batch_size], y_valid[i:i + batch_size]) for i in range(0, len(X_valid), batch_size)]
+    log_dir = tempfile.mkdtemp(prefix="runs-")
+    before = writer_threads()
+    results = compare_lrs(list(lrs), make_net, nn.MSELoss(), train_iter, valid_iter, num_epochs, log_dir)
+    files = {}
+    for root, _, names in os.walk(log_dir):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as handle:
+                data = handle.read()
+            files[os.path.relpath(path, log_dir)] = torch.tensor(list(data), dtype=torch.uint8)
+    left_open = len(writer_threads() - before)
+    if isinstance(results, dict):
+        pairs = []
+        for key, value in results.items():
+            if isinstance(value, torch.Tensor):
+                value = float(value.detach().reshape(-1)[0]) if value.numel() == 1 else None
+            try:
+                pairs.append([float(key), float(value)])
+            except (TypeError, ValueError):
+                pairs.append([repr(key), repr(value)])
+        returned = {"pairs": pairs}
+    else:
+        returned = {"type": type(results).__name__}
+    return {"files": files, "left_open": left_open, "results": returned}
+
+
+def probe_read_scalars(ns, layout):
+    """Write the runs described by ``layout`` here, then return what the student's read_scalars finds."""
+    import os
+    import tempfile
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    read_scalars = ns.require("read_scalars")
+    log_dir = tempfile.mkdtemp(prefix="runs-")
+    for run, entries in layout:
+        with SummaryWriter(os.path.join(log_dir, run)) as writer:
+            for kind, tag, step, value in entries:
+                if kind == "scalar":
+                    writer.add_scalar(tag, value, global_step=step)
+                else:
+                    writer.add_scalars(tag, value, global_step=step)
+    found = read_scalars(log_dir)
+    if not isinstance(found, dict):
+        return {"type": type(found).__name__}
+    out = []
+    for key, points in found.items():
+        if not (isinstance(key, tuple) and len(key) == 2):
+            return {"bad_key": repr(key)}
+        try:
+            pairs = [[int(p[0]), float(p[1])] for p in points]
+        except (TypeError, ValueError, IndexError):
+            return {"bad_points": repr(key)}
+        out.append([str(key[0]), str(key[1]), pairs])
+    return {"curves": out}
+
+
+# --------------------------------------------------------------------------------------- graders
+@pytest.mark.log_history
+def test_log_history_curves(student):
+    history = {"epoch": [1, 2, 3, 4], "train_loss": [2.5, 1.25, 0.625, 0.3125],
+               "valid_loss": [2.75, 1.5, 0.875, 0.4375]}
+    out = student.probe(probe_log_history, history, label="`log_history`")
+    from course.tensorboard import scalar_curves
+
+    with RunFiles(out["files"]) as run:
+        curves = scalar_curves(run.path())
+    how = ("Log history['train_loss'] as `loss/train` and history['valid_loss'] as `loss/valid` "
+           "(two add_scalar tags, or add_scalars('loss', {'train': ..., 'valid': ...}, epoch)).")
+    where = "log_history with a 4-epoch history"
+    _check_curve(curves, "loss/train", history["epoch"], history["train_loss"], where, how)
+    _check_curve(curves, "loss/valid", history["epoch"], history["valid_loss"], where, how)
+
+
+def _parameter_stages():
+    """Parameters and gradients of a Linear(3, 4)-ReLU-Linear(4, 2) net at steps 0 (no grads), 1, 2."""
+    gen = torch.Generator().manual_seed(2)
+    shapes = {"0.weight": (4, 3), "0.bias": (4,), "2.weight": (2, 4), "2.bias": (2,)}
+    stages = []
+    for step in range(3):
+        params = {name: torch.randn(*shape, generator=gen) for name, shape in shapes.items()}
+        grads = None if step == 0 else {name: 0.1 * torch.randn(*shape, generator=gen)
+                                         for name, shape in shapes.items()}
+        stages.append([params, grads])
+    return stages
+
+
+@pytest.mark.log_parameters
+def test_log_parameters_histograms(student):
+    stages = _parameter_stages()
+    out = student.probe(probe_log_parameters, stages, label="`log_parameters`")
+    from course.tensorboard import read_histograms
+
+    with RunFiles(out["files"]) as run:
+        histograms = read_histograms(run.path())
+    by_tag = {}
+    for (subdir, tag), points in histograms.items():
+        by_tag.setdefault(tag, []).extend(points)
+    where = "log_parameters on a Linear(3, 4)-ReLU-Linear(4, 2) network at steps 0, 1, 2"
+    for name in stages[0][0]:
+        for kind, steps in (("weights", [0, 1, 2]), ("grads", [1, 2])):
+            tag = f"{kind}/{name}"
+            if tag not in by_tag:
+                found = ", ".join(sorted(by_tag)) or "none"
+                fail(f"{where}: the histogram `{tag}` is missing (histograms found: {found}).")
+            got_steps = sorted(step for step, _ in by_tag[tag])
+            if got_steps != steps:
+                note = " (no gradient histogram while .grad is None)" if kind == "grads" else ""
+                fail(f"{where}: `{tag}` has histograms at steps {got_steps}, expected exactly one at each "
+                     f"of steps {steps}{note}.")
+            for step, stats in sorted(by_tag[tag], key=lambda point: point[0]):
+                params, grads = stages[step]
+                values = (params if kind == "weights" else grads)[name].to(torch.float64)
+                expected = torch.tensor([values.min(), values.max(), values.numel(), values.sum()])
+                got = torch.tensor([stats["min"], stats["max"], stats["num"], stats["sum"]],
+                                   dtype=torch.float64)
+                what = "parameter's values" if kind == "weights" else "parameter's gradient"
+                expect_close(got, expected, f"{where}: the histogram `{tag}` at step {step} does not "
+                             f"describe the {what} (its min, max, count and sum)",
+                             rtol=HIST_RTOL, atol=HIST_ATOL)
+
+
+@pytest.mark.train_logged
+def test_train_logged_run(student):
+    X_train, y_train, X_valid, y_valid = _regression_data(seed=3)
+    state, lr = _initial_state(4), 0.05
+    expected, expected_state = _rerun(X_train, y_train, X_valid, y_valid, state, lr, NUM_EPOCHS)
+    out = student.probe(probe_train_logged, X_train, y_train, X_valid, y_valid, state, lr, NUM_EPOCHS,
+                        BATCH_SIZE, label="`train_logged`")
+    where = f"train_logged (linear regression, SGD lr={lr}, {NUM_EPOCHS} epochs of 10 batches)"
+
+    expect(out["max_live"] <= MAX_LIVE_GRAPHS,
+           f"{where}: your code kept the autograd graphs of up to {out['max_live']} batches alive at once "
+           f"(at most {MAX_LIVE_GRAPHS} expected): a loss tensor is kept (summed or stored) after its "
+           f"backward pass. Keep only numbers: loss.item().")
+
+    history = out["history"]
+    expect("__type__" not in history,
+           f"{where}: should return the history dict, but it returned a {history.get('__type__')}.")
+    for key in ("epoch", "train_loss", "valid_loss"):
+        expect(key in history, f"{where}: the returned history has no key {key!r} "
+                               f"(keys: {sorted(history)}).")
+        values = history[key]
+        expect(isinstance(values, list) and len(values) == NUM_EPOCHS,
+               f"{where}: history[{key!r}] should be a list of {NUM_EPOCHS} values, one per epoch.")
+        for value in values:
+            if isinstance(value, dict) and value.get("tensor"):
+                fail(f"{where}: history[{key!r}] holds tensors"
+                     f"{' that still require gradients' if value.get('requires_grad') else ''}: "
+                     f"store Python floats (loss.item()).")
+            expect(isinstance(value, float),
+                   f"{where}: history[{key!r}] should hold numbers, found {value}.")
+    expect_close(torch.tensor(history["epoch"], dtype=torch.float64),
+                 torch.tensor(expected["epoch"], dtype=torch.float64), f"{where}: history['epoch']",
+                 rtol=0, atol=0)
+    for key in ("train_loss", "valid_loss"):
+        expect_close(torch.tensor(history[key], dtype=torch.float64),
+                     torch.tensor(expected[key], dtype=torch.float64),
+                     f"{where}: history[{key!r}] (train loss: the epoch's mean batch loss while training; "
+                     f"valid loss: after the epoch)", rtol=LOSS_RTOL, atol=LOSS_ATOL)
+    for key, value in expected_state.items():
+        expect_close(out["state"][key], value, f"{where}: the model's `{key}` after training",
+                     rtol=LOSS_RTOL, atol=LOSS_ATOL)
+
+    from course.tensorboard import scalar_curves
+
+    with RunFiles(out["files"]) as run:
+        curves = scalar_curves(run.path())
+    how = "Log `loss/train` and `loss/valid` after every epoch with the writer you are given."
+    _check_curve(curves, "loss/train", expected["epoch"], expected["train_loss"], where, how)
+    _check_curve(curves, "loss/valid", expected["epoch"], expected["valid_loss"], where, how)
+
+
+@pytest.mark.compare_lrs
+def test_compare_lrs_runs(student):
+    X_train, y_train, X_valid, y_valid = _regression_data(seed=5)
+    state, lrs, num_epochs = _initial_state(6), [0.01, 0.1], 2
+    out = student.probe(probe_compare_lrs, X_train, y_train, X_valid, y_valid, state, lrs, num_epochs,
+                        BATCH_SIZE, label="`compare_lrs`")
+    where = f"compare_lrs with lrs={lrs}"
+    expect(out["left_open"] == 0,
+           f"{where}: {out['left_open']} SummaryWriter(s) were still open when compare_lrs returned, so "
+           f"their events may not be on disk yet. Close every writer you open (writer.close(), or "
+           f"`with SummaryWriter(...) as writer:`).")
+    results = out["results"]
+    expect("pairs" in results, f"{where}: should return a dict {{lr: final validation loss}}, "
+                               f"but it returned a {results.get('type')}.")
+    returned = {}
+    for key, value in results["pairs"]:
+        expect(isinstance(key, float) and isinstance(value, float),
+               f"{where}: the returned dict should map each lr (a float) to a float, found {key}: {value}.")
+        returned[key] = value
+    expect(sorted(returned) == sorted(lrs), f"{where}: the returned dict has the keys {sorted(returned)}, "
+                                            f"expected one per learning rate: {lrs}.")
+
+    from course.tensorboard import read_hparams, scalar_curves
+
+    with RunFiles(out["files"]) as runs:
+        present = sorted(d for d in os.listdir(runs.root) if os.path.isdir(runs.path(d)))
+        for lr in lrs:
+            expected, _ = _rerun(X_train, y_train, X_valid, y_valid, state, lr, num_epochs)
+            expect_close(returned[lr], expected["valid_loss"][-1],
+                         f"{where}: the returned final validation loss of lr={lr}", rtol=LOSS_RTOL,
+                         atol=LOSS_ATOL)
+            run = f"lr_{lr}"
+            expect(run in present, f"{where}: no run directory `{run}` in log_dir (found: {present}); "
+                                   f"write each run to os.path.join(log_dir, f'lr_{{lr}}').")
+            curves = scalar_curves(runs.path(run))
+            how = "Train each run with train_logged and the run's own writer."
+            _check_curve(curves, "loss/train", expected["epoch"], expected["train_loss"], f"{where}, run {run}",
+                         how)
+            _check_curve(curves, "loss/valid", expected["epoch"], expected["valid_loss"], f"{where}, run {run}",
+                         how)
+            hparams = read_hparams(runs.path(run))
+            logged = [values.get("lr") for values in hparams.values() if "lr" in values]
+            expect(logged, f"{where}, run {run}: no hyper-parameter `lr` recorded "
+                           f"(writer.add_hparams({{'lr': lr}}, {{'hparam/valid_loss': ...}}, run_name='.')).")
+            expect(all(isinstance(v, float) and math.isclose(v, lr, rel_tol=1e-9) for v in logged),
+                   f"{where}, run {run}: the recorded hyper-parameter lr is {logged}, expected {lr} "
+                   f"(tolerance rel 1e-9).")
+            metric = [points for name, points in curves.items() if name.endswith("hparam/valid_loss")]
+            expect(metric, f"{where}, run {run}: the metric `hparam/valid_loss` is missing from add_hparams.")
+            expect_close(metric[0][-1][1], expected["valid_loss"][-1],
+                         f"{where}, run {run}: the metric hparam/valid_loss", rtol=LOSS_RTOL, atol=LOSS_ATOL)
+
+
+def _layout():
+    """Runs the read_scalars probe writes: (run, [(kind, tag, step, value)]) and what they should read as."""
+    layout = [
+        [".", [["scalar", "acc/valid", step, 0.5 + 0.125 * step] for step in range(3)]
+         + [["scalars", "loss", step, {"train": 2.0 / (step + 1), "valid": 3.0 / (step + 1)}]
+            for step in range(3)]],
+        ["lr_0.1", [["scalar", "loss/train", step, 1.5 - 0.25 * step] for step in range(1, 4)]
+         + [["scalars", "cmp", 7, {"a": 0.75}]]],
+    ]
+    expected = {
+        (".", "acc/valid"): [(s, 0.5 + 0.125 * s) for s in range(3)],
+        ("loss_train", "loss"): [(s, 2.0 / (s + 1)) for s in range(3)],
+        ("loss_valid", "loss"): [(s, 3.0 / (s + 1)) for s in range(3)],
+        ("lr_0.1", "loss/train"): [(s, 1.5 - 0.25 * s) for s in range(1, 4)],
+        (os.path.join("lr_0.1", "cmp_a"), "cmp"): [(7, 0.75)],
+    }
+    return layout, expected
+
+
+@pytest.mark.read_scalars
+def test_read_scalars_finds_every_curve(student):
+    layout, expected = _layout()
+    out = student.probe(probe_read_scalars, layout, label="`read_scalars`")
+    where = "read_scalars on a log_dir with add_scalar, add_scalars and a run in a sub-directory"
+    expect("type" not in out, f"{where}: should return a dict, but it returned a {out.get('type')}.")
+    expect("bad_key" not in out, f"{where}: keys should be (run, tag) pairs, found {out.get('bad_key')}.")
+    expect("bad_points" not in out,
+           f"{where}: the value of {out.get('bad_points')} should be a list of (step, value) pairs.")
+    found = {}
+    for run, tag, pairs in out["curves"]:
+        found[(os.path.normpath(run) if run else ".", tag)] = pairs
+    missing = sorted(set(expected) - set(found))
+    expect(not missing, f"{where}: curves missing: {missing} (found: {sorted(found)}). Event files also "
+                        f"live in sub-directories of log_dir.")
+    extra = sorted(set(found) - set(expected))
+    expect(not extra, f"{where}: unexpected keys {extra}; the run is the directory of the event files "
+                      f"relative to log_dir ('.' for log_dir itself).")
+    for key, points in expected.items():
+        steps = [step for step, _ in found[key]]
+        expect(steps == [step for step, _ in points],
+               f"{where}: {key} has steps {steps}, expected {[step for step, _ in points]} (sorted by step).")
+        expect_close(torch.tensor([value for _, value in found[key]], dtype=torch.float64),
+                     torch.tensor([value for _, value in points], dtype=torch.float64),
+                     f"{where}: the values of {key}", rtol=1e-6, atol=1e-7)
