@@ -1,0 +1,540 @@
+"""Graders for 05-softmax-regression: stable softmax and cross-entropy, the model, manual and fast training.
+
+Every numerical comparison runs in float64 in the judging process, against PyTorch as the oracle
+(``torch.softmax``, ``F.cross_entropy`` and their autograd gradients). Tolerances:
+
+* float64 inputs: values and gradients within atol=1e-10, rtol=1e-7 (correct code differs from the
+  oracle by about 1e-15; any other valid formula, e.g. ``exp(O - logsumexp(O))`` or
+  ``log_softmax`` + ``nll_loss``, passes);
+* float32 inputs: atol=1e-6, rtol=1e-5 (a few float32 ulps);
+* ``gradcheck`` in float64 with eps=1e-6, atol=1e-5, rtol=1e-3, always beside a value check.
+
+Stability rows: [1000, 0, -1000] (both orders), all-equal rows (0, 5, +-1000) and C = 1 columns.
+
+Training outcome. The graders make 4 Gaussian blobs in 3 dimensions (centres of norm 4, spread 1;
+100 points per class for training, 100 per class held out; fixed seeds), train the student's manual
+pipeline (W, b given: N(0, 0.01^2) and zeros) and fast pipeline for 5 epochs at lr 0.5 with batches
+of 16, and score held-out accuracy AND mean cross-entropy of the logits in the judging process
+(held-out labels never reach the student's process). Calibration
+(``benchmarks/calibrate_softmax_regression.py``, 30 training seeds of the reference, data fixed):
+
+* manual: accuracy 0.9600-0.9675 (median 0.9650), loss 0.1049-0.1164 (median 0.1082);
+* fast:   accuracy 0.9575-0.9675 (median 0.9625), loss 0.1042-0.1178 (median 0.1095).
+
+Thresholds: accuracy >= 0.92 and loss <= 0.20, below / above every reference run with a margin of
+0.04 accuracy and 0.08 loss. Wrong variants land clearly on the other side: softmax before
+``nn.CrossEntropyLoss`` gives loss 0.80-0.82 (its floor is log(1 + 3/e) = 0.743 for 4 classes);
+``nn.NLLLoss`` on raw logits keeps the accuracy (0.96) but gives loss 0.37-1.2; parameters not
+updated in place stay at chance (accuracy about 0.25).
+"""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from autograder.checks import expect, expect_close, expect_tensor, fail
+from autograder.tasks import Task
+
+ASSIGNMENT = "05-softmax-regression"
+TASKS = [
+    Task("softmax_stable", 2, "Row-wise softmax, stable for large logits, input unchanged"),
+    Task("softmax_cross_entropy", 2, "Mean cross-entropy from logits via log-sum-exp"),
+    Task("softmax_regression_model", 1, "Parameters and logits of softmax regression"),
+    Task("softmax_train_manual", 2, "Softmax regression trained from scratch with SGD"),
+    Task("softmax_train_fast", 2, "nn.Linear + nn.CrossEntropyLoss, device-agnostic training"),
+]
+
+F64 = {"atol": 1e-10, "rtol": 1e-7}
+F32 = {"atol": 1e-6, "rtol": 1e-5}
+
+# Training outcome: data, budget and thresholds (see the module docstring).
+NUM_CLASSES, NUM_INPUTS, N_PER_CLASS = 4, 3, 100
+LR, NUM_EPOCHS, BATCH_SIZE = 0.5, 5, 16
+TRAIN_SEED = 0
+MIN_ACCURACY, MAX_LOSS = 0.92, 0.20
+
+
+# ------------------------------------------------------------------------------------------ inputs
+def _logits(n, c, dtype, seed, scale=3.0):
+    gen = torch.Generator().manual_seed(seed)
+    return (scale * torch.randn(n, c, generator=gen, dtype=torch.float64)).to(dtype)
+
+
+def _labels(n, c, seed):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(0, c, (n,), generator=gen)
+
+
+def _extreme_logits(dtype):
+    """Rows that break the naive formulas: +-1000 and equal entries, C = 3."""
+    rows = [[1000.0, 0.0, -1000.0], [-1000.0, 0.0, 1000.0], [0.0, 0.0, 0.0], [5.0, 5.0, 5.0],
+            [1000.0, 1000.0, 1000.0], [-1000.0, -1000.0, -1000.0], [1000.0, 999.0, -1000.0]]
+    return torch.tensor(rows, dtype=dtype)
+
+
+EXTREME_LABELS = torch.tensor([2, 0, 1, 1, 2, 0, 1])
+
+
+def _single_class_logits(dtype):
+    return torch.tensor([[0.0], [1000.0], [-1000.0], [3.5]], dtype=dtype)
+
+
+def _blobs(n_per_class, seed):
+    """Gaussian blobs around fixed centres (the same for every call), shuffled; (X, y)."""
+    centers = torch.randn(NUM_CLASSES, NUM_INPUTS, generator=torch.Generator().manual_seed(1234))
+    centers = 4.0 * centers / centers.norm(dim=1, keepdim=True)
+    gen = torch.Generator().manual_seed(seed)
+    X = centers.repeat_interleave(n_per_class, dim=0) + torch.randn(NUM_CLASSES * n_per_class, NUM_INPUTS,
+                                                                    generator=gen)
+    y = torch.arange(NUM_CLASSES).repeat_interleave(n_per_class)
+    order = torch.randperm(len(y), generator=gen)
+    return X[order].contiguous(), y[order].contiguous()
+
+
+def training_data():
+    """(X_train, y_train, X_test, y_test) of the training-outcome graders."""
+    X_train, y_train = _blobs(N_PER_CLASS, seed=11)
+    X_test, y_test = _blobs(N_PER_CLASS, seed=12)
+    return X_train, y_train, X_test, y_test
+
+
+def initial_params():
+    """The W (d, C) ~ N(0, 0.01^2) and b = 0 the manual-training graders start from."""
+    W = 0.01 * torch.randn(NUM_INPUTS, NUM_CLASSES, generator=torch.Generator().manual_seed(5))
+    return W, torch.zeros(NUM_CLASSES)
+
+
+# ------------------------------------------------------------------------------------------ probes
+def probe_apply(ns, name, O, y=None):
+    """Call softmax(O) or cross_entropy(O, y); report the result and whether O or y were modified."""
+    import torch
+    fn = ns.require(name)
+    O_before = O.clone()
+    y_before = y.clone() if y is not None else None
+    out = fn(O) if y is None else fn(O, y)
+    changed = not torch.equal(O, O_before) or (y is not None and not torch.equal(y, y_before))
+    if isinstance(out, torch.Tensor):
+        out = out.detach().cpu()
+    else:
+        out = f"a {type(out).__name__}"
+    return {"out": out, "changed": changed}
+
+
+def probe_backward(ns, name, O, G, y=None):
+    """Values and the gradient of sum(G * fn(O)) (or of fn(O, y)) with respect to O."""
+    import torch
+    fn = ns.require(name)
+    O = O.clone().requires_grad_()
+    out = fn(O) if y is None else fn(O, y)
+    if not isinstance(out, torch.Tensor):
+        return {"out": f"a {type(out).__name__}", "grad": None, "differentiable": False}
+    if not out.requires_grad:
+        return {"out": out.detach(), "grad": None, "differentiable": False}
+    (out * G).sum().backward() if y is None else out.sum().backward()
+    return {"out": out.detach(), "grad": None if O.grad is None else O.grad.detach(), "differentiable": True}
+
+
+def probe_gradcheck(ns, name, O, y=None):
+    """torch.autograd.gradcheck of fn (with y fixed) at O, in float64."""
+    import torch
+    fn = ns.require(name)
+    O = O.clone().requires_grad_()
+
+    def f(inp):
+        return fn(inp) if y is None else fn(inp, y)
+
+    try:
+        torch.autograd.gradcheck(f, (O,), eps=1e-6, atol=1e-5, rtol=1e-3)
+    except torch.autograd.gradcheck.GradcheckError as exc:
+        return {"ok": False, "message": str(exc).strip().splitlines()[0][:300]}
+    return {"ok": True, "message": ""}
+
+
+def probe_init_params(ns, num_inputs, num_outputs):
+    import torch
+    torch.manual_seed(0)
+    result = ns.require("init_softmax_params")(num_inputs, num_outputs)
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        return {"error": f"returned a {type(result).__name__}, not a tuple (W, b)"}
+    out = {}
+    for key, p in zip(("W", "b"), result):
+        if not isinstance(p, torch.Tensor):
+            return {"error": f"returned {key} as a {type(p).__name__}, not a tensor"}
+        out[key] = p.detach().clone()
+        out[key + "_leaf"] = p.is_leaf
+        out[key + "_requires_grad"] = p.requires_grad
+    W, b = result
+    X = torch.ones(5, num_inputs)
+    O = ns.require("softmax_regression")(X, W, b)
+    out["O_shape"] = tuple(O.shape) if isinstance(O, torch.Tensor) else None
+    return out
+
+
+def probe_model(ns, X, W, b, G):
+    """Logits of softmax_regression(X, W, b) and the gradients of sum(G * O) for W and b."""
+    import torch
+    W = W.clone().requires_grad_()
+    b = b.clone().requires_grad_()
+    O = ns.require("softmax_regression")(X, W, b)
+    if not isinstance(O, torch.Tensor):
+        return {"O": f"a {type(O).__name__}"}
+    if O.requires_grad and O.shape == G.shape:
+        (O * G).sum().backward()
+    return {"O": O.detach(), "W_grad": None if W.grad is None else W.grad.detach(),
+            "b_grad": None if b.grad is None else b.grad.detach()}
+
+
+def probe_train_manual(ns, X, y, W0, b0, lr, num_epochs, batch_size, seed):
+    """Train the caller's W, b with train_softmax; return them and the history."""
+    import torch
+    train = ns.require("train_softmax")
+    torch.manual_seed(seed)
+    W = W0.clone().requires_grad_()
+    b = b0.clone().requires_grad_()
+    X_in, y_in = X.clone(), y.clone()
+    history = train(W, b, X, y, lr, num_epochs, batch_size)
+    if isinstance(history, dict):
+        plain = {}
+        for key, values in history.items():
+            try:
+                plain[str(key)] = [float(v.item() if isinstance(v, torch.Tensor) else v) for v in values]
+            except (TypeError, ValueError, RuntimeError):
+                plain[str(key)] = None
+    else:
+        plain = f"a {type(history).__name__}"
+    return {"W": W.detach().clone(), "b": b.detach().clone(), "W_leaf": W.is_leaf,
+            "W_requires_grad": W.requires_grad, "b_leaf": b.is_leaf, "b_requires_grad": b.requires_grad,
+            "history": plain, "data_changed": not (torch.equal(X, X_in) and torch.equal(y, y_in))}
+
+
+def probe_train_fast(ns, X, y, num_classes, lr, num_epochs, batch_size, seed, X_eval, device):
+    """Train with train_softmax_fast; return the trained net's logits for X_eval and the history."""
+    import torch
+    from torch import nn
+    train = ns.require("train_softmax_fast")
+    torch.manual_seed(seed)
+    result = train(X, y, num_classes, lr, num_epochs, batch_size, device=device)
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        return {"error": f"train_softmax_fast returned a {type(result).__name__}, not a tuple (net, history)"}
+    net, history = result
+    if not isinstance(net, nn.Module):
+        return {"error": f"train_softmax_fast returned a {type(net).__name__} as the net, not an nn.Module"}
+    params = list(net.parameters())
+    where = params[0].device if params else torch.device("cpu")
+    net.eval()
+    with torch.no_grad():
+        O = net(X_eval.to(where))
+    if not isinstance(O, torch.Tensor):
+        return {"error": f"the trained net returned a {type(O).__name__}, not a tensor of logits"}
+    if isinstance(history, dict):
+        plain = {}
+        for key, values in history.items():
+            try:
+                plain[str(key)] = [float(v.item() if isinstance(v, torch.Tensor) else v) for v in values]
+            except (TypeError, ValueError, RuntimeError):
+                plain[str(key)] = None
+        history = plain
+    else:
+        history = f"a {type(history).__name__}"
+    return {"O": O.detach().cpu().float(), "history": history, "device": str(where)}
+
+
+def probe_net(ns, num_inputs, num_outputs, X):
+    import torch
+    from torch import nn
+    torch.manual_seed(0)
+    net = ns.require("softmax_net")(num_inputs, num_outputs)
+    if not isinstance(net, nn.Module):
+        return {"error": f"softmax_net returned a {type(net).__name__}, not an nn.Module"}
+    n_params = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    with torch.no_grad():
+        O = net(X)
+    return {"O": O.detach() if isinstance(O, torch.Tensor) else f"a {type(O).__name__}", "n_params": n_params}
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def _expect_result(out, what):
+    value = out["out"] if isinstance(out, dict) and "out" in out else out
+    if isinstance(value, str):
+        fail(f"{what} should return a tensor, but it returned {value}.")
+    return value
+
+
+def _check_softmax(student, O, what, tol):
+    """softmax(O) against torch.softmax in float64; O unchanged; rows sum to 1."""
+    out = student.probe(probe_apply, "softmax", O, label="`softmax`")
+    P = _expect_result(out, "`softmax`")
+    expect(not out["changed"], f"softmax(O) modified O, the caller's logits, for {what}: compute the shifted "
+                               f"logits as a new tensor (O - shift), not in place.")
+    expect_tensor(P, f"softmax(O) for {what}", shape=tuple(O.shape), dtype=O.dtype)
+    expected = torch.softmax(O.double(), dim=1)
+    expect(bool(torch.isfinite(P).all()),
+           f"softmax(O) contains inf or NaN for {what}: shift each row by its maximum before exp.")
+    sums = P.double().sum(dim=1)
+    expect(bool(torch.allclose(sums, torch.ones_like(sums), atol=1e-5, rtol=0)),
+           f"The rows of softmax(O) should sum to 1 (within 1e-5) for {what}, but row sums range from "
+           f"{sums.min().item():.4g} to {sums.max().item():.4g}: normalise each row (over the classes, dim=1).")
+    expect_close(P, expected, f"softmax(O) for {what}", **tol)
+
+
+def _check_cross_entropy(student, O, y, what, tol):
+    out = student.probe(probe_apply, "cross_entropy", O, y, label="`cross_entropy`")
+    loss = _expect_result(out, "`cross_entropy`")
+    expect(not out["changed"], f"cross_entropy(O, y) modified its inputs for {what}: compute shifted logits "
+                               f"as a new tensor (O - shift), not in place.")
+    expect_tensor(loss, f"cross_entropy(O, y) for {what}")
+    expect(loss.numel() == 1, f"cross_entropy(O, y) should return the mean loss over the batch, a single "
+                              f"number, but for {what} it returned shape {tuple(loss.shape)}.")
+    expect(loss.dtype == O.dtype, f"cross_entropy(O, y) should keep the dtype of O ({O.dtype}), "
+                                  f"but it returned {loss.dtype} for {what}.")
+    expect(bool(torch.isfinite(loss).all()),
+           f"cross_entropy(O, y) is inf or NaN for {what}: compute it from the logits with log-sum-exp, "
+           f"not as -log(softmax(O)).")
+    expected = F.cross_entropy(O.double(), y)
+    expect_close(loss.reshape(()), expected, f"cross_entropy(O, y) for {what}", **tol)
+
+
+def _oracle_softmax_grad(O, G):
+    O = O.double().clone().requires_grad_()
+    (torch.softmax(O, dim=1) * G).sum().backward()
+    return O.grad
+
+
+def _oracle_ce_grad(O, y):
+    O = O.double().clone().requires_grad_()
+    F.cross_entropy(O, y).backward()
+    return O.grad
+
+
+def _check_backward(student, name, O, what, G=None, y=None):
+    out = student.probe(probe_backward, name, O, G, y, label=f"`{name}`")
+    _expect_result(out, f"`{name}`")
+    expect(out["differentiable"], f"The result of {name} for {what} is not connected to O by autograd: "
+                                  f"compute it with torch operations on O (no .detach(), .item() or .numpy()).")
+    expect(out["grad"] is not None, f"After backward, O.grad is None for {name} with {what}: the gradient "
+                                    f"does not reach the logits.")
+    expected = _oracle_softmax_grad(O, G) if y is None else _oracle_ce_grad(O, y)
+    expect_tensor(out["grad"], f"the gradient of {name} with respect to O for {what}", shape=tuple(O.shape))
+    expect(bool(torch.isfinite(out["grad"]).all()),
+           f"The gradient of {name} with respect to O contains inf or NaN for {what}.")
+    expect_close(out["grad"], expected, f"The gradient of {name} with respect to O for {what} "
+                                        f"(compared with PyTorch's)", **F64)
+
+
+def _check_gradcheck(student, name, O, y=None):
+    out = student.probe(probe_gradcheck, name, O, y, label=f"`{name}`")
+    expect(out["ok"], f"gradcheck of {name} in float64 (eps=1e-6, atol=1e-5, rtol=1e-3) failed: the analytical "
+                      f"gradient differs from finite differences ({out['message']}).")
+
+
+# ------------------------------------------------------------------------------------- softmax_stable
+@pytest.mark.softmax_stable
+def test_softmax_odd_shape_float32(student):
+    _check_softmax(student, _logits(37, 4, torch.float32, seed=1), "float32 logits of shape (37, 4)", F32)
+
+
+@pytest.mark.softmax_stable
+def test_softmax_float64_and_square(student):
+    _check_softmax(student, _logits(37, 4, torch.float64, seed=2), "float64 logits of shape (37, 4)", F64)
+    _check_softmax(student, _logits(5, 5, torch.float64, seed=3), "float64 logits of shape (5, 5)", F64)
+
+
+@pytest.mark.softmax_stable
+def test_softmax_stability(student):
+    for dtype, tol in ((torch.float64, F64), (torch.float32, F32)):
+        _check_softmax(student, _extreme_logits(dtype),
+                       f"{str(dtype).replace('torch.', '')} rows like [1000, 0, -1000] and all-equal rows", tol)
+    _check_softmax(student, _single_class_logits(torch.float64), "a single class (C = 1, shape (4, 1))", F64)
+
+
+@pytest.mark.softmax_stable
+def test_softmax_gradients(student):
+    O = _logits(6, 4, torch.float64, seed=4)
+    G = _logits(6, 4, torch.float64, seed=5, scale=1.0)
+    _check_backward(student, "softmax", O, "float64 logits of shape (6, 4)", G=G)
+    _check_gradcheck(student, "softmax", O)
+    O = _extreme_logits(torch.float64)
+    _check_backward(student, "softmax", O, "rows like [1000, 0, -1000] (float64)",
+                    G=_logits(*O.shape, torch.float64, seed=6, scale=1.0))
+
+
+# -------------------------------------------------------------------------------- softmax_cross_entropy
+@pytest.mark.softmax_cross_entropy
+def test_cross_entropy_odd_shape(student):
+    _check_cross_entropy(student, _logits(37, 4, torch.float32, seed=7), _labels(37, 4, seed=8),
+                         "float32 logits of shape (37, 4)", {"atol": 1e-5, "rtol": 1e-5})
+    _check_cross_entropy(student, _logits(37, 4, torch.float64, seed=9), _labels(37, 4, seed=10),
+                         "float64 logits of shape (37, 4)", F64)
+
+
+@pytest.mark.softmax_cross_entropy
+def test_cross_entropy_stability(student):
+    for dtype, tol in ((torch.float64, F64), (torch.float32, F32)):
+        _check_cross_entropy(student, _extreme_logits(dtype), EXTREME_LABELS,
+                             f"{str(dtype).replace('torch.', '')} rows like [1000, 0, -1000] and all-equal rows",
+                             tol)
+    _check_cross_entropy(student, _single_class_logits(torch.float64), torch.zeros(4, dtype=torch.int64),
+                         "a single class (C = 1, shape (4, 1))", F64)
+
+
+@pytest.mark.softmax_cross_entropy
+def test_cross_entropy_gradients(student):
+    O, y = _logits(6, 4, torch.float64, seed=11), _labels(6, 4, seed=12)
+    _check_backward(student, "cross_entropy", O, "float64 logits of shape (6, 4)", y=y)
+    _check_gradcheck(student, "cross_entropy", O, y)
+    _check_backward(student, "cross_entropy", _extreme_logits(torch.float64),
+                    "rows like [1000, 0, -1000] (float64)", y=EXTREME_LABELS)
+    _check_backward(student, "cross_entropy", _single_class_logits(torch.float64),
+                    "a single class (C = 1, float64)", y=torch.zeros(4, dtype=torch.int64))
+
+
+# ----------------------------------------------------------------------------- softmax_regression_model
+@pytest.mark.softmax_regression_model
+def test_init_params(student):
+    out = student.probe(probe_init_params, 3, 4, label="`init_softmax_params`")
+    if "error" in out:
+        fail(f"init_softmax_params(3, 4) {out['error']}.")
+    expect_tensor(out["W"], "W from init_softmax_params(3, 4)", shape=(3, 4), dtype=torch.float32, finite=True)
+    expect_tensor(out["b"], "b from init_softmax_params(3, 4)", shape=(4,), dtype=torch.float32, finite=True)
+    for key in ("W", "b"):
+        expect(out[f"{key}_leaf"] and out[f"{key}_requires_grad"],
+               f"{key} from init_softmax_params should be a leaf tensor that requires grad (is_leaf "
+               f"{out[f'{key}_leaf']}, requires_grad {out[f'{key}_requires_grad']}): create it, then call "
+               f".requires_grad_(), or pass requires_grad=True when creating it.")
+    expect(out["O_shape"] == (5, 4), f"softmax_regression(X, W, b) with X of shape (5, 3) and your initial "
+                                     f"parameters should return logits of shape (5, 4), got {out['O_shape']}.")
+
+
+@pytest.mark.softmax_regression_model
+def test_model_logits_and_gradients(student):
+    gen = torch.Generator().manual_seed(13)
+    X = torch.randn(37, 3, generator=gen)
+    W = torch.randn(3, 4, generator=gen)
+    b = torch.randn(4, generator=gen)
+    G = torch.randn(37, 4, generator=gen)
+    out = student.probe(probe_model, X, W, b, G, label="`softmax_regression`")
+    O = out["O"]
+    if isinstance(O, str):
+        fail(f"softmax_regression(X, W, b) should return a tensor, but it returned {O}.")
+    expect_tensor(O, "softmax_regression(X, W, b) for X (37, 3), W (3, 4), b (4,)", shape=(37, 4))
+    expect_close(O, X.double() @ W.double() + b.double(),
+                 "softmax_regression(X, W, b) (the logits X @ W + b, without softmax)", atol=1e-5, rtol=1e-5)
+    expect(out["W_grad"] is not None and out["b_grad"] is not None,
+           "After backward through softmax_regression, W.grad or b.grad is None: the logits must be "
+           "computed from W and b with torch operations.")
+    expect_close(out["W_grad"], X.double().T @ G.double(), "the gradient of the logits with respect to W",
+                 atol=1e-4, rtol=1e-5)
+    expect_close(out["b_grad"], G.double().sum(dim=0), "the gradient of the logits with respect to b",
+                 atol=1e-4, rtol=1e-5)
+
+
+# ------------------------------------------------------------------------------- softmax_train_manual
+def manual_outcome(student, seed=TRAIN_SEED):
+    """Train the student's manual pipeline on the grader's blobs; returns (accuracy, loss, probe output)."""
+    X_train, y_train, X_test, y_test = training_data()
+    W0, b0 = initial_params()
+    out = student.probe(probe_train_manual, X_train, y_train, W0, b0, LR, NUM_EPOCHS, BATCH_SIZE, seed,
+                        label="`train_softmax`")
+    W, b = out["W"], out["b"]
+    expect_tensor(W, "W after train_softmax", shape=(NUM_INPUTS, NUM_CLASSES))
+    expect_tensor(b, "b after train_softmax", shape=(NUM_CLASSES,))
+    O = X_test.double() @ W.double() + b.double()
+    return _score(O, y_test), out
+
+
+def _score(O, y):
+    accuracy = (O.argmax(dim=1) == y).double().mean().item()
+    loss = F.cross_entropy(O.double(), y).item() if torch.isfinite(O).all() else math.inf
+    return accuracy, loss
+
+
+def _expect_outcome(accuracy, loss, what):
+    expect(accuracy >= MIN_ACCURACY and loss <= MAX_LOSS,
+           f"{what} reached held-out accuracy {accuracy:.3f} (needed >= {MIN_ACCURACY}) and held-out mean "
+           f"cross-entropy {loss:.3f} (needed <= {MAX_LOSS}) on well-separated blobs with 4 classes "
+           f"(lr {LR}, {NUM_EPOCHS} epochs, batches of {BATCH_SIZE}).")
+
+
+@pytest.mark.softmax_train_manual
+def test_train_manual_outcome(student):
+    (accuracy, loss), out = manual_outcome(student)
+    W0, b0 = initial_params()
+    expect(not (torch.equal(out["W"], W0) and torch.equal(out["b"], b0)),
+           "After train_softmax(W, b, ...), the caller's W and b still hold their initial values: update "
+           "them in place (sgd does, under torch.no_grad()) instead of rebinding the names.")
+    expect(out["W_leaf"] and out["W_requires_grad"] and out["b_leaf"] and out["b_requires_grad"],
+           "After train_softmax, W and b should still be leaf tensors that require grad.")
+    expect(not out["data_changed"], "train_softmax modified X or y: the training data must stay unchanged.")
+    expect(bool(torch.isfinite(out["W"]).all() and torch.isfinite(out["b"]).all()),
+           "After train_softmax, W or b contains inf or NaN: the training diverged.")
+    _expect_outcome(accuracy, loss, "Softmax regression trained by train_softmax")
+    history = out["history"]
+    if not isinstance(history, dict):
+        fail(f"train_softmax should return the history dict, but it returned {history}.")
+    expect(history.get("epoch") == list(range(1, NUM_EPOCHS + 1)),
+           f"history['epoch'] should be [1, ..., num_epochs], got {history.get('epoch')}.")
+    losses = history.get("train_loss")
+    expect(isinstance(losses, list) and len(losses) == NUM_EPOCHS and all(math.isfinite(v) for v in losses),
+           f"history['train_loss'] should hold one finite number per epoch ({NUM_EPOCHS}), got {losses}.")
+
+
+@pytest.mark.softmax_train_manual
+def test_train_manual_odd_sizes(student):
+    gen = torch.Generator().manual_seed(14)
+    X = torch.randn(37, 3, generator=gen)
+    y = torch.randint(0, 4, (37,), generator=gen)
+    out = student.probe(probe_train_manual, X, y, torch.zeros(3, 4), torch.zeros(4), 0.1, 2, 5, 0,
+                        label="`train_softmax`")
+    expect_tensor(out["W"], "W after train_softmax with n=37, d=3, C=4, batches of 5", shape=(3, 4), finite=True)
+    expect_tensor(out["b"], "b after train_softmax with n=37, d=3, C=4, batches of 5", shape=(4,), finite=True)
+    history = out["history"]
+    expect(isinstance(history, dict) and isinstance(history.get("train_loss"), list)
+           and len(history["train_loss"]) == 2,
+           "train_softmax(..., num_epochs=2, ...) should return a history with 2 train_loss entries.")
+
+
+# --------------------------------------------------------------------------------- softmax_train_fast
+def fast_outcome(student, seed=TRAIN_SEED):
+    """Train the student's fast pipeline on the grader's blobs; returns (accuracy, loss), probe output."""
+    X_train, y_train, X_test, y_test = training_data()
+    out = student.probe(probe_train_fast, X_train, y_train, NUM_CLASSES, LR, NUM_EPOCHS, BATCH_SIZE, seed,
+                        X_test, torch.device("cpu"), label="`train_softmax_fast`")
+    if "error" in out:
+        fail(out["error"] + ".")
+    expect_tensor(out["O"], "the trained net's output for held-out inputs of shape (400, 3)",
+                  shape=(len(X_test), NUM_CLASSES))
+    return _score(out["O"], y_test), out
+
+
+@pytest.mark.softmax_train_fast
+def test_train_fast_outcome(student):
+    (accuracy, loss), out = fast_outcome(student)
+    _expect_outcome(accuracy, loss, "The net trained by train_softmax_fast (its outputs read as logits)")
+    history = out["history"]
+    if not isinstance(history, dict):
+        fail(f"train_softmax_fast should return (net, history) with the history dict of fit, got {history}.")
+    losses = history.get("train_loss")
+    expect(isinstance(losses, list) and len(losses) == NUM_EPOCHS,
+           f"The history of train_softmax_fast should hold one train_loss per epoch ({NUM_EPOCHS}).")
+
+
+@pytest.mark.softmax_train_fast
+def test_train_fast_odd_sizes(student):
+    gen = torch.Generator().manual_seed(15)
+    X = torch.randn(37, 3, generator=gen)
+    y = torch.randint(0, 4, (37,), generator=gen)
+    out = student.probe(probe_net, 3, 4, X, label="`softmax_net`")
+    if "error" in out:
+        fail(out["error"] + ".")
+    if isinstance(out["O"], str):
+        fail(f"softmax_net(3, 4) applied to X of shape (37, 3) should return a tensor, got {out['O']}.")
+    expect_tensor(out["O"], "softmax_net(3, 4) applied to X of shape (37, 3)", shape=(37, 4))
+    expect(out["n_params"] == 3 * 4 + 4,
+           f"softmax_net(3, 4) should have 16 trainable parameters (a weight per input and class, a bias per "
+           f"class), but it has {out['n_params']}.")
+    out = student.probe(probe_train_fast, X, y, 4, 0.1, 2, 5, 0, X, None, label="`train_softmax_fast`")
+    if "error" in out:
+        fail(out["error"] + ".")
+    expect_tensor(out["O"], "the output of the net trained by train_softmax_fast with n=37, d=3, C=4, "
+                            "batches of 5", shape=(37, 4), finite=True)
