@@ -1,0 +1,150 @@
+"""03-linear-regression: reference full marks, release zero, a mistake bank and correct-but-different variants."""
+import pytest
+import torch
+
+from course.linear_regression import init_linreg_params, linreg, sgd, squared_loss, train_linreg, train_linreg_fast
+from tests.notebooks import edit_solution, grade, release_notebook, replace_solution, source_notebook
+
+A = "03-linear-regression"
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return source_notebook(A)
+
+
+def test_reference_gets_full_marks(reference):
+    report = grade(reference)
+    assert report.error is None
+    assert report.failed_tasks() == set(), {t.id: t.output for t in report.tasks}
+    assert report.score == report.max_score == 9
+
+
+def test_untouched_release_gets_zero_on_every_task():
+    report = grade(release_notebook(A))
+    assert report.error is None
+    assert report.score == 0
+    assert report.failed_tasks() == {t.id for t in report.tasks}
+
+
+# name: (task, old text in the reference solution, wrong text); each loses exactly its task.
+MISTAKES = {
+    "init_not_a_leaf": ("init_linreg_params",
+                        "w = torch.normal(0.0, sigma, size=(num_inputs, 1), requires_grad=True)",
+                        "w = torch.randn(num_inputs, 1, requires_grad=True) * sigma"),
+    "linreg_flat_output": ("linreg", "return X @ w + b", "return (X * w.T).sum(dim=1) + b"),
+    "loss_broadcasts_flat_targets": ("squared_loss", "return (y_hat - y.reshape(y_hat.shape)) ** 2 / 2",
+                                     "return (y_hat - y) ** 2 / 2"),
+    "loss_already_averaged": ("squared_loss", "return (y_hat - y.reshape(y_hat.shape)) ** 2 / 2",
+                              "return ((y_hat - y.reshape(y_hat.shape)) ** 2 / 2).mean()"),
+    "sgd_in_place_outside_no_grad": ("sgd_step", "    with torch.no_grad():\n        for param in params:\n"
+                                                 "            param -= lr * param.grad / batch_size\n"
+                                                 "            param.grad.zero_()",
+                                     "    for param in params:\n        param -= lr * param.grad / batch_size\n"
+                                     "        param.grad.zero_()"),
+    "sgd_rebinds_loop_variable": ("sgd_step", "            param -= lr * param.grad / batch_size\n"
+                                              "            param.grad.zero_()",
+                                  "            grad = param.grad\n            param = param - lr * grad / batch_size\n"
+                                  "            grad.zero_()"),
+    "sgd_forgets_to_zero_gradients": ("sgd_step", "            param.grad.zero_()\n", ""),
+    "train_rebinds_parameters": ("train_linreg", "            updater([w, b], lr, batch_size)",
+                                 "            w = w - lr * w.grad / batch_size\n"
+                                 "            b = b - lr * b.grad / batch_size"),
+    "train_divides_by_batch_size_twice": ("train_linreg", "l.sum().backward()", "l.mean().backward()"),
+    "fast_sum_reduction_with_mean_lr": ("train_linreg_fast", "nn.MSELoss()", "nn.MSELoss(reduction='sum')"),
+    "fast_forgets_zero_grad": ("train_linreg_fast", "            optimizer.zero_grad()\n", ""),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MISTAKES))
+def test_mistake_loses_exactly_its_task(reference, name):
+    task, old, new = MISTAKES[name]
+    report = grade(edit_solution(reference, task, old, new))
+    assert report.failed_tasks() == {task}, {t.id: t.output for t in report.tasks}
+    assert report.by_task[task].output.strip()
+
+
+VARIANTS = {
+    "init_linreg_params": '''
+def init_linreg_params(num_inputs, sigma=0.01):
+    """Zero weights are a valid start for linear regression."""
+    w = torch.zeros((num_inputs, 1)).requires_grad_()
+    b = torch.zeros(1).requires_grad_(True)
+    return w, b
+''',
+    "linreg": '''
+def linreg(X, w, b):
+    """Matrix product written with torch.matmul."""
+    return torch.matmul(X, w) + b
+''',
+    "squared_loss": '''
+def squared_loss(y_hat, y):
+    """Half the squared difference, y viewed like y_hat."""
+    diff = y_hat - y.view_as(y_hat)
+    return 0.5 * diff * diff
+''',
+    "sgd_step": '''
+def sgd(params, lr, batch_size):
+    """Old-style update through .data; gradients dropped."""
+    for p in params:
+        p.data -= lr * p.grad.data / batch_size
+        p.grad = None
+''',
+    "train_linreg": '''
+def train_linreg(w, b, X, y, lr, num_epochs, batch_size, net=linreg, loss=squared_loss, updater=sgd,
+                 generator=None):
+    """Mean loss per batch and an updater that does not divide again."""
+    losses = []
+    for _ in range(num_epochs):
+        epoch_losses = []
+        for features, targets in minibatches(X, y, batch_size, generator=generator):
+            batch_loss = loss(net(features, w, b), targets).mean()
+            batch_loss.backward()
+            updater([w, b], lr, 1)
+            epoch_losses.append(batch_loss.item())
+        losses.append(sum(epoch_losses) / len(epoch_losses))
+    return {"epoch": list(range(1, num_epochs + 1)), "train_loss": losses}
+''',
+    "train_linreg_fast": '''
+from course.training import fit
+
+def train_linreg_fast(X, y, lr, num_epochs, batch_size, generator=None):
+    """nn.Sequential with its own initialisation, trained with course.training.fit."""
+    net = nn.Sequential(nn.Linear(X.shape[1], 1))
+    net[0].weight.data.normal_(0, 0.01)
+    net[0].bias.data.fill_(0)
+    loader = DataLoader(TensorDataset(X, y), batch_size, shuffle=True, generator=generator)
+    history = fit(net, nn.MSELoss(), torch.optim.SGD(net.parameters(), lr), loader, num_epochs, progress=False)
+    return net, history
+''',
+}
+
+
+def test_correct_variants_get_full_marks(reference):
+    nb = reference
+    for task, source in VARIANTS.items():
+        nb = replace_solution(nb, task, source)
+    report = grade(nb)
+    assert report.failed_tasks() == set(), {t.id: t.output for t in report.tasks}
+
+
+# ------------------------------------------------------------------------------ the library itself
+def test_library_matches_the_lesson():
+    w, b = init_linreg_params(3)
+    assert w.shape == (3, 1) and b.shape == (1,) and w.is_leaf and b.is_leaf and w.requires_grad
+    X = torch.randn(7, 3)
+    assert linreg(X, w, b).shape == (7, 1)
+    assert squared_loss(torch.zeros(7, 1), torch.ones(7)).shape == (7, 1)
+    p = torch.ones(2, requires_grad=True)
+    p.grad = torch.tensor([2.0, 4.0])
+    sgd([p], 0.5, 2)
+    assert torch.allclose(p, torch.tensor([0.5, 0.0])) and p.is_leaf and (p.grad == 0).all()
+    true_w = torch.tensor([[2.0], [-3.4]])
+    X = torch.randn(1000, 2, generator=torch.Generator().manual_seed(0))
+    y = X @ true_w + 4.2
+    w, b = init_linreg_params(2)
+    history = train_linreg(w, b, X, y, 0.03, 3, 10, generator=torch.Generator().manual_seed(0))
+    assert len(history["train_loss"]) == 3 and history["train_loss"][-1] < 1e-3
+    assert (w.detach() - true_w).abs().max() < 0.01
+    net, history = train_linreg_fast(X, y, 0.03, 3, 10, generator=torch.Generator().manual_seed(0))
+    assert (net.weight.detach().T - true_w).abs().max() < 0.01
