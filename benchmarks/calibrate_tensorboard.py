@@ -1,0 +1,107 @@
+"""Calibrate the tolerances of autograder/graders/test_tensorboard.py: 20 seeds x 3 learning rates.
+
+For each run (the graders' set-up: lesson-01 regression data, 200 training / 100 validation samples,
+batches of 20, 3 epochs of SGD on nn.Linear(2, 1)) it measures:
+- how far a plain training loop (mean of batch losses via .item(), validation on the same batches)
+  lands from ``course.training.fit`` (the graders' rerun): the correct-variant spread;
+- how far the nearest wrong variant lands (the last batch's loss logged instead of the epoch mean);
+- the most loss graphs alive at once, for a correct loop and for ``epoch_loss += loss``.
+Prints min / median / max of each. Run: ``nice .venv/bin/python benchmarks/calibrate_tensorboard.py``.
+"""
+import statistics
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, __file__.rsplit("/benchmarks/", 1)[0])
+
+from autograder.graders.test_tensorboard import (BATCH_SIZE, NUM_EPOCHS, _batches, _initial_state,  # noqa: E402
+                                                 _regression_data, _rerun)
+
+LIVE = {"now": 0, "max": 0}
+
+
+class Mark:
+    def __init__(self):
+        LIVE["now"] += 1
+        LIVE["max"] = max(LIVE["max"], LIVE["now"])
+
+    def __del__(self):
+        LIVE["now"] -= 1
+
+
+class Marked(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.mark = Mark()
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+def marked_mse(y_hat, y):
+    return Marked.apply(F.mse_loss(y_hat, y))
+
+
+def plain_loop(data, state, lr, keep_tensor=False, last_batch=False):
+    """A hand-written training loop; returns (train losses, valid losses, most graphs alive at once)."""
+    X_train, y_train, X_valid, y_valid = data
+    LIVE.update(now=0, max=0)
+    net = nn.Linear(2, 1)
+    net.load_state_dict(state)
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr)
+    train, valid = [], []
+    for _ in range(NUM_EPOCHS):
+        losses, total = [], 0.0
+        for X, y in _batches(X_train, y_train):
+            loss = marked_mse(net(X), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            if keep_tensor:
+                total = total + loss
+        del loss
+        train.append(losses[-1] if last_batch else sum(losses) / len(losses))
+        del total
+        with torch.no_grad():
+            v = [F.mse_loss(net(X), y).item() for X, y in _batches(X_valid, y_valid)]
+        valid.append(sum(v) / len(v))
+    return train, valid, LIVE["max"]
+
+
+def rel(a, b):
+    return max(abs(x - y) / max(abs(y), 1e-12) for x, y in zip(a, b))
+
+
+def summary(name, values):
+    print(f"{name:58s} min {min(values):.3g}  median {statistics.median(values):.3g}  max {max(values):.3g}")
+
+
+def main():
+    correct_diff, wrong_diff, live_ok, live_kept = [], [], [], []
+    for seed in range(20):
+        data = _regression_data(seed=100 + seed)
+        state = _initial_state(200 + seed)
+        for lr in (0.01, 0.05, 0.1):  # the learning rates the graders use
+            expected, _ = _rerun(*data, state, lr, NUM_EPOCHS)
+            train, valid, live = plain_loop(data, state, lr)
+            correct_diff.append(max(rel(train, expected["train_loss"]), rel(valid, expected["valid_loss"])))
+            live_ok.append(live)
+            train_w, _, _ = plain_loop(data, state, lr, last_batch=True)
+            wrong_diff.append(rel(train_w, expected["train_loss"]))
+            _, _, live_w = plain_loop(data, state, lr, keep_tensor=True)
+            live_kept.append(live_w)
+    print(f"{len(correct_diff)} runs, batches of {BATCH_SIZE}, {NUM_EPOCHS} epochs")
+    summary("correct loop vs fit: max relative difference", correct_diff)
+    summary("last batch logged vs fit: max relative difference", wrong_diff)
+    summary("graphs alive at once, correct loop", live_ok)
+    summary("graphs alive at once, epoch_loss += loss", live_kept)
+
+
+if __name__ == "__main__":
+    main()
