@@ -6,7 +6,9 @@ Every numerical comparison runs in float64 in the judging process, against PyTor
 * float64 inputs: values and gradients within atol=1e-10, rtol=1e-7 (correct code differs from the
   oracle by about 1e-15; any other valid formula, e.g. ``exp(O - logsumexp(O))`` or
   ``log_softmax`` + ``nll_loss``, passes);
-* float32 inputs: atol=1e-6, rtol=1e-5 (a few float32 ulps);
+* float32 inputs: atol=1e-6, rtol=1e-5 (a few float32 ulps), and atol=1e-4, rtol=1e-4 at +-1000,
+  where float32 rounding of the shift makes valid formulas differ by a few 1e-5 (the naive formulas
+  give inf or NaN there, which is rejected whatever the tolerance);
 * ``gradcheck`` in float64 with eps=1e-6, atol=1e-5, rtol=1e-3, always beside a value check.
 
 Stability rows: [1000, 0, -1000] (both orders), all-equal rows (0, 5, +-1000) and C = 1 columns.
@@ -15,17 +17,23 @@ Training outcome. The graders make 4 Gaussian blobs in 3 dimensions (centres of 
 100 points per class for training, 100 per class held out; fixed seeds), train the student's manual
 pipeline (W, b given: N(0, 0.01^2) and zeros) and fast pipeline for 5 epochs at lr 0.5 with batches
 of 16, and score held-out accuracy AND mean cross-entropy of the logits in the judging process
-(held-out labels never reach the student's process). Calibration
-(``benchmarks/calibrate_softmax_regression.py``, 30 training seeds of the reference, data fixed):
+(held-out labels never reach the student's process). While the manual loop runs, PyTorch's
+cross-entropy and the plain linear model stand in for the notebook's ``cross_entropy`` and
+``softmax_regression`` (graded by their own tasks), so a mistake there costs only its own task. Calibration
+(``benchmarks/calibrate_softmax_regression.py``, 30 training seeds of the reference with the data
+fixed, torch 2.14.1, CPU):
 
-* manual: accuracy 0.9600-0.9675 (median 0.9650), loss 0.1049-0.1164 (median 0.1082);
-* fast:   accuracy 0.9575-0.9675 (median 0.9625), loss 0.1042-0.1178 (median 0.1095).
+* manual: accuracy 0.9575-0.9775 (median 0.9725), loss 0.0789-0.1218 (median 0.0841);
+* fast:   accuracy 0.9625-0.9775 (median 0.9725), loss 0.0784-0.1080 (median 0.0837).
 
-Thresholds: accuracy >= 0.92 and loss <= 0.20, below / above every reference run with a margin of
-0.04 accuracy and 0.08 loss. Wrong variants land clearly on the other side: softmax before
-``nn.CrossEntropyLoss`` gives loss 0.80-0.82 (its floor is log(1 + 3/e) = 0.743 for 4 classes);
-``nn.NLLLoss`` on raw logits keeps the accuracy (0.96) but gives loss 0.37-1.2; parameters not
-updated in place stay at chance (accuracy about 0.25).
+Thresholds: accuracy >= 0.92 and loss <= 0.17, below / above every reference run with margins of
+0.0375 in accuracy and 0.048 in loss (0.17 is 40% above the worst reference loss). Wrong variants land
+clearly on the other side (all 30 seeds rejected): softmax before ``nn.CrossEntropyLoss`` keeps the
+accuracy (0.97) but its loss is 0.79-0.80 (its floor is log(1 + 3/e) = 0.743 for 4 classes);
+``nn.NLLLoss`` on raw logits keeps the accuracy too, loss 0.56-0.61; the SGD step divided by the batch
+size a second time, loss 0.2202-0.2217; gradients never zeroed, loss 0.63-3.2; labels reshaped to
+(n, 1) in the manual loop, accuracy 0.0-0.88, loss 1.03-1.57; parameters not updated in place stay at
+their initial values (caught directly).
 """
 import math
 
@@ -47,12 +55,13 @@ TASKS = [
 
 F64 = {"atol": 1e-10, "rtol": 1e-7}
 F32 = {"atol": 1e-6, "rtol": 1e-5}
+F32_EXTREME = {"atol": 1e-4, "rtol": 1e-4}  # float32 at +-1000: valid formulas differ by a few 1e-5
 
 # Training outcome: data, budget and thresholds (see the module docstring).
 NUM_CLASSES, NUM_INPUTS, N_PER_CLASS = 4, 3, 100
 LR, NUM_EPOCHS, BATCH_SIZE = 0.5, 5, 16
 TRAIN_SEED = 0
-MIN_ACCURACY, MAX_LOSS = 0.92, 0.20
+MIN_ACCURACY, MAX_LOSS = 0.92, 0.17
 
 
 # ------------------------------------------------------------------------------------------ inputs
@@ -186,14 +195,33 @@ def probe_model(ns, X, W, b, G):
 
 
 def probe_train_manual(ns, X, y, W0, b0, lr, num_epochs, batch_size, seed):
-    """Train the caller's W, b with train_softmax; return them and the history."""
+    """Train the caller's W, b with train_softmax; return them and the history.
+
+    PyTorch's cross-entropy and the plain linear model stand in for the notebook's ``cross_entropy``
+    and ``softmax_regression`` while it runs, so that only the training loop is judged here.
+    """
     import torch
+    import torch.nn.functional as F
     train = ns.require("train_softmax")
+    oracles = {"cross_entropy": lambda O, y: F.cross_entropy(O, y),
+               "softmax_regression": lambda X, W, b: X @ W + b}
+    saved = {name: ns.globals[name] for name in oracles if name in ns.globals}
     torch.manual_seed(seed)
     W = W0.clone().requires_grad_()
     b = b0.clone().requires_grad_()
     X_in, y_in = X.clone(), y.clone()
-    history = train(W, b, X, y, lr, num_epochs, batch_size)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: one thread is much faster on a busy machine, and deterministic
+    ns.globals.update(oracles)
+    try:
+        history = train(W, b, X, y, lr, num_epochs, batch_size)
+    finally:
+        torch.set_num_threads(threads)
+        for name in oracles:
+            if name in saved:
+                ns.globals[name] = saved[name]
+            else:
+                ns.globals.pop(name, None)
     if isinstance(history, dict):
         plain = {}
         for key, values in history.items():
@@ -214,7 +242,12 @@ def probe_train_fast(ns, X, y, num_classes, lr, num_epochs, batch_size, seed, X_
     from torch import nn
     train = ns.require("train_softmax_fast")
     torch.manual_seed(seed)
-    result = train(X, y, num_classes, lr, num_epochs, batch_size, device=device)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: one thread is much faster on a busy machine, and deterministic
+    try:
+        result = train(X, y, num_classes, lr, num_epochs, batch_size, device=device)
+    finally:
+        torch.set_num_threads(threads)
     if not isinstance(result, (tuple, list)) or len(result) != 2:
         return {"error": f"train_softmax_fast returned a {type(result).__name__}, not a tuple (net, history)"}
     net, history = result
@@ -272,8 +305,9 @@ def _check_softmax(student, O, what, tol):
     expect(bool(torch.isfinite(P).all()),
            f"softmax(O) contains inf or NaN for {what}: shift each row by its maximum before exp.")
     sums = P.double().sum(dim=1)
-    expect(bool(torch.allclose(sums, torch.ones_like(sums), atol=1e-5, rtol=0)),
-           f"The rows of softmax(O) should sum to 1 (within 1e-5) for {what}, but row sums range from "
+    sum_tol = max(1e-5, 10 * tol["atol"])
+    expect(bool(torch.allclose(sums, torch.ones_like(sums), atol=sum_tol, rtol=0)),
+           f"The rows of softmax(O) should sum to 1 (within {sum_tol:g}) for {what}, but row sums range from "
            f"{sums.min().item():.4g} to {sums.max().item():.4g}: normalise each row (over the classes, dim=1).")
     expect_close(P, expected, f"softmax(O) for {what}", **tol)
 
@@ -342,7 +376,7 @@ def test_softmax_float64_and_square(student):
 
 @pytest.mark.softmax_stable
 def test_softmax_stability(student):
-    for dtype, tol in ((torch.float64, F64), (torch.float32, F32)):
+    for dtype, tol in ((torch.float64, F64), (torch.float32, F32_EXTREME)):
         _check_softmax(student, _extreme_logits(dtype),
                        f"{str(dtype).replace('torch.', '')} rows like [1000, 0, -1000] and all-equal rows", tol)
     _check_softmax(student, _single_class_logits(torch.float64), "a single class (C = 1, shape (4, 1))", F64)
@@ -370,7 +404,7 @@ def test_cross_entropy_odd_shape(student):
 
 @pytest.mark.softmax_cross_entropy
 def test_cross_entropy_stability(student):
-    for dtype, tol in ((torch.float64, F64), (torch.float32, F32)):
+    for dtype, tol in ((torch.float64, F64), (torch.float32, F32_EXTREME)):
         _check_cross_entropy(student, _extreme_logits(dtype), EXTREME_LABELS,
                              f"{str(dtype).replace('torch.', '')} rows like [1000, 0, -1000] and all-equal rows",
                              tol)

@@ -1,0 +1,216 @@
+"""05-softmax-regression: reference full marks, release zero, a mistake bank and correct-but-different variants."""
+import pytest
+
+from tests.notebooks import edit_solution, grade, release_notebook, replace_solution, source_notebook
+
+A = "05-softmax-regression"
+ALL_TASKS = {"softmax_stable", "softmax_cross_entropy", "softmax_regression_model", "softmax_train_manual",
+             "softmax_train_fast"}
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return source_notebook(A)
+
+
+def outputs(report):
+    return {t.id: t.output for t in report.tasks}
+
+
+def test_reference_gets_full_marks(reference):
+    report = grade(reference)
+    assert report.error is None
+    assert report.failed_tasks() == set(), outputs(report)
+    assert report.score == report.max_score == 9
+
+
+def test_untouched_release_gets_zero_on_every_task():
+    report = grade(release_notebook(A))
+    assert report.error is None
+    assert report.score == 0
+    assert report.failed_tasks() == ALL_TASKS
+    assert "not implemented yet" in report.by_task["softmax_cross_entropy"].output
+
+
+SOFTMAX_BODY = """    shift = O.max(dim=1, keepdim=True).values
+    O_exp = torch.exp(O - shift)
+    return O_exp / O_exp.sum(dim=1, keepdim=True)"""
+
+CROSS_ENTROPY_BODY = """    shift = O.max(dim=1, keepdim=True).values
+    shifted = O - shift
+    log_probs = shifted - torch.log(torch.exp(shifted).sum(dim=1, keepdim=True))
+    return -log_probs[torch.arange(O.shape[0]), y].mean()"""
+
+SGD_STEP = "sgd([W, b], lr, 1)"
+
+# name: (task, [(old, new), ...] edits in that task's solution cell). Each mistake loses exactly its task.
+MISTAKES = {
+    # softmax_stable
+    "naive_softmax_overflows": ("softmax_stable", [(SOFTMAX_BODY, """    O_exp = torch.exp(O)
+    return O_exp / O_exp.sum(dim=1, keepdim=True)""")]),
+    "softmax_over_the_wrong_dim": ("softmax_stable", [(SOFTMAX_BODY, SOFTMAX_BODY.replace("dim=1", "dim=0"))]),
+    "in_place_max_shift_mutates_logits": ("softmax_stable", [("O_exp = torch.exp(O - shift)",
+                                                              "O -= shift\n    O_exp = torch.exp(O)")]),
+    # softmax_cross_entropy
+    "log_of_softmax_underflows": ("softmax_cross_entropy", [(CROSS_ENTROPY_BODY,
+        "    return -torch.log(softmax(O)[torch.arange(O.shape[0]), y]).mean()")]),
+    "nll_loss_on_raw_logits": ("softmax_cross_entropy", [(CROSS_ENTROPY_BODY, "    return F.nll_loss(O, y)")]),
+    # softmax_regression_model
+    "initial_weights_not_a_leaf": ("softmax_regression_model", [(
+        "W = torch.normal(0.0, 0.01, size=(num_inputs, num_outputs), requires_grad=True)",
+        "W = torch.randn(num_inputs, num_outputs, requires_grad=True) * 0.01")]),
+    # softmax_train_manual
+    "sgd_divides_the_mean_loss_by_the_batch_size_again": ("softmax_train_manual", [(
+        SGD_STEP, "sgd([W, b], lr, batch_size)")]),
+    "parameters_rebound_instead_of_updated": ("softmax_train_manual", [(SGD_STEP, """with torch.no_grad():
+                W = W - lr * W.grad
+                b = b - lr * b.grad""")]),
+    "gradients_never_zeroed": ("softmax_train_manual", [(SGD_STEP, """with torch.no_grad():
+                W -= lr * W.grad
+                b -= lr * b.grad""")]),
+    "labels_of_shape_n_by_1_in_the_manual_loop": ("softmax_train_manual", [(
+        "softmax_regression(X_batch, W, b), y_batch)", "softmax_regression(X_batch, W, b), y_batch.reshape(-1, 1))")]),
+    # softmax_train_fast
+    "softmax_before_cross_entropy_loss": ("softmax_train_fast", [(
+        "nn.Linear(num_inputs, num_outputs))", "nn.Linear(num_inputs, num_outputs), nn.Softmax(dim=1))")]),
+    "nll_loss_module_on_raw_logits": ("softmax_train_fast", [(
+        "loss_fn = nn.CrossEntropyLoss()", "loss_fn = nn.NLLLoss()")]),
+    "float_labels_for_cross_entropy_loss": ("softmax_train_fast", [(
+        "TensorDataset(X.to(device), y.to(device))", "TensorDataset(X.to(device), y.float().to(device))")]),
+    "labels_of_shape_n_by_1_for_cross_entropy_loss": ("softmax_train_fast", [(
+        "TensorDataset(X.to(device), y.to(device))", "TensorDataset(X.to(device), y.reshape(-1, 1).to(device))")]),
+}
+
+
+def apply_edits(nb, task, edits):
+    for old, new in edits:
+        nb = edit_solution(nb, task, old, new)
+    return nb
+
+
+@pytest.mark.parametrize("name", sorted(MISTAKES))
+def test_mistake_loses_exactly_its_task(reference, name):
+    task, edits = MISTAKES[name]
+    report = grade(apply_edits(reference, task, edits))
+    assert report.error is None
+    assert report.failed_tasks() == {task}, outputs(report)
+    output = report.by_task[task].output
+    assert output.strip() and "probe" not in output and "Traceback" not in output
+    for phrase in FEEDBACK.get(name, ()):
+        assert phrase in output, output
+
+
+# What the feedback must say for some mistakes (the student sees what is wrong, not how it is tested).
+FEEDBACK = {
+    "naive_softmax_overflows": ["inf or NaN", "maximum"],
+    "softmax_over_the_wrong_dim": ["sum to 1", "dim=1"],
+    "in_place_max_shift_mutates_logits": ["modified O"],
+    "log_of_softmax_underflows": ["inf or NaN", "log-sum-exp"],
+    "initial_weights_not_a_leaf": ["leaf"],
+    "softmax_before_cross_entropy_loss": ["accuracy", "cross-entropy", "needed <="],
+    "float_labels_for_cross_entropy_loss": ["RuntimeError"],
+}
+
+
+# Correct variants, each must get full marks. Variants of different tasks are graded together, two
+# notebooks in all (each task is judged on its own, so they cannot hide each other's failures).
+OWN_FAST_LOOP = '''
+def softmax_net(num_inputs, num_outputs):
+    """A bare linear layer, initialised N(0, 0.01^2) and zero."""
+    net = nn.Linear(num_inputs, num_outputs)
+    nn.init.normal_(net.weight, std=0.01)
+    nn.init.zeros_(net.bias)
+    return net
+
+
+def train_softmax_fast(X, y, num_classes, lr, num_epochs, batch_size, device=None):
+    """An own loop instead of fit, batches moved to the device one by one."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = softmax_net(X.shape[1], num_classes).to(device)
+    criterion = nn.CrossEntropyLoss()
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    loader = DataLoader(TensorDataset(X, y), batch_size=batch_size, shuffle=True)
+    history = {"epoch": [], "train_loss": []}
+    for epoch in range(1, num_epochs + 1):
+        total = 0.0
+        for X_batch, y_batch in loader:
+            X_batch, y_batch = X_batch.to(device), y_batch.to(device)
+            loss = criterion(model(X_batch), y_batch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(y_batch)
+        history["epoch"].append(epoch)
+        history["train_loss"].append(total / len(y))
+    return model, history
+'''
+
+OTHER_MODEL = '''
+def init_softmax_params(num_inputs, num_outputs):
+    """Parameters filled in place, then marked as requiring grad."""
+    weights = torch.empty(num_inputs, num_outputs).normal_(0, 0.01).requires_grad_()
+    bias = torch.zeros(num_outputs).requires_grad_()
+    return weights, bias
+
+
+def softmax_regression(X, W, b):
+    """torch.matmul form."""
+    return torch.matmul(X, W) + b.reshape(1, -1)
+'''
+
+DATA_UPDATES_LOOP = '''
+def train_softmax(W, b, X, y, lr, num_epochs, batch_size):
+    """Own shuffling, the batch loss summed and the step scaled by hand, .data updates."""
+    history = {"epoch": [], "train_loss": []}
+    n = X.shape[0]
+    for epoch in range(num_epochs):
+        order = torch.randperm(n)
+        total = 0.0
+        for start in range(0, n, batch_size):
+            rows = order[start:start + batch_size]
+            l = cross_entropy(softmax_regression(X[rows], W, b), y[rows]) * len(rows)
+            l.backward()
+            for p in (W, b):
+                p.data -= lr * p.grad.data / len(rows)
+                p.grad = None
+            total += l.item()
+        history["epoch"].append(epoch + 1)
+        history["train_loss"].append(total / n)
+    return history
+'''
+
+VARIANTS = {
+    "detached_max_shift+zero_init+own_fast_loop_with_other_init": [
+        ("softmax_stable", "edit", [("shift = O.max(dim=1, keepdim=True).values",
+                                     "shift = O.max(dim=1, keepdim=True).values.detach()")]),
+        ("softmax_cross_entropy", "edit", [("shift = O.max(dim=1, keepdim=True).values",
+                                            "shift = torch.max(O, dim=1, keepdim=True)[0].detach()")]),
+        ("softmax_regression_model", "edit", [(
+            "W = torch.normal(0.0, 0.01, size=(num_inputs, num_outputs), requires_grad=True)",
+            "W = torch.zeros(num_inputs, num_outputs).requires_grad_()")]),
+        ("softmax_train_fast", "replace", OWN_FAST_LOOP),
+    ],
+    "log_softmax_and_nll_loss+logsumexp_softmax+data_updates": [
+        ("softmax_stable", "replace", '''
+def softmax(O):
+    """Softmax as exp(O - logsumexp(O))."""
+    return torch.exp(O - torch.logsumexp(O, dim=-1, keepdim=True))
+'''),
+        ("softmax_cross_entropy", "edit", [(CROSS_ENTROPY_BODY,
+                                            "    return F.nll_loss(F.log_softmax(O, dim=1), y)")]),
+        ("softmax_regression_model", "replace", OTHER_MODEL),
+        ("softmax_train_manual", "replace", DATA_UPDATES_LOOP),
+        ("softmax_train_fast", "edit", [("nn.Linear(num_inputs, num_outputs))",
+                                         "nn.Linear(num_inputs, num_outputs), nn.LogSoftmax(dim=1))"),
+                                        ("loss_fn = nn.CrossEntropyLoss()", "loss_fn = nn.NLLLoss()")]),
+    ],
+}
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_correct_variants_get_full_marks(reference, name):
+    nb = reference
+    for task, how, change in VARIANTS[name]:
+        nb = apply_edits(nb, task, change) if how == "edit" else replace_solution(nb, task, change)
+    report = grade(nb)
+    assert report.failed_tasks() == set(), outputs(report)
