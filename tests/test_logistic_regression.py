@@ -1,0 +1,166 @@
+"""04-logistic-regression: reference full marks, release zero, a mistake bank and correct-but-different variants."""
+import pytest
+import torch
+
+from course.logistic_regression import (bce_with_logits, binary_accuracy, grad_norm, sigmoid, train_logreg,
+                                        train_logreg_fast)
+from tests.notebooks import edit_solution, grade, release_notebook, replace_solution, source_notebook
+
+A = "04-logistic-regression"
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return source_notebook(A)
+
+
+def test_reference_gets_full_marks(reference):
+    report = grade(reference)
+    assert report.error is None
+    assert report.failed_tasks() == set(), {t.id: t.output for t in report.tasks}
+    assert report.score == report.max_score == 8
+
+
+def test_untouched_release_gets_zero_on_every_task():
+    report = grade(release_notebook(A))
+    assert report.error is None
+    assert report.score == 0
+    assert report.failed_tasks() == {t.id for t in report.tasks}
+
+
+SIGMOID_BODY = ("    positive = z >= 0\n"
+                "    e = torch.exp(torch.where(positive, -z, z))  # exp(-|z|) is in (0, 1]: it never overflows\n"
+                "    return torch.where(positive, 1 / (1 + e), e / (1 + e))")
+BCE_BODY = ("    y = y.reshape(z.shape).to(z.dtype)\n"
+            "    positive = z >= 0\n"
+            "    relu = torch.where(positive, z, torch.zeros_like(z))   # max(z, 0)\n"
+            "    minus_abs = torch.where(positive, -z, z)               # -|z|\n"
+            "    return relu - z * y + torch.log1p(torch.exp(minus_abs))")
+
+# name: (task, old text in the reference solution, wrong text); each loses exactly its task.
+MISTAKES = {
+    "sigmoid_naive_overflow": ("sigmoid", SIGMOID_BODY, "    return 1 / (1 + torch.exp(-z))"),
+    "sigmoid_where_with_unsafe_branches": ("sigmoid", SIGMOID_BODY,
+                                           "    return torch.where(z >= 0, 1 / (1 + torch.exp(-z)), "
+                                           "torch.exp(z) / (1 + torch.exp(z)))"),
+    "bce_log_of_sigmoid": ("bce_with_logits", BCE_BODY,
+                           "    y = y.reshape(z.shape).to(z.dtype)\n    p = 1 / (1 + torch.exp(-z))\n"
+                           "    return -(y * torch.log(p) + (1 - y) * torch.log(1 - p))"),
+    "bce_labels_broadcast": ("bce_with_logits", "y = y.reshape(z.shape).to(z.dtype)", "y = y.to(z.dtype)"),
+    "accuracy_threshold_on_the_wrong_scale": ("binary_accuracy", "(y_hat.reshape(-1) >= 0.5)", "(y_hat.reshape(-1) > 0)"),
+    "accuracy_labels_broadcast": ("binary_accuracy",
+                                  "predicted = (y_hat.reshape(-1) >= 0.5).long()\n"
+                                  "    return (predicted == y.reshape(-1).long()).float().mean().item()",
+                                  "predicted = (y_hat >= 0.5).long()\n"
+                                  "    return (predicted == y.long()).float().mean().item()"),
+    "train_double_sigmoid": ("train_logreg", "l = loss(net(X_batch, w, b), y_batch)",
+                             "l = loss(sigmoid(net(X_batch, w, b)), y_batch)"),
+    "fast_bceloss_on_logits": ("train_logreg_fast", "nn.BCEWithLogitsLoss()", "nn.BCELoss()"),
+    "fast_double_sigmoid": ("train_logreg_fast", "net = nn.Linear(X.shape[1], 1)",
+                            "net = nn.Sequential(nn.Linear(X.shape[1], 1), nn.Sigmoid())"),
+    "fast_labels_not_reshaped": ("train_logreg_fast", "targets = y.float().reshape(-1, 1)", "targets = y.float()"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MISTAKES))
+def test_mistake_loses_exactly_its_task(reference, name):
+    task, old, new = MISTAKES[name]
+    report = grade(edit_solution(reference, task, old, new))
+    assert report.failed_tasks() == {task}, {t.id: t.output for t in report.tasks}
+    assert report.by_task[task].output.strip()
+
+
+VARIANTS = {
+    "sigmoid": '''
+def sigmoid(z):
+    """exp(-|z|) through abs; its gradient at exactly 0 is a subgradient, everywhere else exact."""
+    e = torch.exp(-torch.abs(z))
+    return torch.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+''',
+    "bce_with_logits": '''
+def bce_with_logits(z, y):
+    """The textbook stable form with clamp and abs."""
+    y = y.view(-1, 1).type_as(z)
+    return torch.clamp(z, min=0) - z * y + torch.log(1 + torch.exp(-z.abs()))
+''',
+    "binary_accuracy": '''
+def binary_accuracy(y_hat, y):
+    """Strict threshold, flattened, as a plain float."""
+    correct = (y_hat.flatten() > 0.5).float() == y.flatten().float()
+    return float(correct.sum()) / len(correct)
+''',
+    "train_logreg": '''
+def train_logreg(w, b, X, y, lr, num_epochs, batch_size, net=linreg, loss=bce_with_logits, updater=sgd,
+                 generator=None):
+    """Mean loss per batch and an updater step that does not divide again."""
+    history = {"epoch": list(range(1, num_epochs + 1)), "train_loss": []}
+    for _ in range(num_epochs):
+        batch_means = []
+        for features, labels in minibatches(X, y, batch_size, generator=generator):
+            mean_loss = loss(net(features, w, b), labels).mean()
+            mean_loss.backward()
+            updater((w, b), lr, 1)
+            batch_means.append(mean_loss.item())
+        history["train_loss"].append(sum(batch_means) / len(batch_means))
+    return history
+''',
+    "train_logreg_fast": '''
+import torch.nn.functional as F
+
+def train_logreg_fast(X, y, lr, num_epochs, batch_size, generator=None):
+    """Own loop, functional loss, zero initialisation."""
+    net = nn.Sequential(nn.Linear(X.shape[1], 1))
+    nn.init.zeros_(net[0].weight)
+    nn.init.zeros_(net[0].bias)
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr)
+    loader = DataLoader(TensorDataset(X, y.unsqueeze(1).to(torch.float32)), batch_size=batch_size,
+                        shuffle=True, generator=generator)
+    losses = []
+    for _ in range(num_epochs):
+        total = 0.0
+        for features, targets in loader:
+            optimizer.zero_grad()
+            batch_loss = F.binary_cross_entropy_with_logits(net(features), targets)
+            batch_loss.backward()
+            optimizer.step()
+            total += batch_loss.item() * len(features)
+        losses.append(total / len(X))
+    return net, {"epoch": list(range(1, num_epochs + 1)), "train_loss": losses}
+''',
+}
+
+
+def test_correct_variants_get_full_marks(reference):
+    nb = reference
+    for task, source in VARIANTS.items():
+        nb = replace_solution(nb, task, source)
+    report = grade(nb)
+    assert report.failed_tasks() == set(), {t.id: t.output for t in report.tasks}
+
+
+# ------------------------------------------------------------------------------ the library itself
+def test_library_is_stable_and_trains():
+    z = torch.tensor([-1000.0, -50.0, -1e-3, 0.0, 1e-3, 50.0, 1000.0], requires_grad=True)
+    sigmoid(z).sum().backward()
+    s = torch.sigmoid(z.detach())
+    assert torch.allclose(z.grad, s * (1 - s), atol=1e-7)          # exact, z = 0 included
+    z.grad = None
+    y = torch.tensor([0, 1, 0, 1, 0, 1, 0])
+    loss = bce_with_logits(z.reshape(-1, 1), y)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(z.detach(), y.float(), reduction="none")
+    assert loss.shape == (7, 1) and torch.allclose(loss.reshape(-1), expected)
+    loss.sum().backward()
+    assert torch.allclose(z.grad, s - y.float(), atol=1e-7)
+    assert binary_accuracy(torch.tensor([[0.7], [0.2]]), torch.tensor([1, 1])) == 0.5
+    w = torch.zeros(2, 1, requires_grad=True)
+    w.grad = torch.tensor([[3.0], [4.0]])
+    assert grad_norm([w, torch.zeros(1, requires_grad=True)]) == 5.0
+    centers = torch.tensor([[-1.0, -1.0], [1.0, 1.0]])
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.arange(2).repeat_interleave(300)
+    X = centers[labels] + torch.randn(600, 2, generator=gen)
+    w, b = torch.zeros(2, 1, requires_grad=True), torch.zeros(1, requires_grad=True)
+    history = train_logreg(w, b, X, labels, 0.1, 3, 10, generator=gen)
+    assert history["train_loss"][-1] < 0.3
+    net, history = train_logreg_fast(X, labels, 0.1, 3, 10, generator=gen)
+    assert binary_accuracy(torch.sigmoid(net(X)), labels) > 0.85
