@@ -196,7 +196,7 @@ def probe_train_logged(ns, X_train, y_train, X_valid, y_valid, state, lr, num_ep
     from torch import nn
     from torch.utils.tensorboard import SummaryWriter
 
-    live = {"now": 0, "max": 0}
+    live = {"now": 0, "max": 0, "calls": 0}
 
     class Mark:
         """Lives exactly as long as the autograd graph node that holds it."""
@@ -219,6 +219,8 @@ def probe_train_logged(ns, X_train, y_train, X_valid, y_valid, state, lr, num_ep
             return grad
 
     def loss_fn(y_hat, y):
+        if torch.is_grad_enabled():
+            live["calls"] += 1
         return Marked.apply(F.mse_loss(y_hat, y))
 
     train_logged = ns.require("train_logged")
@@ -256,7 +258,8 @@ def probe_train_logged(ns, X_train, y_train, X_valid, y_valid, state, lr, num_ep
                 data = handle.read()
             files[os.path.relpath(path, run_dir)] = torch.tensor(list(data), dtype=torch.uint8)
     state_after = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    return {"files": files, "history": returned, "max_live": live["max"], "state": state_after}
+    return {"files": files, "history": returned, "max_live": live["max"], "loss_calls": live["calls"],
+            "state": state_after}
 
 
 def probe_compare_lrs(ns, X_train, y_train, X_valid, y_valid, state, lrs, num_epochs, batch_size):
@@ -269,9 +272,12 @@ def probe_compare_lrs(ns, X_train, y_train, X_valid, y_valid, state, lrs, num_ep
     from tensorboard.summary.writer import event_file_writer
     from torch import nn
 
+    thread_class = getattr(event_file_writer, "_AsyncWriterThread", None)
+
     def writer_threads():
-        return {t for t in threading.enumerate()
-                if isinstance(t, event_file_writer._AsyncWriterThread) and t.is_alive()}
+        """The background threads of open TensorBoard writers (close() stops and joins them)."""
+        return {t for t in threading.enumerate() if t.is_alive() and (
+            isinstance(t, thread_class) if thread_class is not None else type(t).__name__ == "_AsyncWriterThread")}
 
     def make_net():
         net = nn.Linear(2, 1)
@@ -412,6 +418,10 @@ def test_train_logged_run(student):
                         BATCH_SIZE, label="`train_logged`")
     where = f"train_logged (linear regression, SGD lr={lr}, {NUM_EPOCHS} epochs of 10 batches)"
 
+    num_batches = NUM_EPOCHS * len(_batches(X_train, y_train))
+    expect(out["loss_calls"] >= num_batches,
+           f"{where}: the loss_fn passed to train_logged computed {out['loss_calls']} training losses, "
+           f"expected one per batch ({num_batches}): compute the loss with the loss_fn you are given.")
     expect(out["max_live"] <= MAX_LIVE_GRAPHS,
            f"{where}: your code kept the autograd graphs of up to {out['max_live']} batches alive at once "
            f"(at most {MAX_LIVE_GRAPHS} expected): a loss tensor is kept (summed or stored) after its "
@@ -483,7 +493,8 @@ def test_compare_lrs_runs(student):
         for lr in lrs:
             expected, _ = _rerun(X_train, y_train, X_valid, y_valid, state, lr, num_epochs)
             expect_close(returned[lr], expected["valid_loss"][-1],
-                         f"{where}: the returned final validation loss of lr={lr}", rtol=LOSS_RTOL,
+                         f"{where}: the returned final validation loss of lr={lr} (each run trains a fresh "
+                         f"make_net() with SGD at its own lr for num_epochs epochs)", rtol=LOSS_RTOL,
                          atol=LOSS_ATOL)
             run = f"lr_{lr}"
             expect(run in present, f"{where}: no run directory `{run}` in log_dir (found: {present}); "
