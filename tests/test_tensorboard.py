@@ -242,6 +242,43 @@ def test_correct_variants_get_full_marks(reference, chosen):
     assert report.failed_tasks() == set(), {t.id: t.output for t in report.tasks if not t.passed}
 
 
+# ------------------------------------------------------------------------------ the course library
+def test_course_callback_logs_fit_and_readers_agree(tmp_path):
+    """course.tensorboard: TensorBoardCallback in fit writes the history; the readers find every curve."""
+    import torch
+    from torch import nn
+    from torch.utils.tensorboard import SummaryWriter
+
+    from course.datasets import make_regression
+    from course.tensorboard import (TensorBoardCallback, log_history, read_hparams, read_histograms,
+                                    read_scalars, scalar_curves)
+    from course.training import fit
+
+    X, y = make_regression(torch.tensor([2.0, -3.4]), 4.2, 100, seed=0)
+    batches = [(X[i:i + 20], y[i:i + 20]) for i in range(0, 100, 20)]
+    torch.manual_seed(0)
+    net = nn.Linear(2, 1)
+    with SummaryWriter(str(tmp_path / "fit")) as writer:
+        history = fit(net, nn.MSELoss(), torch.optim.SGD(net.parameters(), lr=0.05), batches, 3,
+                      valid_iter=batches, callbacks=[TensorBoardCallback(writer, net)], progress=False)
+        writer.add_hparams({"lr": 0.05}, {"hparam/valid_loss": history["valid_loss"][-1]}, run_name=".")
+    with SummaryWriter(str(tmp_path / "scalars")) as writer:
+        writer.add_scalars("loss", {"train": 1.0, "valid": 2.0}, 1)
+    curves = scalar_curves(str(tmp_path / "fit"))
+    for key, name in (("train_loss", "loss/train"), ("valid_loss", "loss/valid")):
+        assert [s for s, _ in curves[name]] == [1, 2, 3]
+        assert all(math.isclose(v, h, rel_tol=1e-6) for (_, v), h in zip(curves[name], history[key]))
+    tags = {tag for _, tag in read_histograms(str(tmp_path / "fit"))}
+    assert tags == {"weights/weight", "weights/bias", "grads/weight", "grads/bias"}
+    assert read_hparams(str(tmp_path)) == {"fit": {"lr": 0.05}}
+    assert scalar_curves(str(tmp_path / "scalars")) == {"loss/train": [(1, 1.0)], "loss/valid": [(1, 2.0)]}
+    assert read_scalars(str(tmp_path / "scalars")) == {("loss_train", "loss"): [(1, 1.0)],
+                                                       ("loss_valid", "loss"): [(1, 2.0)]}
+    with SummaryWriter(str(tmp_path / "history")) as writer:
+        log_history(writer, {"epoch": [1, 2], "train_loss": [0.5, 0.25], "other": [1, 2]})
+    assert scalar_curves(str(tmp_path / "history")) == {"loss/train": [(1, 0.5), (2, 0.25)]}
+
+
 # ------------------------------------------------------------------ a real TensorBoard server, loopback only
 def _free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
