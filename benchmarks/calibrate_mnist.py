@@ -1,0 +1,138 @@
+"""Calibrate the accuracy graders of 06-mlp-gpu and 07-mnist-cnn: seeded runs of the reference and variants.
+
+Runs the graders' own training probes in this process against the source notebook's code (or a variant
+of it) on the same data the graders use, and prints min / median / max of the held-out accuracy and of
+the training loss. Usage:
+
+    python benchmarks/calibrate_mnist.py [--lesson mlp|cnn|both] [--seeds 20] [--variants]
+"""
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from autograder.notebook import program_cells, read_notebook  # noqa: E402
+from autograder.worker import StudentNamespace  # noqa: E402
+
+N_TRAIN = None
+SOURCES = {"mlp": ROOT / "source/06-mlp-gpu/mlp_gpu.ipynb", "cnn": ROOT / "source/07-mnist-cnn/mnist_cnn.ipynb"}
+
+# Variants: (lesson, name, code appended after the notebook's own cells)
+VARIANTS = {
+    "mlp": {
+        "softmax before cross_entropy": '''
+class MnistModel(MnistModel):
+    def forward(self, X):
+        return F.softmax(super().forward(X), dim=1)
+''',
+        "log_softmax + nll_loss": '''
+class MnistModel(MnistModel):
+    def forward(self, X):
+        return F.log_softmax(super().forward(X), dim=1)
+loss_fn = F.nll_loss
+''',
+        "nn.Sequential": '''
+def MnistModel(in_size=784, hidden_size=32, out_size=10):
+    return nn.Sequential(nn.Flatten(), nn.Linear(in_size, hidden_size), nn.ReLU(), nn.Linear(hidden_size, out_size))
+''',
+    },
+    "cnn": {
+        "Adam lr 1e-3": '''
+def make_optimizer(net):
+    return torch.optim.Adam(net.parameters(), lr=1e-3)
+''',
+        "logits + cross_entropy in train": '''
+class Net(Net):
+    def forward(self, X):
+        return super().forward(X)
+''',
+        "dropout without training flag": '''
+class Net(Net):
+    def forward(self, X):
+        X = F.relu(self.conv1(X))
+        X = F.relu(self.conv2(X))
+        X = F.max_pool2d(X, 2)
+        X = F.dropout(X, 0.25)
+        X = torch.flatten(X, 1)
+        X = F.relu(self.fc1(X))
+        X = F.dropout(X, 0.5)
+        return F.log_softmax(self.fc2(X), dim=1)
+''',
+    },
+}
+
+
+def namespace(lesson, extra=""):
+    """The source notebook's program cells (plus ``extra``) executed in a fresh namespace."""
+    ns = {"__name__": "__main__"}
+    for _, source in program_cells(read_notebook(SOURCES[lesson])):
+        exec(compile(source, "<cell>", "exec"), ns)
+    if extra:
+        exec(compile(extra, "<variant>", "exec"), ns)
+    return StudentNamespace(ns)
+
+
+def run(lesson, ns, seed):
+    """One graded training run; returns (held-out accuracy, training loss, seconds)."""
+    if lesson == "mlp":
+        from autograder.graders import test_mlp_gpu as g
+        X_train, y_train, X_test, y_test = g.mnist_split()
+        cfg = dict(g.MLP_TRAINING, seed=seed)
+        start = time.perf_counter()
+        out = g.probe_mlp_training(ns, X_train, y_train, X_test, cfg["hidden"], cfg["lr"], cfg["num_epochs"],
+                                   cfg["batch_size"], cfg["seed"], g.MNIST_MEAN, g.MNIST_STD)
+    else:
+        from autograder.graders import test_mnist_cnn as g
+        X_train, y_train, X_test, y_test = g.mnist_split()
+        cfg = dict(g.CNN_TRAINING, seed=seed)
+        if N_TRAIN:
+            cfg["n_train"] = N_TRAIN
+        start = time.perf_counter()
+        out = g.probe_cnn_training(ns, X_train[:cfg["n_train"]], y_train[:cfg["n_train"]], X_test,
+                                   cfg["batch_size"], cfg["seed"], g.MNIST_MEAN, g.MNIST_STD)
+    seconds = time.perf_counter() - start
+    return (out["pred"] == y_test).double().mean().item(), out["train_loss"], seconds
+
+
+def summary(name, values):
+    return f"{name} min {min(values):.4f}  median {statistics.median(values):.4f}  max {max(values):.4f}"
+
+
+def calibrate(lesson, seeds, variants):
+    runs = [("reference", "")] + (list(VARIANTS[lesson].items()) if variants else [])
+    for name, extra in runs:
+        ns = namespace(lesson, extra)
+        accs, losses, times = [], [], []
+        for seed in range(seeds):
+            acc, loss, seconds = run(lesson, ns, seed)
+            accs.append(acc)
+            losses.append(loss)
+            times.append(seconds)
+        print(f"[{lesson}] {name} ({seeds} seeds): {summary('accuracy', accs)} | {summary('loss', losses)} | "
+              f"median {statistics.median(times):.2f} s per run", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lesson", choices=["mlp", "cnn", "both"], default="both")
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--variants", action="store_true", help="also run the variants")
+    parser.add_argument("--n-train", type=int, default=None, help="CNN: training images (default: the grader's)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (the graders' probes train with 1)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    global N_TRAIN
+    N_TRAIN = args.n_train
+    for lesson in (["mlp", "cnn"] if args.lesson == "both" else [args.lesson]):
+        calibrate(lesson, args.seeds, args.variants)
+
+
+if __name__ == "__main__":
+    main()
