@@ -214,3 +214,56 @@ def test_correct_variants_get_full_marks(reference, name):
         nb = apply_edits(nb, task, change) if how == "edit" else replace_solution(nb, task, change)
     report = grade(nb)
     assert report.failed_tasks() == set(), outputs(report)
+
+
+# The course library's finished versions (no sandbox: plain imports).
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: one thread avoids contention on a busy machine."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_library_softmax_and_cross_entropy_match_pytorch_and_are_stable(one_thread):
+    import torch
+    import torch.nn.functional as F
+
+    from course.softmax_regression import cross_entropy, log_softmax, softmax
+
+    O = torch.tensor([[1000.0, 0.0, -1000.0], [5.0, 5.0, 5.0], [-1000.0, 999.0, 1000.0]], dtype=torch.float64)
+    y = torch.tensor([2, 1, 0])
+    torch.testing.assert_close(softmax(O), torch.softmax(O, dim=1), atol=1e-12, rtol=1e-9)
+    torch.testing.assert_close(log_softmax(O), F.log_softmax(O, dim=1), atol=1e-12, rtol=1e-9)
+    O = O.requires_grad_()
+    loss = cross_entropy(O, y)
+    loss.backward()
+    O_ref = O.detach().clone().requires_grad_()
+    F.cross_entropy(O_ref, y).backward()
+    torch.testing.assert_close(loss.detach(), F.cross_entropy(O_ref.detach(), y), atol=1e-9, rtol=1e-9)
+    torch.testing.assert_close(O.grad, O_ref.grad, atol=1e-12, rtol=1e-9)
+    with pytest.raises(TypeError):
+        cross_entropy(O.detach(), y.float())
+
+
+def test_library_training_reaches_high_accuracy_on_blobs(one_thread):
+    import torch
+
+    from course.datasets import make_blobs
+    from course.softmax_regression import init_softmax_params, softmax_regression, train_softmax, train_softmax_fast
+    from course.training import accuracy
+
+    centers = torch.tensor([[3.0, 0.0], [-3.0, 0.0], [0.0, 3.0]])
+    X, y = make_blobs(100, centers, seed=0)
+    X_test, y_test = make_blobs(100, centers, seed=1)
+    torch.manual_seed(0)
+    W, b = init_softmax_params(2, 3)
+    history = train_softmax(W, b, X, y, lr=0.5, num_epochs=5, batch_size=16)
+    assert history["epoch"] == [1, 2, 3, 4, 5] and history["train_loss"][-1] < history["train_loss"][0]
+    assert accuracy(softmax_regression(X_test, W, b), y_test) > 0.9
+    net, history = train_softmax_fast(X, y, 3, lr=0.5, num_epochs=5, batch_size=16, device=torch.device("cpu"))
+    with torch.no_grad():
+        assert accuracy(net(X_test), y_test) > 0.9
+    assert len(history["train_loss"]) == 5
