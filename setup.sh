@@ -12,6 +12,8 @@ fi
 
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[dev]'
+# (this machine's pip configuration names local package folders that may be absent: drop those warnings)
+quiet() { "$@" 2> >(grep -v "^WARNING: Location '.*' is ignored" >&2); }
+quiet .venv/bin/python -m pip install -q --upgrade pip
+quiet .venv/bin/python -m pip install -q -e '.[dev]'
 echo "Set-up done: activate with 'source .venv/bin/activate'."

@@ -19,8 +19,23 @@ def check_task(task_id, namespace):
     from autograder.sandbox import InProcessStudent
     from autograder.tasks import assignment_of_task
 
+    import contextlib
+    import io
+    import os
+
     assignment = assignment_of_task(task_id)
-    outcomes = run_graders(assignment, InProcessStudent(namespace), [task_id])
+    # Anything the graded code prints (progress bars, warnings) must not reach the cell's stderr,
+    # where nbgrader would count it as an error.
+    saved = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            outcomes = run_graders(assignment, InProcessStudent(namespace), [task_id])
+    finally:
+        if saved is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = saved
     failures = []
     for outcome in outcomes:
         if not outcome.passed and outcome.message not in failures:
