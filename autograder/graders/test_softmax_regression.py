@@ -200,6 +200,9 @@ def probe_train_manual(ns, X, y, W0, b0, lr, num_epochs, batch_size, seed):
     PyTorch's cross-entropy and the plain linear model stand in for the notebook's ``cross_entropy``
     and ``softmax_regression`` while it runs, so that only the training loop is judged here.
     """
+    import contextlib
+    import io
+
     import torch
     import torch.nn.functional as F
     train = ns.require("train_softmax")
@@ -214,7 +217,8 @@ def probe_train_manual(ns, X, y, W0, b0, lr, num_epochs, batch_size, seed):
     torch.set_num_threads(1)  # tiny ops: one thread is much faster on a busy machine, and deterministic
     ns.globals.update(oracles)
     try:
-        history = train(W, b, X, y, lr, num_epochs, batch_size)
+        with contextlib.redirect_stderr(io.StringIO()):  # progress bars and warnings are not graded
+            history = train(W, b, X, y, lr, num_epochs, batch_size)
     finally:
         torch.set_num_threads(threads)
         for name in oracles:
@@ -238,6 +242,9 @@ def probe_train_manual(ns, X, y, W0, b0, lr, num_epochs, batch_size, seed):
 
 def probe_train_fast(ns, X, y, num_classes, lr, num_epochs, batch_size, seed, X_eval, device):
     """Train with train_softmax_fast; return the trained net's logits for X_eval and the history."""
+    import contextlib
+    import io
+
     import torch
     from torch import nn
     train = ns.require("train_softmax_fast")
@@ -245,7 +252,8 @@ def probe_train_fast(ns, X, y, num_classes, lr, num_epochs, batch_size, seed, X_
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny ops: one thread is much faster on a busy machine, and deterministic
     try:
-        result = train(X, y, num_classes, lr, num_epochs, batch_size, device=device)
+        with contextlib.redirect_stderr(io.StringIO()):  # progress bars and warnings are not graded
+            result = train(X, y, num_classes, lr, num_epochs, batch_size, device=device)
     finally:
         torch.set_num_threads(threads)
     if not isinstance(result, (tuple, list)) or len(result) != 2:
