@@ -18,6 +18,8 @@ def _grade(args):
     limits = Limits(memory_bytes=args.memory_mib * 2**20)
     report = grade_notebook(args.notebook, assignment=args.assignment, limits=limits)
     print(report.table())
+    if report.sandbox:
+        print("sandbox: " + "; ".join(report.sandbox), file=sys.stderr)
     report.write(args.results)
     print(f"Results written to {args.results}")
     if report.error:

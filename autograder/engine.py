@@ -114,5 +114,6 @@ def _grade(report, nb, student, task_ids):
             report.messages.append(f"Note: the grade cell `{task.id}` was deleted from the notebook; the task "
                                    f"was graded from your code anyway.")
         report.tasks.append(result)
-    if hasattr(student, "startup"):
+    if getattr(student, "startup", None) is not None:
         report.messages.extend(_startup_messages(student, nb))
+        report.sandbox = list(student.startup.notes)

@@ -34,6 +34,7 @@ class Report:
     messages: list = field(default_factory=list)   # notes about the whole submission
     error: str = None                              # set when grading could not run at all
     execution_time: float = 0.0
+    sandbox: list = field(default_factory=list)    # protections in force (for staff, not in results.json)
 
     @property
     def score(self):
