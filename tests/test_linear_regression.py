@@ -27,6 +27,22 @@ def test_untouched_release_gets_zero_on_every_task():
     assert report.failed_tasks() == {t.id for t in report.tasks}
 
 
+def test_reference_never_loses_a_point_under_other_seeds(reference, monkeypatch):
+    """The flakiness check, CI-sized (benchmarks/flakiness_linear_logistic.py runs 20 seeds)."""
+    from autograder.notebook import program_cells
+    from autograder.sandbox import SandboxStudent
+
+    student = SandboxStudent(program_cells(reference))
+    student.start()
+    try:
+        for seed in (1, 2, 3):
+            monkeypatch.setenv("COURSE_GRADING_SEED", str(seed))
+            report = grade(reference, assignment=A, student=student)
+            assert report.failed_tasks() == set(), (seed, {t.id: t.output for t in report.tasks})
+    finally:
+        student.close()
+
+
 # name: (task, old text in the reference solution, wrong text); each loses exactly its task.
 MISTAKES = {
     "init_not_a_leaf": ("init_linreg_params",

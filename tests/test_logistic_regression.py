@@ -37,6 +37,22 @@ BCE_BODY = ("    y = y.reshape(z.shape).to(z.dtype)\n"
             "    minus_abs = torch.where(positive, -z, z)               # -|z|\n"
             "    return relu - z * y + torch.log1p(torch.exp(minus_abs))")
 
+def test_reference_never_loses_a_point_under_other_seeds(reference, monkeypatch):
+    """The flakiness check, CI-sized (benchmarks/flakiness_linear_logistic.py runs 20 seeds)."""
+    from autograder.notebook import program_cells
+    from autograder.sandbox import SandboxStudent
+
+    student = SandboxStudent(program_cells(reference))
+    student.start()
+    try:
+        for seed in (1, 2, 3):
+            monkeypatch.setenv("COURSE_GRADING_SEED", str(seed))
+            report = grade(reference, assignment=A, student=student)
+            assert report.failed_tasks() == set(), (seed, {t.id: t.output for t in report.tasks})
+    finally:
+        student.close()
+
+
 # name: (task, old text in the reference solution, wrong text); each loses exactly its task.
 MISTAKES = {
     "sigmoid_naive_overflow": ("sigmoid", SIGMOID_BODY, "    return 1 / (1 + torch.exp(-z))"),

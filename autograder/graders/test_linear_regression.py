@@ -154,45 +154,55 @@ def ref_sgd(params, lr, batch_size):
 
 def probe_train_linreg(ns, X, y, lr, num_epochs, batch_size, seed, pieces):
     import torch
-    train = ns.require("train_linreg")
-    scope = {"torch": torch}
-    exec(pieces, scope)  # reference model, loss and updater: this task judges the loop alone
-    torch.manual_seed(seed)
-    w = torch.normal(0.0, 0.01, size=(X.shape[1], 1), requires_grad=True)
-    b = torch.zeros(1, requires_grad=True)
-    w_start, b_start = w.detach().clone(), b.detach().clone()
-    history = train(w, b, X, y, lr, num_epochs, batch_size, net=scope["ref_linreg"], loss=scope["ref_loss"],
-                    updater=scope["ref_sgd"], generator=torch.Generator().manual_seed(seed))
-    out = {"w": w.detach().clone(), "b": b.detach().clone(),
-           "moved": not (torch.equal(w.detach(), w_start) and torch.equal(b.detach(), b_start)),
-           "leaf": w.is_leaf and b.is_leaf, "history_type": type(history).__name__}
-    if isinstance(history, dict):
-        losses = history.get("train_loss")
-        out["keys"] = sorted(str(k) for k in history)
-        if isinstance(losses, (list, tuple)):
-            out["train_loss"] = [float(v) for v in losses]
-    return out
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: threads only add synchronisation overhead
+    try:
+        train = ns.require("train_linreg")
+        scope = {"torch": torch}
+        exec(pieces, scope)  # reference model, loss and updater: this task judges the loop alone
+        torch.manual_seed(seed)
+        w = torch.normal(0.0, 0.01, size=(X.shape[1], 1), requires_grad=True)
+        b = torch.zeros(1, requires_grad=True)
+        w_start, b_start = w.detach().clone(), b.detach().clone()
+        history = train(w, b, X, y, lr, num_epochs, batch_size, net=scope["ref_linreg"], loss=scope["ref_loss"],
+                        updater=scope["ref_sgd"], generator=torch.Generator().manual_seed(seed))
+        out = {"w": w.detach().clone(), "b": b.detach().clone(),
+               "moved": not (torch.equal(w.detach(), w_start) and torch.equal(b.detach(), b_start)),
+               "leaf": w.is_leaf and b.is_leaf, "history_type": type(history).__name__}
+        if isinstance(history, dict):
+            losses = history.get("train_loss")
+            out["keys"] = sorted(str(k) for k in history)
+            if isinstance(losses, (list, tuple)):
+                out["train_loss"] = [float(v) for v in losses]
+        return out
+    finally:
+        torch.set_num_threads(threads)
 
 
 def probe_train_fast(ns, X, y, X_test, lr, num_epochs, batch_size, seed):
     import torch
-    train = ns.require("train_linreg_fast")
-    torch.manual_seed(seed)
-    result = train(X, y, lr, num_epochs, batch_size, generator=torch.Generator().manual_seed(seed))
-    if not isinstance(result, (tuple, list)) or len(result) != 2:
-        return {"pair": False, "type": type(result).__name__}
-    net, history = result
-    if hasattr(net, "eval"):
-        net.eval()
-    with torch.no_grad():
-        y_hat = net(X_test)
-    out = {"pair": True, "y_hat": y_hat.detach().clone(), "history_type": type(history).__name__}
-    if isinstance(history, dict):
-        losses = history.get("train_loss")
-        out["keys"] = sorted(str(k) for k in history)
-        if isinstance(losses, (list, tuple)):
-            out["train_loss"] = [float(v) for v in losses]
-    return out
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: threads only add synchronisation overhead
+    try:
+        train = ns.require("train_linreg_fast")
+        torch.manual_seed(seed)
+        result = train(X, y, lr, num_epochs, batch_size, generator=torch.Generator().manual_seed(seed))
+        if not isinstance(result, (tuple, list)) or len(result) != 2:
+            return {"pair": False, "type": type(result).__name__}
+        net, history = result
+        if hasattr(net, "eval"):
+            net.eval()
+        with torch.no_grad():
+            y_hat = net(X_test)
+        out = {"pair": True, "y_hat": y_hat.detach().clone(), "history_type": type(history).__name__}
+        if isinstance(history, dict):
+            losses = history.get("train_loss")
+            out["keys"] = sorted(str(k) for k in history)
+            if isinstance(losses, (list, tuple)):
+                out["train_loss"] = [float(v) for v in losses]
+        return out
+    finally:
+        torch.set_num_threads(threads)
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -206,7 +216,7 @@ def _check_history(out, num_epochs, what, threshold):
     expect(len(losses) == num_epochs, f"The history of {what} should hold one train_loss per epoch: "
                                       f"{num_epochs} values for {num_epochs} epochs, not {len(losses)}.")
     expect(all(math.isfinite(v) for v in losses),
-           f"The training loss of {what} became inf or NaN: training diverged {losses}.")
+           f"The training loss of {what} became inf or NaN: training diverged ({losses}).")
     expect(losses[-1] <= threshold,
            f"After {num_epochs} epochs the training loss of {what} is {losses[-1]:.4g}; a correct loop "
            f"reaches below {threshold:g} on this data (tolerance included). Does every step use the "
@@ -266,7 +276,7 @@ def test_squared_loss(student, y_shape):
     y = torch.randn(37, 1, generator=gen, dtype=torch.float64)
     sent = y if y_shape == "(n, 1)" else y.reshape(-1)
     out = student.probe(probe_squared_loss, y_hat, sent, label="`squared_loss`")
-    what = f"squared_loss(y_hat, y) with y_hat (37, 1) and y {y_shape.replace('n', '37')}"
+    what = f"squared_loss(y_hat, y) with y_hat (37, 1) and y {y_shape.replace('(n', '(37')}"
     expect_tensor(out["loss"], what, shape=(37, 1))
     expect_close(out["loss"], (y_hat - y) ** 2 / 2, what + " (one loss (y_hat - y)**2 / 2 per example)",
                  rtol=1e-10, atol=1e-12)
@@ -297,7 +307,8 @@ def test_sgd_updates_in_place(student):
             expect(leaf, f"A parameter is no longer a leaf tensor {when}: the update was recorded by autograd. "
                          f"Update in place under torch.no_grad() (or through .data).")
             expect_close(value, expected[i], f"parameter {i} of shape {tuple(value.shape)} {when} "
-                         f"(should be p - lr * p.grad / batch_size)", rtol=1e-5, atol=1e-6)
+                         f"(should be p - lr * p.grad / batch_size, changed in place: rebinding a name, "
+                         f"p = p - ..., changes nothing for the caller)", rtol=1e-5, atol=1e-6)
         expect(all(step["grad_zero"]), f"The gradients should be zero (or None) {when}: backward() adds to .grad, "
                                        f"so gradients that are not cleared pile up from step to step.")
 

@@ -116,48 +116,58 @@ def ref_sgd(params, lr, batch_size):
 
 def probe_train_logreg(ns, X, y, X_test, lr, num_epochs, batch_size, seed, pieces):
     import torch
-    train = ns.require("train_logreg")
-    scope = {"torch": torch}
-    exec(pieces, scope)  # reference model, loss and updater: this task judges the loop alone
-    torch.manual_seed(seed)
-    w = torch.normal(0.0, 0.01, size=(X.shape[1], 1), requires_grad=True)
-    b = torch.zeros(1, requires_grad=True)
-    w_start, b_start = w.detach().clone(), b.detach().clone()
-    history = train(w, b, X, y, lr, num_epochs, batch_size, net=scope["ref_linreg"], loss=scope["ref_loss"],
-                    updater=scope["ref_sgd"], generator=torch.Generator().manual_seed(seed))
-    with torch.no_grad():
-        logits = X_test @ w + b
-    out = {"logits": logits.clone(), "leaf": w.is_leaf and b.is_leaf,
-           "moved": not (torch.equal(w.detach(), w_start) and torch.equal(b.detach(), b_start))}
-    out["history_type"] = type(history).__name__
-    if isinstance(history, dict):
-        losses = history.get("train_loss")
-        out["keys"] = sorted(str(k) for k in history)
-        if isinstance(losses, (list, tuple)):
-            out["train_loss"] = [float(v) for v in losses]
-    return out
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: threads only add synchronisation overhead
+    try:
+        train = ns.require("train_logreg")
+        scope = {"torch": torch}
+        exec(pieces, scope)  # reference model, loss and updater: this task judges the loop alone
+        torch.manual_seed(seed)
+        w = torch.normal(0.0, 0.01, size=(X.shape[1], 1), requires_grad=True)
+        b = torch.zeros(1, requires_grad=True)
+        w_start, b_start = w.detach().clone(), b.detach().clone()
+        history = train(w, b, X, y, lr, num_epochs, batch_size, net=scope["ref_linreg"], loss=scope["ref_loss"],
+                        updater=scope["ref_sgd"], generator=torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            logits = X_test @ w + b
+        out = {"logits": logits.clone(), "leaf": w.is_leaf and b.is_leaf,
+               "moved": not (torch.equal(w.detach(), w_start) and torch.equal(b.detach(), b_start))}
+        out["history_type"] = type(history).__name__
+        if isinstance(history, dict):
+            losses = history.get("train_loss")
+            out["keys"] = sorted(str(k) for k in history)
+            if isinstance(losses, (list, tuple)):
+                out["train_loss"] = [float(v) for v in losses]
+        return out
+    finally:
+        torch.set_num_threads(threads)
 
 
 def probe_train_fast(ns, X, y, X_test, lr, num_epochs, batch_size, seed):
     import torch
-    train = ns.require("train_logreg_fast")
-    torch.manual_seed(seed)
-    result = train(X, y, lr, num_epochs, batch_size, generator=torch.Generator().manual_seed(seed))
-    if not isinstance(result, (tuple, list)) or len(result) != 2:
-        return {"pair": False, "type": type(result).__name__}
-    net, history = result
-    if hasattr(net, "eval"):
-        net.eval()
-    with torch.no_grad():
-        logits = net(X_test)
-    out = {"pair": True, "logits": logits.detach().clone()}
-    out["history_type"] = type(history).__name__
-    if isinstance(history, dict):
-        losses = history.get("train_loss")
-        out["keys"] = sorted(str(k) for k in history)
-        if isinstance(losses, (list, tuple)):
-            out["train_loss"] = [float(v) for v in losses]
-    return out
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: threads only add synchronisation overhead
+    try:
+        train = ns.require("train_logreg_fast")
+        torch.manual_seed(seed)
+        result = train(X, y, lr, num_epochs, batch_size, generator=torch.Generator().manual_seed(seed))
+        if not isinstance(result, (tuple, list)) or len(result) != 2:
+            return {"pair": False, "type": type(result).__name__}
+        net, history = result
+        if hasattr(net, "eval"):
+            net.eval()
+        with torch.no_grad():
+            logits = net(X_test)
+        out = {"pair": True, "logits": logits.detach().clone()}
+        out["history_type"] = type(history).__name__
+        if isinstance(history, dict):
+            losses = history.get("train_loss")
+            out["keys"] = sorted(str(k) for k in history)
+            if isinstance(losses, (list, tuple)):
+                out["train_loss"] = [float(v) for v in losses]
+        return out
+    finally:
+        torch.set_num_threads(threads)
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -241,7 +251,7 @@ def test_bce_values_shapes_gradients(student, labels):
     y = torch.randint(0, 2, (37,), generator=gen)
     sent = y if labels == "(n,) int64" else y.double().reshape(-1, 1)
     out = student.probe(probe_elementwise, "bce_with_logits", z, sent, label="`bce_with_logits`")
-    what = f"bce_with_logits(z, y) with z (37, 1) float64 and y {labels.replace('n', '37')}"
+    what = f"bce_with_logits(z, y) with z (37, 1) float64 and y {labels.replace('(n', '(37')}"
     value = expect_tensor(out["value"], what, shape=(37, 1))
     t = y.double().reshape(-1, 1)
     expected = torch.nn.functional.binary_cross_entropy_with_logits(z, t, reduction="none")
@@ -291,8 +301,8 @@ def _accuracy_case(shape_p, labels):
 def test_binary_accuracy(student, shape_p, labels):
     p, y, expected = _accuracy_case(shape_p, labels)
     out = student.probe(probe_accuracy, p, y, label="`binary_accuracy`")
-    what = (f"binary_accuracy(y_hat, y) with probabilities y_hat {shape_p.replace('n', '37')} and labels "
-            f"y {labels.replace('n', '37')}")
+    what = (f"binary_accuracy(y_hat, y) with probabilities y_hat {shape_p.replace('(n', '(37')} and labels "
+            f"y {labels.replace('(n', '(37')}")
     expect(out["numel"] == 1 and out["value"] is not None,
            f"{what} should return one number (a float), not a {out['kind']}"
            + (f" with {out['numel']} elements" if out["kind"] == "tensor" else "") + ".")

@@ -1,0 +1,85 @@
+"""Flakiness check and grading time of 03-linear-regression and 04-logistic-regression.
+
+1. Grades each reference notebook under COURSE_GRADING_SEED = 0 .. N-1 (the graders' data change with
+   it; one sandboxed student per assignment serves all seeds) and prints every task that lost a point:
+   the reference must never lose one.
+2. Grades each reference notebook from scratch (a fresh sandbox, as the CLI does) several times and
+   prints the median grading time (target: at most 15 s each on 2 CPU cores).
+
+Usage: python benchmarks/flakiness_linear_logistic.py [--seeds 20] [--timing-runs 5]
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from autograder.engine import grade_notebook  # noqa: E402
+from autograder.notebook import program_cells  # noqa: E402
+from autograder.sandbox import SandboxStudent  # noqa: E402
+from tests.notebooks import source_notebook  # noqa: E402
+
+ASSIGNMENTS = ["03-linear-regression", "04-logistic-regression"]
+
+
+def flakiness(assignment, seeds):
+    """Seeds under which the reference lost points: {seed: {task: feedback}}."""
+    nb = source_notebook(assignment)
+    student = SandboxStudent(program_cells(nb))
+    student.start()
+    lost = {}
+    saved = os.environ.get("COURSE_GRADING_SEED")
+    try:
+        for seed in seeds:
+            os.environ["COURSE_GRADING_SEED"] = str(seed)
+            report = grade_notebook(nb, assignment=assignment, student=student)
+            failed = report.failed_tasks()
+            if failed or report.error:
+                lost[seed] = {t: report.by_task[t].output for t in failed} or report.error
+    finally:
+        student.close()
+        if saved is None:
+            os.environ.pop("COURSE_GRADING_SEED", None)
+        else:
+            os.environ["COURSE_GRADING_SEED"] = saved
+    return lost
+
+
+def grading_times(assignment, runs):
+    """Wall-clock seconds of ``runs`` complete gradings of the reference, each in a fresh sandbox."""
+    nb = source_notebook(assignment)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        report = grade_notebook(nb, assignment=assignment)
+        times.append(time.perf_counter() - start)
+        assert report.failed_tasks() == set(), report.failed_tasks()
+    return times
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--timing-runs", type=int, default=5)
+    args = parser.parse_args()
+    ok = True
+    for assignment in ASSIGNMENTS:
+        lost = flakiness(assignment, range(args.seeds))
+        print(f"{assignment}: reference graded under {args.seeds} seeds: "
+              f"{'never lost a point' if not lost else 'LOST POINTS'}")
+        for seed, tasks in lost.items():
+            print(f"  seed {seed}: {tasks}")
+        ok = ok and not lost
+    for assignment in ASSIGNMENTS:
+        if args.timing_runs:
+            times = grading_times(assignment, args.timing_runs)
+            print(f"{assignment}: grading time of the reference, median of {len(times)}: "
+                  f"{statistics.median(times):.1f} s (min {min(times):.1f}, max {max(times):.1f})")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
