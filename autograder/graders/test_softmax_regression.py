@@ -13,6 +13,10 @@ Every numerical comparison runs in float64 in the judging process, against PyTor
 
 Stability rows: [1000, 0, -1000] (both orders), all-equal rows (0, 5, +-1000) and C = 1 columns.
 
+Device-agnostic code: without a GPU, ``train_softmax_fast(..., device=meta)`` runs with a stand-in
+for ``fit`` that records the device of the model's parameters and of one batch; both must be meta.
+(Code that trains without ``fit`` cannot be checked this way and is not penalised.)
+
 Training outcome. The graders make 4 Gaussian blobs in 3 dimensions (centres of norm 4, spread 1;
 100 points per class for training, 100 per class held out; fixed seeds), train the student's manual
 pipeline (W, b given: N(0, 0.01^2) and zeros) and fast pipeline for 5 epochs at lr 0.5 with batches
@@ -279,6 +283,43 @@ def probe_train_fast(ns, X, y, num_classes, lr, num_epochs, batch_size, seed, X_
     else:
         history = f"a {type(history).__name__}"
     return {"O": O.detach().cpu().float(), "history": history, "device": str(where)}
+
+
+def probe_fast_device(ns, X, y):
+    """Run train_softmax_fast with device=meta and a stand-in for fit that records where things are.
+
+    Without a GPU, the meta device shows whether the model and the batches follow ``device``: a stand-in
+    for ``fit`` (the real one needs numbers, which meta tensors do not have) looks at the net's
+    parameters and at one batch of train_iter. If the notebook's code does not call ``fit``, nothing
+    is recorded and nothing can be concluded.
+    """
+    import contextlib
+    import io
+
+    import torch
+    train = ns.require("train_softmax_fast")
+    seen = {}
+
+    def fit_stand_in(net, loss_fn, optimizer, train_iter, num_epochs, *args, **kwargs):
+        seen["net"] = sorted({p.device.type for p in net.parameters()})
+        batch = next(iter(train_iter))
+        seen["batch"] = sorted({t.device.type for t in batch if isinstance(t, torch.Tensor)})
+        return {"epoch": list(range(1, num_epochs + 1)), "train_loss": [0.0] * num_epochs}
+
+    had_fit, saved = "fit" in ns.globals, ns.globals.get("fit")
+    ns.globals["fit"] = fit_stand_in
+    error = None
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            train(X, y, 4, 0.1, 1, 8, device=torch.device("meta"))
+    except Exception as exc:  # noqa: BLE001 - meta tensors cannot give numbers; judged only with ``seen``
+        error = f"{type(exc).__name__}: {str(exc)[:200]}"
+    finally:
+        if had_fit:
+            ns.globals["fit"] = saved
+        else:
+            ns.globals.pop("fit", None)
+    return {"seen": seen, "error": error}
 
 
 def probe_net(ns, num_inputs, num_outputs, X):
@@ -585,3 +626,19 @@ def test_train_fast_odd_sizes(student):
         fail(out["error"] + ".")
     expect_tensor(out["O"], "the output of the net trained by train_softmax_fast with n=37, d=3, C=4, "
                             "batches of 5", shape=(37, 4), finite=True)
+
+
+@pytest.mark.softmax_train_fast
+def test_train_fast_follows_the_device(student):
+    gen = torch.Generator().manual_seed(16)
+    X = torch.randn(37, 3, generator=gen)
+    y = torch.randint(0, 4, (37,), generator=gen)
+    out = student.probe(probe_fast_device, X, y, label="`train_softmax_fast`")
+    seen = out["seen"]
+    if not seen:
+        return  # the notebook trains without fit: the device cannot be checked this way
+    expect(seen.get("net") == ["meta"] and seen.get("batch") == ["meta"],
+           f"train_softmax_fast(..., device=device) should put the model and every batch on that device: "
+           f"checked with a device other than the CPU, the model's parameters were on {seen.get('net')} and "
+           f"the batches given to fit on {seen.get('batch')}. Note that X.to(device) returns a new tensor "
+           f"(keep the result), while net.to(device) moves the module itself.")
