@@ -26,11 +26,11 @@ from autograder.tasks import Task
 
 ASSIGNMENT = "06-mlp-gpu"
 TASKS = [
-    Task("mnist_mlp", 3, "MLP 784 -> hidden -> 10 with ReLU, and its loss"),
     Task("device_helpers", 2, "get_default_device, to_device, DeviceDataLoader"),
     Task("loss_batch", 1, "accuracy and the loss / optimiser step of one batch"),
     Task("evaluate_loop", 2, "Evaluation in eval mode without gradients, weighted by batch size"),
     Task("fit_loop", 2, "The training loop returning a history"),
+    Task("mnist_mlp", 3, "MLP 784 -> hidden -> 10 with ReLU, and its loss, trained with fit"),
 ]
 
 MLP_ACCURACY_MIN = 0.90
@@ -482,16 +482,16 @@ def test_mlp_trains_to_accuracy(student):
                         cfg["num_epochs"], cfg["batch_size"], cfg["seed"], MNIST_MEAN, MNIST_STD,
                         timeout=120, label="training MnistModel with your fit")
     pred = expect_tensor(out["pred"], "the predictions for the held-out images", shape=(len(X_test),))
-    acc = (pred.long() == y_test).double().mean().item()
-    expect(acc >= MLP_ACCURACY_MIN,
-           f"MnistModel(784, {cfg['hidden']}, 10) trained with your fit and loss_fn ({cfg['num_epochs']} "
-           f"epochs of SGD, lr {cfg['lr']}, batch {cfg['batch_size']}, on 8,000 MNIST images) reaches "
-           f"{acc:.3f} accuracy on held-out images; at least {MLP_ACCURACY_MIN:.2f} is expected.")
     loss = out["train_loss"]
     expect(loss == loss and loss <= MLP_LOSS_MAX,
            f"After training, loss_fn on training images is {loss:.3f}; at most {MLP_LOSS_MAX:.2f} is expected. "
            "A loss that stays high while accuracy rises usually means softmax was applied twice "
            "(softmax in the model and again inside cross_entropy).")
+    acc = (pred.long() == y_test).double().mean().item()
+    expect(acc >= MLP_ACCURACY_MIN,
+           f"MnistModel(784, {cfg['hidden']}, 10) trained with your fit and loss_fn ({cfg['num_epochs']} "
+           f"epochs of SGD, lr {cfg['lr']}, batch {cfg['batch_size']}, on 8,000 MNIST images) reaches "
+           f"{acc:.3f} accuracy on held-out images; at least {MLP_ACCURACY_MIN:.2f} is expected.")
 
 
 # ------------------------------------------------------------------------------------ device_helpers

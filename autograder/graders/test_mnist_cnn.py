@@ -20,12 +20,12 @@ from autograder.tasks import Task
 
 ASSIGNMENT = "07-mnist-cnn"
 TASKS = [
-    Task("mnist_cnn", 4, "The ConvNet and its optimiser"),
     Task("cnn_train_test", 3, "train() for one epoch with logging, test() in eval mode"),
+    Task("mnist_cnn", 4, "The ConvNet and its optimiser, trained with train()"),
     Task("predict_image", 1, "The predicted class of one image"),
 ]
 
-CNN_ACCURACY_MIN = 0.93
+CNN_ACCURACY_MIN = 0.87
 CNN_TRAINING = {"n_train": 4000, "batch_size": 32, "seed": 0}
 CNN_PARAMETERS = 300_426
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
