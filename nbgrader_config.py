@@ -1,8 +1,16 @@
 """nbgrader configuration used by every nbgrader command of the course (run from this folder)."""
+import os
+
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 
 c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
+
+# Kernels started by nbgrader inherit these: demo cells (full-size training) shrink to a quick run,
+# and progress bars stay off stderr, where they would zero a grade cell.
+os.environ.setdefault("COURSE_QUICK", "1")
+os.environ.setdefault("COURSE_GRADING", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")
 
 c.CourseDirectory.course_id = "pytorch-course"
 c.CourseDirectory.root = "."

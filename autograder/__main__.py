@@ -15,7 +15,7 @@ def _grade(args):
     from autograder.engine import grade_notebook
     from autograder.sandbox import Limits
 
-    limits = Limits(memory_bytes=args.memory_mib * 2**20)
+    limits = Limits(memory_bytes=args.memory_mib * 2**20, threads=args.threads)
     report = grade_notebook(args.notebook, assignment=args.assignment, limits=limits)
     print(report.table())
     if report.sandbox:
@@ -49,6 +49,7 @@ def main(argv=None):
     grade.add_argument("--assignment", help="assignment id, e.g. 01-datasets (default: from the notebook)")
     grade.add_argument("--results", default="results.json", help="where to write results.json")
     grade.add_argument("--memory-mib", type=int, default=4096, help="memory for the student's code")
+    grade.add_argument("--threads", type=int, default=1, help="torch threads for the student's code")
     grade.set_defaults(run=_grade)
     batch = commands.add_parser("batch", help="grade every notebook in a folder (one per student)")
     batch.add_argument("folder")

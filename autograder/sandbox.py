@@ -39,6 +39,7 @@ class Limits:
     memory_bytes: int = 4 * 2**30     # address space beyond what torch itself maps
     file_bytes: int = 512 * 2**20     # largest file the student's code may write
     drop_user: bool = True            # as root: run as 'nobody' without network
+    threads: int = 1                  # torch threads: predictable on shared 2-core graders
     max_restarts: int = 4
 
 
@@ -168,8 +169,10 @@ class SandboxStudent(Student):
             "COURSE_GRADING": "1",
             "COURSE_QUICK": "1",
             "TQDM_DISABLE": "1",
+            "OMP_NUM_THREADS": str(self.limits.threads),
+            "MKL_NUM_THREADS": str(self.limits.threads),
         }
-        for key in ("LANG", "LC_ALL", "COURSE_DATA_DIR", "OMP_NUM_THREADS"):
+        for key in ("LANG", "LC_ALL", "COURSE_DATA_DIR"):
             if key in os.environ:
                 env[key] = os.environ[key]
         with open(self.log_path, "wb") as log:
@@ -183,7 +186,7 @@ class SandboxStudent(Student):
         cells = [c for c in self.cells if c[0] not in self.skipped]
         start = {"cells": cells, "cell_timeout": self.limits.cell_timeout,
                  "memory_bytes": self.limits.memory_bytes, "file_bytes": self.limits.file_bytes,
-                 "drop_user": self.limits.drop_user}
+                 "drop_user": self.limits.drop_user, "threads": self.limits.threads}
         send_frame(self.to_child, json.dumps(start).encode())
         self.ready = False
 

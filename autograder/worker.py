@@ -251,7 +251,9 @@ def main():
     from autograder.channel import ChannelClosed, recv_frame, send_frame
 
     start = json.loads(recv_frame(read_fd).decode())
-    import torch  # noqa: F401 - loaded before the memory limit, which is counted beyond it
+    import torch  # loaded before the memory limit, which is counted beyond it
+
+    torch.set_num_threads(max(1, int(start.get("threads", 1))))
     try:
         import IPython.core.inputtransformer2  # noqa: F401 - loaded before the user is dropped
     except ImportError:
