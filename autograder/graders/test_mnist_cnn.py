@@ -1,14 +1,28 @@
 """Graders for 07-mnist-cnn: the ConvNet, its train() / test() functions, and a single prediction.
 
 Accuracy (task mnist_cnn): the judge loads the MNIST test split (course.data), splits it with seed 0
-into 8,000 training and 2,000 held-out images, and sends the first N_TRAIN training images with their
+into 8,000 training and 2,000 held-out images, and sends the first 4,000 training images with their
 labels and the held-out images (never their labels) into the student's process. There the student's
 ``Net`` (built after torch.manual_seed(0)) is trained for one epoch by the student's ``train()`` with the
 student's ``make_optimizer``, batch 32, shuffled with seed 0; the grader puts the model in eval mode
 itself and returns the predictions; the judge computes the accuracy.
 
-Calibration (benchmarks/calibrate_mnist.py --lesson cnn, 20 seeds 0-19 of the reference, 2 CPU threads):
-  CALIBRATION
+The budget is small on purpose (one torch thread, 4,000 images, one epoch: 125 Adadelta steps), so
+that a grading stays within seconds; with it the reference reaches about 0.93 rather than the 0.96 of a
+full epoch over 8,000 images.
+
+Calibration (python benchmarks/calibrate_mnist.py --lesson cnn --variants: the probe itself run on the
+reference notebook's code, seeds 0-19 in place of seed 0):
+  reference                 held-out accuracy min 0.9075, median 0.9260, max 0.9460
+                            (training loss min 0.196, median 0.239, max 0.310)
+  Adam lr 1e-3              min 0.8955, median 0.9210, max 0.9355
+  Dropout2d + Adam lr 1e-3  min 0.8895, median 0.9138, max 0.9305
+  dropout without training=self.training (predictions with dropout on): min 0.8290, median 0.8575,
+                            max 0.8910, so accuracy does not separate it on every seed; the eval-mode
+                            determinism check of the same task does
+Threshold: accuracy >= 0.87 (0.0375 below the reference minimum, 0.0195 below the lowest variant).
+A run (training and predicting) took a median 14.5 s in the calibration, on 2 cores shared with four
+other jobs; one epoch of training alone measured 6.0 s there.
 """
 import functools
 
