@@ -259,3 +259,23 @@ def test_correct_variant_gets_full_marks(reference, name):
     task, source = VARIANTS[name]
     report = grade(replace_solution(reference, task, source))
     assert report.failed_tasks() == set(), failures(report)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_reference_code_trains_unchanged_on_cuda(reference):
+    import torch
+    from autograder.notebook import program_cells
+    ns = {"__name__": "__main__"}
+    for _, source in program_cells(reference):
+        exec(compile(source, "<cell>", "exec"), ns)
+    device = ns["get_default_device"]()
+    assert device.type == "cuda"
+    X, y = torch.randn(256, 1, 28, 28), torch.randint(0, 10, (256,))
+    loader = ns["DeviceDataLoader"](torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, y),
+                                                                batch_size=64), device)
+    assert all(t.is_cuda for batch in loader for t in batch)
+    net = ns["MnistModel"](784, 32, 10).to(device)
+    history = ns["fit"](net, ns["loss_fn"], torch.optim.SGD(net.parameters(), lr=0.1), loader, 2, loader,
+                        ns["accuracy"])
+    assert len(history["valid_metric"]) == 2 and history["train_loss"][1] < history["train_loss"][0]

@@ -227,3 +227,24 @@ def test_correct_variant_gets_full_marks(reference, name):
     task, source = VARIANTS[name]
     report = grade(replace_solution(reference, task, source))
     assert report.failed_tasks() == set(), failures(report)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_reference_code_trains_unchanged_on_cuda(reference):
+    import contextlib
+    import io
+    import torch
+    from autograder.notebook import program_cells
+    ns = {"__name__": "__main__"}
+    for _, source in program_cells(reference):
+        exec(compile(source, "<cell>", "exec"), ns)
+    device = torch.device("cuda")
+    X, y = torch.randn(256, 1, 28, 28), torch.randint(0, 10, (256,))
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, y), batch_size=32)
+    net = ns["Net"]().to(device)
+    with contextlib.redirect_stdout(io.StringIO()):
+        loss = ns["train"](net, device, loader, ns["make_optimizer"](net), 1)
+        test_loss, acc = ns["test"](net, device, loader)
+    assert isinstance(loss, float) and 0 <= acc <= 1
+    assert ns["predict_image"](net, X[0]) in range(10)
