@@ -274,7 +274,8 @@ def test_cnn_output_log_probabilities(cnn_structure):
     expect_tensor(out["single"], "Net()(X) for one image of shape (1, 1, 28, 28)", shape=(1, 10))
     expect_close(y_hat.double().exp().sum(dim=1), torch.ones(5, dtype=torch.float64),
                  "exp of each output row (log-probabilities: the probabilities sum to 1)", rtol=0, atol=1e-4)
-    expect(bool((y_hat <= 1e-6).all()), "Log-probabilities cannot be positive: end forward with F.log_softmax(X, dim=1).")
+    expect(bool((y_hat <= 1e-6).all()), "Log-probabilities cannot be positive (tolerance 1e-6): end forward with "
+           "F.log_softmax(X, dim=1).")
 
 
 @pytest.mark.mnist_cnn
