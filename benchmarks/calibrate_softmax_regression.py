@@ -1,8 +1,9 @@
 """Calibrate the training-outcome thresholds of 05-softmax-regression and time the reference's grading.
 
 Runs the graders' own training probes (``manual_outcome``, ``fast_outcome``) against the reference
-notebook's code for many training seeds (the data stay fixed, as in grading), prints min / median /
-max of held-out accuracy and loss, checks that every seed passes the thresholds (the flakiness check),
+notebook's code for many grading seeds (as COURSE_GRADING_SEED does: the training points, the initial
+W and the training seed follow the seed; the held-out set stays fixed), prints min / median / max of
+held-out accuracy and loss, checks that every seed passes the thresholds (the flakiness check),
 runs the wrong variants that the thresholds must reject, and finally times the CLI grading of the
 reference notebook (median of 5).
 

@@ -28,7 +28,7 @@ def test_untouched_release_gets_zero_on_every_task():
 
 
 def test_reference_never_loses_a_point_under_other_seeds(reference, monkeypatch):
-    """The flakiness check, CI-sized (benchmarks/flakiness_linear_logistic.py runs 20 seeds)."""
+    """The flakiness check, CI-sized (benchmarks/flakiness.py runs 20 seeds)."""
     from autograder.notebook import program_cells
     from autograder.sandbox import SandboxStudent
 

@@ -38,7 +38,7 @@ BCE_BODY = ("    y = y.reshape(z.shape).to(z.dtype)\n"
             "    return relu - z * y + torch.log1p(torch.exp(minus_abs))")
 
 def test_reference_never_loses_a_point_under_other_seeds(reference, monkeypatch):
-    """The flakiness check, CI-sized (benchmarks/flakiness_linear_logistic.py runs 20 seeds)."""
+    """The flakiness check, CI-sized (benchmarks/flakiness.py runs 20 seeds)."""
     from autograder.notebook import program_cells
     from autograder.sandbox import SandboxStudent
 

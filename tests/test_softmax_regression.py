@@ -32,6 +32,22 @@ def test_untouched_release_gets_zero_on_every_task():
     assert "not implemented yet" in report.by_task["softmax_cross_entropy"].output
 
 
+def test_reference_never_loses_a_point_under_other_seeds(reference, monkeypatch):
+    """The flakiness check, CI-sized (benchmarks/flakiness.py runs 20 seeds)."""
+    from autograder.notebook import program_cells
+    from autograder.sandbox import SandboxStudent
+
+    student = SandboxStudent(program_cells(reference))
+    student.start()
+    try:
+        for seed in (1, 2, 3):
+            monkeypatch.setenv("COURSE_GRADING_SEED", str(seed))
+            report = grade(reference, assignment=A, student=student)
+            assert report.failed_tasks() == set(), (seed, outputs(report))
+    finally:
+        student.close()
+
+
 SOFTMAX_BODY = """    shift = O.max(dim=1, keepdim=True).values
     O_exp = torch.exp(O - shift)
     return O_exp / O_exp.sum(dim=1, keepdim=True)"""

@@ -11,7 +11,7 @@ graders' data: d = 3, n = 1000, noise 0.01, see ``make_data``):
   loss 1e-3. reduction="sum" diverges to NaN in every run; forgetting zero_grad gives prediction
   errors 6.5 .. 159.
 The data seed follows COURSE_GRADING_SEED (default 0), so the flakiness check can grade the
-reference under other seeds (benchmarks/flakiness_linear_logistic.py).
+reference under other seeds (benchmarks/flakiness.py).
 """
 import math
 import os

@@ -13,7 +13,7 @@ loss of its logits (0.179 .. 0.226), but the loss it optimises and reports canno
 (0.561 .. 0.570): the reported training loss catches it. A double sigmoid in the fast model outputs
 probabilities, read as logits: accuracy 0.5, loss 0.556 .. 0.570. BCELoss on logits raises an error.
 The data seed follows COURSE_GRADING_SEED (default 0), so the flakiness check can grade the
-reference under other seeds (benchmarks/flakiness_linear_logistic.py).
+reference under other seeds (benchmarks/flakiness.py).
 """
 import math
 import os

@@ -1,4 +1,6 @@
-"""Flakiness check and grading time of 03-linear-regression and 04-logistic-regression.
+"""Flakiness check and grading time of the lessons whose graders follow COURSE_GRADING_SEED.
+
+Covers 03-linear-regression, 04-logistic-regression and 05-softmax-regression (all three by default).
 
 1. Grades each reference notebook under COURSE_GRADING_SEED = 0 .. N-1 (the graders' data change with
    it; one sandboxed student per assignment serves all seeds) and prints every task that lost a point:
@@ -6,7 +8,8 @@
 2. Grades each reference notebook from scratch (a fresh sandbox, as the CLI does) several times and
    prints the median grading time (target: at most 15 s each on 2 CPU cores).
 
-Usage: python benchmarks/flakiness_linear_logistic.py [--seeds 20] [--timing-runs 5]
+Usage: python benchmarks/flakiness.py [ASSIGNMENT ...] [--seeds 20] [--timing-runs 5]
+e.g.   python benchmarks/flakiness.py 05-softmax-regression --timing-runs 0
 """
 import argparse
 import os
@@ -22,7 +25,7 @@ from autograder.notebook import program_cells  # noqa: E402
 from autograder.sandbox import SandboxStudent  # noqa: E402
 from tests.notebooks import source_notebook  # noqa: E402
 
-ASSIGNMENTS = ["03-linear-regression", "04-logistic-regression"]
+ASSIGNMENTS = ["03-linear-regression", "04-logistic-regression", "05-softmax-regression"]
 
 
 def flakiness(assignment, seeds):
@@ -62,18 +65,24 @@ def grading_times(assignment, runs):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("assignments", nargs="*", metavar="ASSIGNMENT",
+                        help=f"default: all of {', '.join(ASSIGNMENTS)}")
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--timing-runs", type=int, default=5)
     args = parser.parse_args()
+    assignments = args.assignments or ASSIGNMENTS
+    unknown = [a for a in assignments if a not in ASSIGNMENTS]
+    if unknown:
+        parser.error(f"no seeded graders for {', '.join(unknown)} (choose from {', '.join(ASSIGNMENTS)})")
     ok = True
-    for assignment in ASSIGNMENTS:
+    for assignment in assignments:
         lost = flakiness(assignment, range(args.seeds))
         print(f"{assignment}: reference graded under {args.seeds} seeds: "
               f"{'never lost a point' if not lost else 'LOST POINTS'}")
         for seed, tasks in lost.items():
             print(f"  seed {seed}: {tasks}")
         ok = ok and not lost
-    for assignment in ASSIGNMENTS:
+    for assignment in assignments:
         if args.timing_runs:
             times = grading_times(assignment, args.timing_runs)
             print(f"{assignment}: grading time of the reference, median of {len(times)}: "
