@@ -26,12 +26,18 @@ def check_task(task_id, namespace):
     assignment = assignment_of_task(task_id)
     # Anything the graded code prints (progress bars, warnings) must not reach the cell's stderr,
     # where nbgrader would count it as an error.
+    # One torch thread, as in the sandbox: graders train small models, which many threads slow down.
+    import torch
+
+    threads = torch.get_num_threads()
     saved = os.environ.get("TQDM_DISABLE")
     os.environ["TQDM_DISABLE"] = "1"
+    torch.set_num_threads(1)
     try:
         with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
             outcomes = run_graders(assignment, InProcessStudent(namespace), [task_id])
     finally:
+        torch.set_num_threads(threads)
         if saved is None:
             os.environ.pop("TQDM_DISABLE", None)
         else:

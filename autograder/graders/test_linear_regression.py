@@ -154,55 +154,45 @@ def ref_sgd(params, lr, batch_size):
 
 def probe_train_linreg(ns, X, y, lr, num_epochs, batch_size, seed, pieces):
     import torch
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: threads only add synchronisation overhead
-    try:
-        train = ns.require("train_linreg")
-        scope = {"torch": torch}
-        exec(pieces, scope)  # reference model, loss and updater: this task judges the loop alone
-        torch.manual_seed(seed)
-        w = torch.normal(0.0, 0.01, size=(X.shape[1], 1), requires_grad=True)
-        b = torch.zeros(1, requires_grad=True)
-        w_start, b_start = w.detach().clone(), b.detach().clone()
-        history = train(w, b, X, y, lr, num_epochs, batch_size, net=scope["ref_linreg"], loss=scope["ref_loss"],
-                        updater=scope["ref_sgd"], generator=torch.Generator().manual_seed(seed))
-        out = {"w": w.detach().clone(), "b": b.detach().clone(),
-               "moved": not (torch.equal(w.detach(), w_start) and torch.equal(b.detach(), b_start)),
-               "leaf": w.is_leaf and b.is_leaf, "history_type": type(history).__name__}
-        if isinstance(history, dict):
-            losses = history.get("train_loss")
-            out["keys"] = sorted(str(k) for k in history)
-            if isinstance(losses, (list, tuple)):
-                out["train_loss"] = [float(v) for v in losses]
-        return out
-    finally:
-        torch.set_num_threads(threads)
+    train = ns.require("train_linreg")
+    scope = {"torch": torch}
+    exec(pieces, scope)  # reference model, loss and updater: this task judges the loop alone
+    torch.manual_seed(seed)
+    w = torch.normal(0.0, 0.01, size=(X.shape[1], 1), requires_grad=True)
+    b = torch.zeros(1, requires_grad=True)
+    w_start, b_start = w.detach().clone(), b.detach().clone()
+    history = train(w, b, X, y, lr, num_epochs, batch_size, net=scope["ref_linreg"], loss=scope["ref_loss"],
+                    updater=scope["ref_sgd"], generator=torch.Generator().manual_seed(seed))
+    out = {"w": w.detach().clone(), "b": b.detach().clone(),
+           "moved": not (torch.equal(w.detach(), w_start) and torch.equal(b.detach(), b_start)),
+           "leaf": w.is_leaf and b.is_leaf, "history_type": type(history).__name__}
+    if isinstance(history, dict):
+        losses = history.get("train_loss")
+        out["keys"] = sorted(str(k) for k in history)
+        if isinstance(losses, (list, tuple)):
+            out["train_loss"] = [float(v) for v in losses]
+    return out
 
 
 def probe_train_fast(ns, X, y, X_test, lr, num_epochs, batch_size, seed):
     import torch
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: threads only add synchronisation overhead
-    try:
-        train = ns.require("train_linreg_fast")
-        torch.manual_seed(seed)
-        result = train(X, y, lr, num_epochs, batch_size, generator=torch.Generator().manual_seed(seed))
-        if not isinstance(result, (tuple, list)) or len(result) != 2:
-            return {"pair": False, "type": type(result).__name__}
-        net, history = result
-        if hasattr(net, "eval"):
-            net.eval()
-        with torch.no_grad():
-            y_hat = net(X_test)
-        out = {"pair": True, "y_hat": y_hat.detach().clone(), "history_type": type(history).__name__}
-        if isinstance(history, dict):
-            losses = history.get("train_loss")
-            out["keys"] = sorted(str(k) for k in history)
-            if isinstance(losses, (list, tuple)):
-                out["train_loss"] = [float(v) for v in losses]
-        return out
-    finally:
-        torch.set_num_threads(threads)
+    train = ns.require("train_linreg_fast")
+    torch.manual_seed(seed)
+    result = train(X, y, lr, num_epochs, batch_size, generator=torch.Generator().manual_seed(seed))
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        return {"pair": False, "type": type(result).__name__}
+    net, history = result
+    if hasattr(net, "eval"):
+        net.eval()
+    with torch.no_grad():
+        y_hat = net(X_test)
+    out = {"pair": True, "y_hat": y_hat.detach().clone(), "history_type": type(history).__name__}
+    if isinstance(history, dict):
+        losses = history.get("train_loss")
+        out["keys"] = sorted(str(k) for k in history)
+        if isinstance(losses, (list, tuple)):
+            out["train_loss"] = [float(v) for v in losses]
+    return out
 
 
 # ------------------------------------------------------------------------------------------ helpers

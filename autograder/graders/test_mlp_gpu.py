@@ -105,22 +105,17 @@ def probe_mlp_training(ns, X_train, y_train, X_test, hidden, lr, num_epochs, bat
         return ((images.float() / 255 - mean) / std).unsqueeze(1)
 
     Xtr, Xte = normalize(X_train), normalize(X_test)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)              # small matrices: one thread is faster and steadier under load
-    try:
-        torch.manual_seed(seed)
-        net = MnistModel(784, hidden, 10)
-        optimizer = torch.optim.SGD(net.parameters(), lr=lr)
-        train_iter = DataLoader(TensorDataset(Xtr, y_train), batch_size=batch_size, shuffle=True,
-                                generator=torch.Generator().manual_seed(seed))
-        valid_iter = DataLoader(TensorDataset(Xtr[:1000], y_train[:1000]), batch_size=500)
-        fit(net, loss_fn, optimizer, train_iter, num_epochs, valid_iter, accuracy)
-        net.eval()
-        with torch.no_grad():
-            pred = torch.cat([net(Xte[i:i + 500]).argmax(dim=1) for i in range(0, len(Xte), 500)])
-            loss = float(loss_fn(net(Xtr[:2000]), y_train[:2000]))
-    finally:
-        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    net = MnistModel(784, hidden, 10)
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr)
+    train_iter = DataLoader(TensorDataset(Xtr, y_train), batch_size=batch_size, shuffle=True,
+                            generator=torch.Generator().manual_seed(seed))
+    valid_iter = DataLoader(TensorDataset(Xtr[:1000], y_train[:1000]), batch_size=500)
+    fit(net, loss_fn, optimizer, train_iter, num_epochs, valid_iter, accuracy)
+    net.eval()
+    with torch.no_grad():
+        pred = torch.cat([net(Xte[i:i + 500]).argmax(dim=1) for i in range(0, len(Xte), 500)])
+        loss = float(loss_fn(net(Xtr[:2000]), y_train[:2000]))
     return {"pred": pred, "train_loss": loss}
 
 
