@@ -263,6 +263,18 @@ def mnist_train_valid(root=None, transform=None, n_valid=2000, seed=0, use_test_
     return train_set, valid_set, description
 
 
+def mnist_test_split_tensors(n_valid=2000, seed=0, root=None):
+    """The seeded split of MNIST's test split as raw tensors, as the graders use it.
+
+    Returns (X_train uint8 (10000 - n_valid, 28, 28), y_train int64, X_valid uint8 (n_valid, 28, 28),
+    y_valid int64); the split is ``seeded_split(10000, n_valid, seed)``, as in ``mnist_train_valid``.
+    """
+    dataset = load_mnist(root, train=False, download=False)
+    train_idx, valid_idx = seeded_split(len(dataset), n_valid, seed=seed)
+    images, labels = dataset.data, dataset.targets
+    return images[train_idx], labels[train_idx], images[valid_idx], labels[valid_idx]
+
+
 def to_tensors(dataset, batch_size=2000):
     """Stack a dataset of (image, label) pairs into (X: (N, 1, 28, 28) float32, y: (N,) int64)."""
     from torch.utils.data import DataLoader

@@ -118,6 +118,14 @@ def test_seeded_train_valid_split_of_the_test_split():
     assert again.indices == train_set.indices and other.indices != train_set.indices
 
 
+def test_raw_tensor_split_is_the_seeded_split():
+    X_train, y_train, X_valid, y_valid = data.mnist_test_split_tensors(2000, seed=0)
+    assert X_train.shape == (8000, 28, 28) and X_valid.shape == (2000, 28, 28) and X_train.dtype == torch.uint8
+    _, valid_set, _ = data.mnist_train_valid(n_valid=2000, seed=0, use_test_split=True)
+    assert torch.equal(y_valid, valid_set.dataset.targets[valid_set.indices])
+    assert torch.equal(X_valid, valid_set.dataset.data[valid_set.indices])
+
+
 def test_seeded_split_rejects_bad_sizes():
     with pytest.raises(ValueError):
         data.seeded_split(10, 10)

@@ -19,13 +19,13 @@ Thresholds: accuracy >= 0.90 (0.02 below the reference minimum); loss <= 0.50 (t
 maximum; the softmax-before-cross-entropy floor is 1.46 with 10 classes, and it measured >= 1.59).
 Training and prediction took a median 1.7-2.8 s per run in the calibration (2 cores shared with other jobs).
 """
-import functools
 
 import pytest
 import torch
 
 from autograder.checks import expect, expect_close, expect_tensor, fail
 from autograder.tasks import Task
+from course import data
 
 ASSIGNMENT = "06-mlp-gpu"
 TASKS = [
@@ -39,18 +39,7 @@ TASKS = [
 MLP_ACCURACY_MIN = 0.90
 MLP_LOSS_MAX = 0.50
 MLP_TRAINING = {"hidden": 32, "lr": 0.1, "num_epochs": 4, "batch_size": 100, "seed": 0}
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
-
-
-@functools.lru_cache(maxsize=1)
-def mnist_split():
-    """(train images uint8 (8000, 28, 28), train labels, held-out images, held-out labels)."""
-    from course.data import load_mnist, seeded_split
-
-    dataset = load_mnist(train=False, download=False)
-    train_idx, valid_idx = seeded_split(len(dataset), 2000, seed=0)
-    images, labels = dataset.data, dataset.targets
-    return images[train_idx], labels[train_idx], images[valid_idx], labels[valid_idx]
+MNIST_MEAN, MNIST_STD = data.MNIST_MEAN[0], data.MNIST_STD[0]
 
 
 # ------------------------------------------------------------------------------------------ probes
@@ -474,7 +463,7 @@ def test_mlp_runs_on_any_device(mlp_structure):
 
 @pytest.mark.mnist_mlp
 def test_mlp_trains_to_accuracy(student):
-    X_train, y_train, X_test, y_test = mnist_split()
+    X_train, y_train, X_test, y_test = data.mnist_test_split_tensors(2000, seed=0)
     cfg = MLP_TRAINING
     out = student.probe(probe_mlp_training, X_train, y_train, X_test, cfg["hidden"], cfg["lr"],
                         cfg["num_epochs"], cfg["batch_size"], cfg["seed"], MNIST_MEAN, MNIST_STD,

@@ -24,13 +24,13 @@ Threshold: accuracy >= 0.87 (0.0375 below the reference minimum, 0.0195 below th
 A run (training and predicting) took a median 14.5 s in the calibration, on 2 cores shared with four
 other jobs; one epoch of training alone measured 6.0 s there.
 """
-import functools
 
 import pytest
 import torch
 
 from autograder.checks import expect, expect_close, expect_tensor, fail
 from autograder.tasks import Task
+from course import data
 
 ASSIGNMENT = "07-mnist-cnn"
 TASKS = [
@@ -42,18 +42,7 @@ TASKS = [
 CNN_ACCURACY_MIN = 0.87
 CNN_TRAINING = {"n_train": 4000, "batch_size": 32, "seed": 0}
 CNN_PARAMETERS = 300_426
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
-
-
-@functools.lru_cache(maxsize=1)
-def mnist_split():
-    """(train images uint8 (8000, 28, 28), train labels, held-out images, held-out labels)."""
-    from course.data import load_mnist, seeded_split
-
-    dataset = load_mnist(train=False, download=False)
-    train_idx, valid_idx = seeded_split(len(dataset), 2000, seed=0)
-    images, labels = dataset.data, dataset.targets
-    return images[train_idx], labels[train_idx], images[valid_idx], labels[valid_idx]
+MNIST_MEAN, MNIST_STD = data.MNIST_MEAN[0], data.MNIST_STD[0]
 
 
 # ------------------------------------------------------------------------------------------ probes
@@ -310,7 +299,7 @@ def test_cnn_runs_on_any_device(cnn_structure):
 
 @pytest.mark.mnist_cnn
 def test_cnn_trains_to_accuracy(student):
-    X_train, y_train, X_test, y_test = mnist_split()
+    X_train, y_train, X_test, y_test = data.mnist_test_split_tensors(2000, seed=0)
     cfg = CNN_TRAINING
     n = cfg["n_train"]
     out = student.probe(probe_cnn_training, X_train[:n], y_train[:n], X_test, cfg["batch_size"], cfg["seed"],
