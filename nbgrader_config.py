@@ -1,16 +1,15 @@
 """nbgrader configuration used by every nbgrader command of the course (run from this folder)."""
-import os
-
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+from nbgrader.preprocessors import (CheckCellMetadata, ClearHiddenTests, ClearMarkScheme, ClearOutput,
+                                    ComputeChecksums, GetGrades, IncludeHeaderFooter, InstantiateTests,
+                                    LockCells, SaveCells)
+
+from autograder.release import TaskStubs
 
 c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
 
-# Kernels started by nbgrader inherit these: demo cells (full-size training) shrink to a quick run,
-# and progress bars stay off stderr, where they would zero a grade cell.
-os.environ.setdefault("COURSE_QUICK", "1")
-os.environ.setdefault("COURSE_GRADING", "1")
-os.environ.setdefault("TQDM_DISABLE", "1")
+# Loading this file changes no environment variable: JupyterLab's nbgrader extension loads it too, and
+# students' kernels must run the demos in full, with progress bars. Grading runs set their own.
 
 c.CourseDirectory.course_id = "pytorch-course"
 c.CourseDirectory.root = "."
@@ -26,6 +25,12 @@ c.CourseDirectory.ignore = [
 c.Execute.timeout = 300
 c.Execute.kernel_name = "python3"
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+# nbgrader's own steps, with ClearSolutions replaced by TaskStubs: each stub raises NotImplementedError
+# naming its task and what to write ("Task `regression_data`: write the body of `make_regression` here.").
+c.GenerateAssignment.preprocessors = [
+    IncludeHeaderFooter, InstantiateTests, LockCells, TaskStubs, ClearOutput, CheckCellMetadata,
+    ComputeChecksums, SaveCells, ClearHiddenTests, ClearMarkScheme, ComputeChecksums, CheckCellMetadata,
+]
 # A deleted grade cell is restored and graded automatically instead of needing manual grading.
 c.OverwriteCells.add_missing_cells = True
 # Harmless warnings on stderr must not zero a correct answer (pattern alone does nothing: enable it).
