@@ -3,7 +3,16 @@
 Statistical checks use sample sizes large enough that a correct solution passes for any seed:
 with n samples of N(0, s^2), the sample mean lies within 5 s / sqrt(n) and the sample standard deviation
 within 10% of s (n >= 2000) except with probability far below 1e-6.
+
+Seeds. The seeds handed to the student's functions in statistical checks follow COURSE_GRADING_SEED
+(default 0), so that the flakiness check can grade the reference under many seeds; seed 0 itself is always
+tried where a seed must make results reproducible (``if seed:`` treats it as no seed at all).
+
+`nonlinear_data` has no code cell of its own: it grades the ``power`` argument of ``make_regression``
+(written in the cell of `regression_data`), with noise 0 and bias 0, so that each task judges one thing.
 """
+import os
+
 import pytest
 import torch
 
@@ -21,9 +30,101 @@ TASKS = [
     Task("pair_dataset", 2, "A map-style Dataset used through DataLoader"),
     Task("reusable_module", 1, "The functions saved as an importable module"),
 ]
+# Tasks whose code is written in the solution cell of another task.
+CODE_WRITTEN_IN = {"nonlinear_data": "regression_data"}
+
+CONTRACT = {
+    "regression_data": {
+        "returns X of shape (n, d), float32": ["test_regression_shapes_and_noise", "test_regression_one_feature"],
+        "returns y of shape (n, 1), float32": ["test_regression_shapes_and_noise", "test_regression_one_feature"],
+        "w: (d,) float tensor of true coefficients, any d": ["test_regression_shapes_and_noise",
+                                                              "test_regression_one_feature"],
+        "X_ij ~ N(0, 1)": "test_regression_shapes_and_noise",
+        "y = X w + b + noise: the bias b is added once": ["test_regression_shapes_and_noise",
+                                                           "test_regression_exact_without_noise"],
+        "noise: the standard deviation of the noise": ["test_regression_shapes_and_noise",
+                                                       "test_regression_small_noise"],
+        "noise=0 means no noise at all": ["test_regression_exact_without_noise", "test_regression_one_feature"],
+        "the same seed gives the same data (seed 0 included)": "test_regression_seed",
+        "different seeds give different data": "test_regression_seed",
+        "the noise is Gaussian": "not enforced: its mean and standard deviation are checked; a non-Gaussian "
+                                 "noise with exactly these moments is not a mistake students make",
+    },
+    "nonlinear_data": {
+        "power=2 and power=3: each feature raised elementwise to the power before the linear map":
+            "test_nonlinear_targets",
+        "X keeps its shape (n, d) with power": "test_nonlinear_targets",
+        "shapes, dtypes, noise and bias with power": "not enforced here: the same code path is graded by "
+                                                     "regression_data, so one mistake costs one task",
+    },
+    "blobs_data": {
+        "X of shape (C * n_per_class, d), float32": ["test_blobs_shapes_and_labels", "test_blobs_seed"],
+        "y of shape (C * n_per_class,), int64": ["test_blobs_shapes_and_labels", "test_blobs_seed"],
+        "each class 0..C-1 exactly n_per_class times": "test_blobs_shapes_and_labels",
+        "centers: (C, d) float tensor, any C and d": ["test_blobs_shapes_and_labels", "test_blobs_seed"],
+        "point of class c is centers[c] + spread * N(0, I)": "test_blobs_centres_and_spread",
+        "class by class or shuffled, both fine": "test_blobs_centres_and_spread",
+        "the same seed gives the same data (seed 0 included), different seeds different data": "test_blobs_seed",
+    },
+    "minibatches": {
+        "every sample appears exactly once per call": ["test_minibatches_cover_each_sample_once",
+                                                       "test_minibatches_generator"],
+        "shuffle=True: random order, different on every call": "test_minibatches_cover_each_sample_once",
+        "shuffle=False: order 0..n-1": "test_minibatches_exact_and_unshuffled",
+        "rows stay aligned: y_batch[i] belongs to X_batch[i]": ["test_minibatches_cover_each_sample_once",
+                                                                "test_minibatches_generator"],
+        "the last, smaller batch is kept": ["test_minibatches_cover_each_sample_once",
+                                            "test_minibatches_exact_and_unshuffled"],
+        "X: (n, ...), y: (n, ...) of any shape; batches keep the dtypes of X and y":
+            ["test_minibatches_cover_each_sample_once", "test_minibatches_generator"],
+        "generator: a given torch.Generator drives the shuffle (same seed, same order)": "test_minibatches_generator",
+        "a generator (lazy) rather than a list": "not enforced: a list of the same batches behaves the same in "
+                                                 "every use the course makes of minibatches",
+    },
+    "split_indices": {
+        "train_idx and val_idx are int64 tensors": "test_split_indices_partition",
+        "together they hold 0..n-1 exactly once": "test_split_indices_partition",
+        "val_idx has exactly int(n * val_frac) indices": "test_split_indices_partition",
+        "chosen at random (shuffled first)": "test_split_indices_partition",
+        "the same seed gives the same split (seed 0 included)": "test_split_indices_seeded",
+        "different seeds give different splits": "test_split_indices_seeded",
+    },
+    "split_loaders": {
+        "returns (train_loader, valid_loader), two torch DataLoaders": "test_split_loaders_disjoint",
+        "both over the same dataset, each with a SubsetRandomSampler": "test_split_loaders_disjoint",
+        "indices from split_indices, called with the seed given (seed 0 included)": "test_split_loaders_seeded",
+        "disjoint parts that together cover the dataset": "test_split_loaders_disjoint",
+        "batches of batch_size samples, the last may be smaller": "test_split_loaders_disjoint",
+        "a new random order each epoch, the same samples": "test_split_loaders_disjoint",
+    },
+    "pair_dataset": {
+        "subclasses torch.utils.data.Dataset": "test_pair_dataset",
+        "len(ds) is n": "test_pair_dataset",
+        "ds[i] is (X[i], y[i]), same shape and dtype": "test_pair_dataset",
+        "X (n, ...) with any number of feature dimensions, y (n, ...)": "test_pair_dataset",
+        "a DataLoader over it stacks items into batches, the last partial batch kept": "test_pair_dataset",
+        "X and y of different lengths": "not enforced: the instructions ask for no check of mismatched lengths",
+    },
+    "reusable_module": {
+        "my_datasets.py defines make_regression with the same behaviour": "test_reusable_module",
+        "my_datasets.py defines minibatches with the same behaviour, generator included":
+            "test_reusable_module_minibatches",
+        "the module imports what it uses": ["test_reusable_module", "test_reusable_module_minibatches"],
+    },
+}
 
 W = [2.0, -3.4, 0.5]
 B = 4.2
+
+
+def grading_seed():
+    """Seed of the graders' statistical checks (COURSE_GRADING_SEED, default 0)."""
+    return int(os.environ.get("COURSE_GRADING_SEED", "0"))
+
+
+def _seed(base):
+    """A seed for the student's function: ``base`` under grading seed 0, shifted by 1000 per grading seed."""
+    return base + 1000 * grading_seed()
 
 
 # ------------------------------------------------------------------------------------------ probes
@@ -44,19 +145,22 @@ def probe_regression(ns, w, b, n, noise, seed, power=None, module=None):
     return {"X": X, "y": y}
 
 
-def probe_regression_seeds(ns, w, b, n):
+def probe_regression_seeds(ns, w, b, n, seeds):
     import torch
     make_regression = ns.require("make_regression")
-    first = make_regression(torch.tensor(w), b, n, noise=0.1, seed=7)
-    again = make_regression(torch.tensor(w), b, n, noise=0.1, seed=7)
-    other = make_regression(torch.tensor(w), b, n, noise=0.1, seed=8)
-    return {"first": tuple(first), "again": tuple(again), "other": tuple(other)}
+    return [tuple(make_regression(torch.tensor(w), b, n, noise=0.1, seed=seed)) for seed in seeds]
 
 
 def probe_blobs(ns, n_per_class, centers, spread, seed):
     import torch
     X, y = ns.require("make_blobs")(n_per_class, torch.tensor(centers), spread=spread, seed=seed)
     return {"X": X, "y": y}
+
+
+def probe_blobs_seeds(ns, n_per_class, centers, seeds):
+    import torch
+    make_blobs = ns.require("make_blobs")
+    return [tuple(make_blobs(n_per_class, torch.tensor(centers), spread=1.0, seed=seed)) for seed in seeds]
 
 
 def probe_minibatches(ns, n, batch_size, shuffle, epochs=1):
@@ -73,72 +177,122 @@ def probe_minibatches(ns, n, batch_size, shuffle, epochs=1):
     return runs
 
 
+def probe_minibatches_generator(ns, n, batch_size, gen_seeds, module=None):
+    """Epochs of (n, 2, 2) features and (n, 1) labels, each shuffled by a generator seeded with gen_seeds[i];
+    torch's global random state is set differently before each epoch (and restored afterwards)."""
+    import torch
+    if module:
+        import importlib
+        import sys
+        sys.path.insert(0, ".")
+        importlib.invalidate_caches()
+        minibatches = importlib.import_module(module).minibatches
+    else:
+        minibatches = ns.require("minibatches")
+    X = torch.arange(n * 4, dtype=torch.float32).reshape(n, 2, 2)
+    y = (torch.arange(n) * 10).reshape(n, 1)
+    state = torch.get_rng_state()
+    runs = []
+    try:
+        for i, gen_seed in enumerate(gen_seeds):
+            torch.manual_seed(100 + i)
+            gen = torch.Generator().manual_seed(gen_seed)
+            runs.append([tuple(batch) for batch in minibatches(X, y, batch_size, shuffle=True, generator=gen)])
+    finally:
+        torch.set_rng_state(state)
+    return runs
+
+
 def probe_split_indices(ns, n, val_frac, seed):
     import torch
-    train_idx, val_idx = ns.require("split_indices")(n, val_frac, seed=seed)
-    return {"train": torch.as_tensor(train_idx).reshape(-1), "val": torch.as_tensor(val_idx).reshape(-1)}
+    parts = ns.require("split_indices")(n, val_frac, seed=seed)
+    out = {"count": len(parts) if isinstance(parts, (tuple, list)) else -1}
+    if out["count"] != 2:
+        return out
+    for name, part in zip(("train", "val"), parts):
+        out[name + "_type"] = type(part).__name__
+        out[name + "_dtype"] = str(part.dtype) if isinstance(part, torch.Tensor) else None
+        out[name] = torch.as_tensor(part).reshape(-1)
+        out[name + "_shape"] = list(torch.as_tensor(part).shape)
+    return out
 
 
 def probe_split_loaders(ns, n, batch_size, val_frac, seed):
+    """The student's split_loaders with a correct split_indices standing in for theirs: seeded, its split
+    is randperm(n) of a generator seeded with the seed; without a seed, a new random split every call."""
     import torch
-    from torch.utils.data import TensorDataset
+    from torch.utils.data import DataLoader, SubsetRandomSampler, TensorDataset
     dataset = TensorDataset(torch.arange(n), torch.arange(n) * 10)
     split_loaders = ns.require("split_loaders")
+    calls = []
 
     def split_indices(n, val_frac, seed=None):
         # a correct split, so that this task is judged on its own (split_indices is graded separately)
-        gen = torch.Generator().manual_seed(0 if seed is None else seed)
+        calls.append(seed if isinstance(seed, int) or seed is None else repr(seed))
+        gen = torch.Generator()
+        if seed is None:
+            gen.seed()
+        else:
+            gen.manual_seed(int(seed))
         perm = torch.randperm(n, generator=gen)
-        return perm[int(n * val_frac):], perm[:int(n * val_frac)]
+        n_val = int(n * val_frac)
+        return perm[n_val:], perm[:n_val]
 
     saved = ns.globals.get("split_indices")
     ns.globals["split_indices"] = split_indices
     try:
-        train_loader, valid_loader = split_loaders(dataset, batch_size, val_frac, seed=seed)
+        loaders = split_loaders(dataset, batch_size, val_frac, seed=seed)
     finally:
         if saved is None:
             ns.globals.pop("split_indices", None)
         else:
             ns.globals["split_indices"] = saved
-    out = {}
-    for name, loader in (("train", train_loader), ("valid", valid_loader)):
+    out = {"calls": calls, "count": len(loaders) if isinstance(loaders, (tuple, list)) else -1}
+    if out["count"] != 2:
+        return out
+    for name, loader in zip(("train", "valid"), loaders):
+        out[name + "_type"] = type(loader).__name__
+        out[name + "_is_loader"] = isinstance(loader, DataLoader)
+        out[name + "_same_dataset"] = getattr(loader, "dataset", None) is dataset
+        out[name + "_subset_sampler"] = isinstance(getattr(loader, "sampler", None), SubsetRandomSampler)
         epochs = []
         for _ in range(2):
-            batches = [tuple(batch) for batch in loader]
-            epochs.append(batches)
+            epochs.append([tuple(batch) for batch in loader])
         out[name] = epochs
-        out[name + "_type"] = type(loader).__name__
-        out[name + "_sampler"] = type(getattr(loader, "sampler", None)).__name__
     return out
 
 
-def probe_pair_dataset(ns, n, d, batch_size):
+def probe_pair_dataset(ns, n, x_shape, y_kind, batch_size):
     import torch
     from torch.utils.data import DataLoader, Dataset
     cls = ns.require("PairDataset", kind="class")
-    X = torch.randn(n, d, generator=torch.Generator().manual_seed(3))
-    y = torch.arange(n)
+    X = torch.randn(n, *x_shape, generator=torch.Generator().manual_seed(3))
+    y = torch.arange(n) if y_kind == "labels" else torch.arange(n, dtype=torch.float32).reshape(n, 1) / 4
     dataset = cls(X, y)
-    items = [tuple(dataset[i]) for i in (0, n // 2, n - 1)]
+    picks = (0, n // 2, n - 1)
+    items = [tuple(dataset[i]) if isinstance(dataset[i], (tuple, list)) else (dataset[i],) for i in picks]
     loaded = [tuple(batch) for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False)]
     return {"is_dataset": isinstance(dataset, Dataset), "len": len(dataset), "items": items,
             "loaded": loaded, "X": X, "y": y}
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def _check_regression(out, n, d, noise, power=1, what="make_regression"):
+def _check_regression(out, n, w, b, noise, power=1, what="make_regression"):
     X, y = out["X"], out["y"]
+    d = len(w)
     expect_tensor(X, f"X returned by {what}", shape=(n, d), dtype=torch.float32, finite=True)
     expect_tensor(y, f"y returned by {what}", shape=(n, 1), dtype=torch.float32, finite=True)
     X64 = X.double()
-    expect(0.85 <= X64.std().item() <= 1.15 and abs(X64.mean().item()) < 0.1,
-           f"X should be drawn from a standard normal distribution N(0, 1): its mean is "
-           f"{X64.mean().item():.3f} and its standard deviation {X64.std().item():.3f} "
-           f"(expected mean within 0.1 of 0 and std within 15% of 1).")
-    signal = (X64 ** power) @ torch.tensor(W, dtype=torch.float64) + B
+    if n >= 1000:
+        expect(0.85 <= X64.std().item() <= 1.15 and abs(X64.mean().item()) < 0.1,
+               f"X should be drawn from a standard normal distribution N(0, 1): its mean is "
+               f"{X64.mean().item():.3f} and its standard deviation {X64.std().item():.3f} "
+               f"(expected mean within 0.1 of 0 and std within 15% of 1).")
+    signal = (X64 ** power) @ torch.tensor(w, dtype=torch.float64) + b
     residual = y.double().reshape(-1) - signal
     if noise == 0:
-        expect_close(y.double().reshape(-1), signal, f"y with noise=0 (should equal X{'**' + str(power) if power > 1 else ''} @ w + b)",
+        expect_close(y.double().reshape(-1), signal,
+                     f"y with noise=0 (should equal X{'**' + str(power) if power > 1 else ''} @ w + b)",
                      rtol=1e-5, atol=1e-4)
         return
     mean_tol = 5 * noise / n ** 0.5
@@ -151,33 +305,48 @@ def _check_regression(out, n, d, noise, power=1, what="make_regression"):
            f"but it has {std:.4g} (tolerance 10%).")
 
 
+def _expect_same(first, second):
+    """Two tuples of tensors are equal element by element (exactly, dtype included)."""
+    return all(isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype
+               and a.shape == b.shape and torch.equal(a, b) for a, b in zip(first, second))
+
+
 # ------------------------------------------------------------------------------------------ graders
 @pytest.mark.regression_data
 def test_regression_shapes_and_noise(student):
-    out = student.probe(probe_regression, W, B, 4000, 0.5, 0, label="`make_regression`")
-    _check_regression(out, 4000, 3, 0.5)
+    out = student.probe(probe_regression, W, B, 4000, 0.5, _seed(0), label="`make_regression`")
+    _check_regression(out, 4000, W, B, 0.5)
 
 
 @pytest.mark.regression_data
 def test_regression_exact_without_noise(student):
-    out = student.probe(probe_regression, W, B, 37, 0.0, 1, label="`make_regression`")
-    _check_regression(out, 37, 3, 0.0)
+    out = student.probe(probe_regression, W, B, 37, 0.0, _seed(1), label="`make_regression`")
+    _check_regression(out, 37, W, B, 0.0)
+
+
+@pytest.mark.regression_data
+def test_regression_one_feature(student):
+    out = student.probe(probe_regression, [1.5], -0.5, 20, 0.0, _seed(4), label="`make_regression`")
+    _check_regression(out, 20, [1.5], -0.5, 0.0, what="make_regression with a single feature (w of shape (1,))")
 
 
 @pytest.mark.regression_data
 def test_regression_small_noise(student):
-    out = student.probe(probe_regression, W, B, 4000, 0.01, 2, label="`make_regression`")
-    _check_regression(out, 4000, 3, 0.01)
+    out = student.probe(probe_regression, W, B, 4000, 0.01, _seed(2), label="`make_regression`")
+    _check_regression(out, 4000, W, B, 0.01)
 
 
 @pytest.mark.regression_data
 def test_regression_seed(student):
-    out = student.probe(probe_regression_seeds, W, B, 50, label="`make_regression`")
-    for i, name in enumerate(("X", "y")):
-        expect_tensor(out["first"][i], f"{name} returned by make_regression")
-        expect(torch.equal(out["first"][i], out["again"][i]),
-               f"make_regression with the same seed should return the same {name} twice.")
-    expect(not torch.equal(out["first"][0], out["other"][0]),
+    other = _seed(8)
+    runs = student.probe(probe_regression_seeds, W, B, 50, [0, 0, 1, other, other], label="`make_regression`")
+    for name, i, j in (("seed=0", 0, 1), (f"seed={other}", 3, 4)):
+        for k, part in enumerate(("X", "y")):
+            expect_tensor(runs[i][k], f"{part} returned by make_regression")
+        expect(_expect_same(runs[i], runs[j]),
+               f"make_regression called twice with {name} should return the same X and y both times "
+               f"(seed 0 is a seed like any other: test `seed is None`, not `if seed:`).")
+    expect(not torch.equal(runs[0][0], runs[2][0]) and not torch.equal(runs[2][0], runs[3][0]),
            "make_regression with different seeds should return different X.")
 
 
@@ -186,7 +355,7 @@ def test_regression_seed(student):
 def test_nonlinear_targets(student, power):
     # Only the power relationship is judged here (noise 0, bias 0, any y shape with n entries):
     # shapes, noise and bias belong to regression_data.
-    out = student.probe(probe_regression, W, 0.0, 200, 0.0, 3, power=power, label="`make_regression`")
+    out = student.probe(probe_regression, W, 0.0, 200, 0.0, _seed(3), power=power, label="`make_regression`")
     X = expect_tensor(out["X"], f"X returned by make_regression(..., power={power})", shape=(200, 3))
     y = expect_tensor(out["y"], f"y returned by make_regression(..., power={power})")
     expect(y.numel() == 200, f"y returned by make_regression(..., power={power}) should have 200 entries, "
@@ -196,7 +365,8 @@ def test_nonlinear_targets(student, power):
     ratio = residual.pow(2).mean().sqrt().item() / signal.std().item()
     expect(ratio <= 0.05,
            f"with power={power}, noise=0 and b=0, y should be (X ** {power}) @ w, but it differs from that by "
-           f"{100 * ratio:.0f}% of its spread (tolerance 5%): is each feature raised to the power?")
+           f"{100 * ratio:.0f}% of its spread (tolerance 5%): is each feature raised to the power before "
+           f"the product with w?")
 
 
 CENTERS = [[0.0, 0.0, 0.0], [5.0, 5.0, 0.0], [-5.0, 5.0, 2.0], [0.0, -6.0, -3.0]]
@@ -204,22 +374,21 @@ CENTERS = [[0.0, 0.0, 0.0], [5.0, 5.0, 0.0], [-5.0, 5.0, 2.0], [0.0, -6.0, -3.0]
 
 @pytest.mark.blobs_data
 def test_blobs_shapes_and_labels(student):
-    out = student.probe(probe_blobs, 37, CENTERS, 1.0, 0, label="`make_blobs`")
-    X = expect_tensor(out["X"], "X returned by make_blobs", shape=(4 * 37, 3), dtype=torch.float32, finite=True)
+    out = student.probe(probe_blobs, 37, CENTERS, 1.0, _seed(0), label="`make_blobs`")
+    expect_tensor(out["X"], "X returned by make_blobs", shape=(4 * 37, 3), dtype=torch.float32, finite=True)
     y = expect_tensor(out["y"], "y returned by make_blobs", shape=(4 * 37,))
     expect(y.dtype == torch.int64, f"y should hold class indices as int64 (what cross-entropy needs), "
                                    f"but its dtype is {y.dtype}.")
     counts = torch.bincount(y.clamp(min=0), minlength=4)
     expect(y.min().item() >= 0 and y.max().item() <= 3 and counts.tolist() == [37] * 4,
            f"y should contain each class 0..3 exactly 37 times, but the counts are {counts.tolist()}.")
-    del X
 
 
 @pytest.mark.blobs_data
 @pytest.mark.parametrize("spread", [0.5, 2.0])
 def test_blobs_centres_and_spread(student, spread):
     n = 2000
-    out = student.probe(probe_blobs, n, CENTERS, spread, 1, label="`make_blobs`")
+    out = student.probe(probe_blobs, n, CENTERS, spread, _seed(1), label="`make_blobs`")
     X = expect_tensor(out["X"], "X returned by make_blobs", shape=(4 * n, 3), finite=True).double()
     y = expect_tensor(out["y"], "y returned by make_blobs", shape=(4 * n,))
     for c, centre in enumerate(CENTERS):
@@ -235,19 +404,44 @@ def test_blobs_centres_and_spread(student, spread):
                f"(tolerance 10%).")
 
 
-def _batches_ok(runs, n, batch_size, shuffle):
+@pytest.mark.blobs_data
+def test_blobs_seed(student):
+    centers = [[0.0, 0.0], [3.0, -3.0]]
+    other = _seed(5)
+    runs = student.probe(probe_blobs_seeds, 20, centers, [0, 0, 1, other, other], label="`make_blobs`")
+    for k, part in enumerate(("X", "y")):
+        expect_tensor(runs[0][k], f"{part} returned by make_blobs with 2 centres in 2-D",
+                      shape=(40, 2) if part == "X" else (40,),
+                      dtype=torch.float32 if part == "X" else torch.int64)
+    for name, i, j in (("seed=0", 0, 1), (f"seed={other}", 3, 4)):
+        expect(_expect_same(runs[i], runs[j]),
+               f"make_blobs called twice with {name} should return the same X and y both times "
+               f"(seed 0 is a seed like any other: test `seed is None`, not `if seed:`).")
+    expect(not torch.equal(runs[0][0], runs[2][0]) and not torch.equal(runs[2][0], runs[3][0]),
+           "make_blobs with different seeds should return different X.")
+
+
+def _batches_ok(runs, n, batch_size, shuffle, row_shape=(2,), label_shape=()):
+    """Every epoch: aligned (X, y) batches covering 0..n-1 once, in sizes batch_size..., dtypes kept."""
+    per_row = 1
+    for s in row_shape:
+        per_row *= s
     for epoch, batches in enumerate(runs):
         expect(len(batches) > 0, "minibatches yielded no batches.")
         rows, labels, sizes = [], [], []
-        for Xb, yb in batches:
-            expect_tensor(Xb, "X_batch", shape=(None, 2))
-            expect_tensor(yb, "y_batch", shape=(len(Xb),))
+        for batch in batches:
+            expect(len(batch) == 2, f"minibatches should yield pairs (X_batch, y_batch), got {len(batch)} items.")
+            Xb, yb = batch
+            expect_tensor(Xb, "X_batch", shape=(None, *row_shape))
+            expect_tensor(yb, "y_batch", shape=(len(Xb), *label_shape))
+            expect(Xb.dtype == torch.float32 and yb.dtype == torch.int64,
+                   f"batches should keep the dtypes of X (float32) and y (int64), got {Xb.dtype} and {yb.dtype}.")
             rows.append(Xb)
-            labels.append(yb)
+            labels.append(yb.reshape(-1))
             sizes.append(len(Xb))
-        X = torch.cat(rows)
+        X = torch.cat(rows).reshape(-1, per_row)
         y = torch.cat(labels)
-        ids = (X[:, 0] / 2).round().long()
+        ids = (X[:, 0] / per_row).round().long()
         expect(torch.equal(y, ids * 10),
                "X_batch and y_batch are not aligned: row i of X_batch must belong with entry i of y_batch "
                "(shuffle both with the same permutation).")
@@ -262,16 +456,14 @@ def _batches_ok(runs, n, batch_size, shuffle):
             expect(ids.tolist() == list(range(n)), "with shuffle=False, samples should come in their original order.")
         elif epoch == 0:
             expect(ids.tolist() != list(range(n)), "with shuffle=True, samples should come in a random order.")
-    if shuffle and len(runs) > 1:
-        first = torch.cat([b[1] for b in runs[0]])
-        second = torch.cat([b[1] for b in runs[1]])
-        expect(not torch.equal(first, second), "each epoch should shuffle anew, but two epochs came in the same order.")
+    return [torch.cat([b[1].reshape(-1) for b in batches]) for batches in runs]
 
 
 @pytest.mark.minibatches
 def test_minibatches_cover_each_sample_once(student):
     runs = student.probe(probe_minibatches, 37, 5, True, epochs=2, label="`minibatches`")
-    _batches_ok(runs, 37, 5, True)
+    first, second = _batches_ok(runs, 37, 5, True)
+    expect(not torch.equal(first, second), "each epoch should shuffle anew, but two epochs came in the same order.")
 
 
 @pytest.mark.minibatches
@@ -283,97 +475,188 @@ def test_minibatches_exact_and_unshuffled(student):
     expect(sizes == [3], f"with 3 samples and batch_size=10, one batch of 3 is expected, got sizes {sizes}.")
 
 
-def _split_ok(out, n, val_frac):
-    train = expect_tensor(out["train"], "train indices")
-    val = expect_tensor(out["val"], "validation indices")
-    n_val = len(val)
-    expect(abs(n_val - n * val_frac) <= 1,
-           f"with n={n} and val_frac={val_frac:g}, the validation part should have about {n * val_frac:g} "
-           f"indices (within 1), but it has {n_val}.")
+def _check_generator(runs, what):
+    """runs: epochs shuffled by generators seeded s, s, s + 1 (torch's global state different each time)."""
+    orders = _batches_ok(runs, 29, 6, True, row_shape=(2, 2), label_shape=(1,))
+    expect(torch.equal(orders[0], orders[1]),
+           f"{what} with generator=torch.Generator().manual_seed(s), called twice, should give the same order "
+           f"both times: shuffle with the generator you are given (torch.randperm(n, generator=generator)), "
+           f"not with torch's global random state or Python's random module.")
+    expect(not torch.equal(orders[0], orders[2]),
+           f"{what} with generators of different seeds should give different orders.")
+
+
+@pytest.mark.minibatches
+def test_minibatches_generator(student):
+    seed = _seed(11)
+    runs = student.probe(probe_minibatches_generator, 29, 6, [seed, seed, seed + 1], label="`minibatches`")
+    _check_generator(runs, "minibatches on X of shape (29, 2, 2) and y of shape (29, 1)")
+
+
+def _check_split(out, n, val_frac, where):
+    expect(out["count"] == 2, f"{where}: should return two parts (train_idx, val_idx).")
+    for name in ("train", "val"):
+        expect(out[name + "_type"] == "Tensor" and out[name + "_dtype"] == "torch.int64",
+               f"{where}: {name}_idx should be an int64 tensor, but it is a {out[name + '_type']}"
+               f"{' of dtype ' + out[name + '_dtype'] if out[name + '_dtype'] else ''} "
+               f"(torch.randperm gives int64 tensors).")
+        expect(len(out[name + "_shape"]) == 1,
+               f"{where}: {name}_idx should be 1-D, but it has shape {tuple(out[name + '_shape'])}.")
+    train, val = out["train"], out["val"]
+    n_val = int(n * val_frac)
+    expect(len(val) == n_val,
+           f"{where}: the validation part should have int(n * val_frac) = int({n * val_frac:g}) = {n_val} "
+           f"indices, but it has {len(val)}.")
     overlap = set(train.tolist()) & set(val.tolist())
-    expect(not overlap, f"{len(overlap)} indices are both in the training and the validation part: "
+    expect(not overlap, f"{where}: {len(overlap)} indices are both in the training and the validation part: "
                         f"that leaks validation data into training.")
     expect(sorted(train.tolist() + val.tolist()) == list(range(n)),
-           "train and validation indices together should be exactly 0..n-1, each once.")
+           f"{where}: train and validation indices together should be exactly 0..n-1, each once.")
     return train, val
 
 
 @pytest.mark.split_indices
 def test_split_indices_partition(student):
-    for n, frac, seed in ((37, 0.2, 0), (1000, 0.15, 1)):
+    for n, frac, seed in ((37, 0.2, _seed(0)), (38, 0.25, _seed(2)), (1000, 0.15, _seed(1))):
         out = student.probe(probe_split_indices, n, frac, seed, label="`split_indices`")
-        train, val = _split_ok(out, n, frac)
+        train, val = _check_split(out, n, frac, f"split_indices({n}, {frac:g}, seed={seed})")
     expect(sorted(val.tolist()) != list(range(len(val))) and sorted(val.tolist()) != list(range(1000 - len(val), 1000)),
            "the validation indices should be a random subset, not the first or last block of the data.")
 
 
 @pytest.mark.split_indices
 def test_split_indices_seeded(student):
-    a = student.probe(probe_split_indices, 100, 0.2, 5, label="`split_indices`")
-    b = student.probe(probe_split_indices, 100, 0.2, 5, label="`split_indices`")
-    c = student.probe(probe_split_indices, 100, 0.2, 6, label="`split_indices`")
-    expect(torch.equal(a["val"], b["val"]), "split_indices with the same seed should give the same split.")
-    expect(not torch.equal(a["val"], c["val"]), "split_indices with different seeds should give different splits.")
+    other = _seed(5)
+    for first, second in ((0, 1), (other, other + 1)):
+        a = student.probe(probe_split_indices, 100, 0.2, first, label="`split_indices`")
+        b = student.probe(probe_split_indices, 100, 0.2, first, label="`split_indices`")
+        c = student.probe(probe_split_indices, 100, 0.2, second, label="`split_indices`")
+        for out in (a, b, c):
+            _check_split(out, 100, 0.2, f"split_indices(100, 0.2, seed={first})")
+        expect(torch.equal(a["val"], b["val"]) and torch.equal(a["train"], b["train"]),
+               f"split_indices with the same seed ({first}) should give the same split twice "
+               f"(seed 0 is a seed like any other: test `seed is None`, not `if seed:`).")
+        expect(not torch.equal(a["val"], c["val"]), "split_indices with different seeds should give different splits.")
+
+
+def _loader_ids(out, name, batch_size, size, where):
+    """Sample ids per epoch of one loader, after checking its type, sampler and batch sizes."""
+    expect(out[name + "_is_loader"], f"{where}: the {name} loader should be a torch DataLoader, "
+                                     f"got {out[name + '_type']}.")
+    expect(out[name + "_same_dataset"] and out[name + "_subset_sampler"],
+           f"{where}: the {name} loader should be a DataLoader over the dataset you are given, with "
+           f"sampler=SubsetRandomSampler(its indices) (no copy or Subset of the data).")
+    expected_sizes = [batch_size] * (size // batch_size) + ([size % batch_size] if size % batch_size else [])
+    epochs = []
+    for batches in out[name]:
+        ids = []
+        for batch in batches:
+            expect(len(batch) == 2, f"{where}: each {name} batch should be a pair (X, y).")
+            xb, _ = batch
+            expect_tensor(xb, f"{name} X batch")
+            ids.extend(xb.reshape(-1).tolist())
+        sizes = [len(b[0]) for b in batches]
+        expect(sizes == expected_sizes,
+               f"{where}: the {name} loader over {size} samples should give batches of batch_size={batch_size} "
+               f"(the last may be smaller): {expected_sizes}, but it gives {sizes}.")
+        epochs.append(ids)
+    return epochs
 
 
 @pytest.mark.split_loaders
 def test_split_loaders_disjoint(student):
-    n = 53
-    out = student.probe(probe_split_loaders, n, 8, 0.2, 0, label="`split_loaders`")
+    n, batch_size = 53, 8
+    out = student.probe(probe_split_loaders, n, batch_size, 0.2, _seed(3), label="`split_loaders`")
+    where = f"split_loaders over {n} samples with batch_size={batch_size}, val_frac=0.2"
+    expect(out["count"] == 2, f"{where}: should return two loaders (train_loader, valid_loader).")
     seen = {}
-    for name in ("train", "valid"):
-        expect(out[name + "_type"] == "DataLoader", f"the {name} loader should be a torch DataLoader, "
-                                                    f"got {out[name + '_type']}.")
-        epochs = out[name]
-        ids_per_epoch = []
-        for batches in epochs:
-            ids = []
-            for batch in batches:
-                expect(len(batch) == 2, f"each {name} batch should be a pair (X, y).")
-                xb, yb = batch
-                expect_tensor(xb, f"{name} X batch")
-                expect(len(xb) <= 8, f"{name} batches should have at most batch_size=8 samples, got {len(xb)}.")
-                ids.extend(xb.reshape(-1).tolist())
-            ids_per_epoch.append(ids)
-        expect(len(set(ids_per_epoch[0])) == len(ids_per_epoch[0]),
-               f"the {name} loader yields some samples twice in one epoch.")
-        expect(sorted(ids_per_epoch[0]) == sorted(ids_per_epoch[1]),
-               f"the {name} loader should yield the same samples every epoch.")
-        seen[name] = set(ids_per_epoch[0])
+    for name, size in (("train", n - 10), ("valid", 10)):
+        epochs = _loader_ids(out, name, batch_size, size, where)
+        expect(len(set(epochs[0])) == len(epochs[0]), f"{where}: the {name} loader yields some samples twice "
+                                                      f"in one epoch.")
+        expect(sorted(epochs[0]) == sorted(epochs[1]), f"{where}: the {name} loader should yield the same "
+                                                       f"samples every epoch.")
+        seen[name] = set(epochs[0])
     expect(not seen["train"] & seen["valid"],
-           f"{len(seen['train'] & seen['valid'])} samples appear in both loaders: validation data leaks into training.")
-    expect(seen["train"] | seen["valid"] == set(range(n)), "together the two loaders should cover every sample.")
-    expect(abs(len(seen["valid"]) - 0.2 * n) <= 1, f"the validation loader should hold about 20% of {n} samples, "
-                                                   f"it holds {len(seen['valid'])}.")
+           f"{where}: {len(seen['train'] & seen['valid'])} samples appear in both loaders: validation data leaks "
+           f"into training.")
+    expect(seen["train"] | seen["valid"] == set(range(n)), f"{where}: together the two loaders should cover "
+                                                           f"every sample.")
     train_epochs = [[i for xb, _ in batches for i in xb.reshape(-1).tolist()] for batches in out["train"]]
     expect(any(ids != sorted(ids) for ids in train_epochs),
-           "the training loader should draw its samples in random order (SubsetRandomSampler).")
+           f"{where}: the training loader should draw its samples in random order (SubsetRandomSampler).")
+
+
+def _expected_split(n, val_frac, seed):
+    """The split of the split_indices that split_loaders is given, for this seed."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val = int(n * val_frac)
+    return set(perm[n_val:].tolist()), set(perm[:n_val].tolist())
+
+
+@pytest.mark.split_loaders
+def test_split_loaders_seeded(student):
+    n, batch_size, val_frac = 40, 16, 0.25
+    for seed in (0, _seed(7)):
+        out = student.probe(probe_split_loaders, n, batch_size, val_frac, seed, label="`split_loaders`")
+        where = f"split_loaders(dataset, {batch_size}, {val_frac}, seed={seed})"
+        expect(out["calls"], f"{where}: take the indices from split_indices (the previous task's function); "
+                             f"split_loaders did not call it.")
+        expect(all(call == seed for call in out["calls"]),
+               f"{where}: pass the seed you are given on to split_indices (it was called with seed="
+               f"{out['calls'][0]!r}): without it the split changes from run to run, and validation samples of one "
+               f"run are training samples of the next.")
+        expect(out["count"] == 2, f"{where}: should return two loaders (train_loader, valid_loader).")
+        train, val = _expected_split(n, val_frac, seed)
+        got = {}
+        for name, size in (("train", len(train)), ("valid", len(val))):
+            got[name] = set(_loader_ids(out, name, batch_size, size, where)[0])
+        expect(got["train"] == train and got["valid"] == val,
+               f"{where}: the training loader should draw exactly train_idx and the validation loader exactly "
+               f"val_idx, as split_indices returns them (in that order).")
 
 
 @pytest.mark.pair_dataset
-def test_pair_dataset(student):
-    n, d = 37, 3
-    out = student.probe(probe_pair_dataset, n, d, 5, label="`PairDataset`")
+@pytest.mark.parametrize("case", ["features", "images"])
+def test_pair_dataset(student, case):
+    n, x_shape, y_kind, batch_size = (37, (3,), "labels", 5) if case == "features" else (23, (1, 4, 4), "targets", 4)
+    out = student.probe(probe_pair_dataset, n, x_shape, y_kind, batch_size, label="`PairDataset`")
+    where = (f"PairDataset(X, y) with X of shape {(n, *x_shape)} float32 and y of shape "
+             f"{(n,) if y_kind == 'labels' else (n, 1)} {'int64' if y_kind == 'labels' else 'float32'}")
     expect(out["is_dataset"], "PairDataset should subclass torch.utils.data.Dataset.")
-    expect(out["len"] == n, f"len(PairDataset(X, y)) should be the number of samples {n}, got {out['len']}.")
+    expect(out["len"] == n, f"{where}: len(dataset) should be the number of samples {n}, got {out['len']}.")
     X, y = out["X"], out["y"]
     for item, i in zip(out["items"], (0, n // 2, n - 1)):
-        expect(len(item) == 2, "dataset[i] should return a pair (X[i], y[i]).")
-        expect_close(item[0], X[i], f"dataset[{i}][0]", rtol=0, atol=0)
-        expect_close(item[1], y[i], f"dataset[{i}][1]", rtol=0, atol=0)
+        expect(len(item) == 2, f"{where}: dataset[i] should return a pair (X[i], y[i]).")
+        for got, want, part in ((item[0], X[i], "X"), (item[1], y[i], "y")):
+            if isinstance(got, int) and not isinstance(got, bool) and want.ndim == 0 and not want.is_floating_point():
+                got = torch.tensor(got)  # a Python int label, as torchvision's datasets return, collates the same
+            expect_tensor(got, f"{where}: dataset[{i}][{0 if part == 'X' else 1}]", shape=tuple(want.shape),
+                          dtype=want.dtype)
+            expect_close(got, want, f"{where}: dataset[{i}][{0 if part == 'X' else 1}] (should be {part}[{i}])",
+                         rtol=0, atol=0)
+    expected = [batch_size] * (n // batch_size) + ([n % batch_size] if n % batch_size else [])
     sizes = [len(b[0]) for b in out["loaded"]]
-    expect(sizes == [5] * 7 + [2], f"a DataLoader with batch_size=5 over 37 samples should give 7 batches of 5 "
-                                   f"and one of 2, got {sizes}.")
-    expect_close(torch.cat([b[0] for b in out["loaded"]]), X, "the X batches of a DataLoader over PairDataset",
+    expect(sizes == expected, f"{where}: a DataLoader with batch_size={batch_size} should give batches of sizes "
+                              f"{expected}, got {sizes}.")
+    expect_close(torch.cat([b[0] for b in out["loaded"]]), X, f"{where}: the X batches of a DataLoader",
                  rtol=0, atol=0)
-    expect_close(torch.cat([b[1] for b in out["loaded"]]), y, "the y batches of a DataLoader over PairDataset",
+    expect_close(torch.cat([b[1] for b in out["loaded"]]), y, f"{where}: the y batches of a DataLoader",
                  rtol=0, atol=0)
 
 
 @pytest.mark.reusable_module
 def test_reusable_module(student):
-    out = student.probe(probe_regression, W, B, 4000, 0.3, 0, module="my_datasets",
+    out = student.probe(probe_regression, W, B, 4000, 0.3, _seed(0), module="my_datasets",
                         label="`my_datasets.make_regression`")
-    _check_regression(out, 4000, 3, 0.3, what="my_datasets.make_regression")
     if not isinstance(out, dict):
         fail("my_datasets.make_regression returned an unexpected value.")
+    _check_regression(out, 4000, W, B, 0.3, what="my_datasets.make_regression")
+
+
+@pytest.mark.reusable_module
+def test_reusable_module_minibatches(student):
+    seed = _seed(12)
+    runs = student.probe(probe_minibatches_generator, 29, 6, [seed, seed, seed + 1], module="my_datasets",
+                         label="`my_datasets.minibatches`")
+    _check_generator(runs, "my_datasets.minibatches")
