@@ -1,7 +1,9 @@
 """Command line: grade one notebook, grade a folder of submissions, or make the student releases.
 
     python -m autograder grade NOTEBOOK.ipynb [--assignment ID] [--results PATH]
-    python -m autograder batch SUBMISSIONS_DIR --assignment ID [--out DIR]
+    python -m autograder batch SUBMISSIONS_DIR --assignment ID [--out DIR] [--jobs N] [--force]
+    python -m autograder autograde ASSIGNMENT [--student ID ...] [--jobs N] [--force] [--scheduler URL]
+    python -m autograder package gradescope ASSIGNMENT [--out autograder.zip]
     python -m autograder release [ASSIGNMENT ...]
 
 ``grade`` exits 0 whenever grading completed, whatever the score; 2 when it could not run (the report
@@ -15,7 +17,7 @@ def _grade(args):
     from autograder.engine import grade_notebook
     from autograder.sandbox import Limits
 
-    limits = Limits(memory_bytes=args.memory_mib * 2**20, threads=args.threads)
+    limits = Limits(memory_bytes=args.memory_mib * 2**20, threads=args.threads, **_isolation(args))
     report = grade_notebook(args.notebook, assignment=args.assignment, limits=limits)
     print(report.table())
     if report.sandbox:
@@ -28,10 +30,47 @@ def _grade(args):
     return 0
 
 
+def _isolation(args):
+    """Limits fields for --unsafe-no-sandbox: grading without any sandbox happens only when asked for."""
+    return {"isolation": "none"} if getattr(args, "unsafe_no_sandbox", False) else {}
+
+
 def _batch(args):
     from autograder.batch import grade_folder
 
-    return grade_folder(args.folder, args.assignment, args.out)
+    return grade_folder(args.folder, args.assignment, args.out, jobs=args.jobs, force=args.force,
+                        scheduler=args.scheduler, limits=_isolation(args))
+
+
+def _autograde(args):
+    from autograder.autograde import autograde
+
+    return autograde(args.assignment, students=args.student, jobs=args.jobs, force=args.force,
+                     scheduler=args.scheduler, limits=_isolation(args))
+
+
+def _package(args):
+    from autograder.package import build_gradescope
+
+    path = build_gradescope(args.assignment, args.out)
+    print(f"Gradescope autograder for {args.assignment} written to {path}")
+    return 0
+
+
+def _class_options(parser):
+    """Options shared by the commands that grade many submissions."""
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="gradings at once (default: one per core); ignored with --scheduler")
+    parser.add_argument("--force", action="store_true", help="regrade submissions graded before and unchanged")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                        help="grade on this Dask distributed cluster instead of local processes")
+    _unsafe_option(parser)
+
+
+def _unsafe_option(parser):
+    parser.add_argument("--unsafe-no-sandbox", action="store_true",
+                        help="grade without any sandbox: student code runs with this user's rights (never "
+                             "for untrusted submissions)")
 
 
 def _release(args):
@@ -50,13 +89,26 @@ def main(argv=None):
     grade.add_argument("--results", default="results.json", help="where to write results.json")
     grade.add_argument("--memory-mib", type=int, default=4096, help="memory for the student's code")
     grade.add_argument("--threads", type=int, default=1, help="torch threads for the student's code")
+    _unsafe_option(grade)
     grade.set_defaults(run=_grade)
     batch = commands.add_parser("batch", help="grade every notebook in a folder (one per student)")
     batch.add_argument("folder")
     batch.add_argument("--assignment", required=True)
     batch.add_argument("--out", default="grades", help="folder for results and the grades CSV")
+    _class_options(batch)
     batch.set_defaults(run=_batch)
-    release = commands.add_parser("release", help="regenerate release/ from source/ with nbgrader")
+    autograde = commands.add_parser("autograde", help="grade submitted/<student>/ASSIGNMENT/ into nbgrader's "
+                                                      "gradebook (run in the course folder)")
+    autograde.add_argument("assignment")
+    autograde.add_argument("--student", nargs="+", metavar="ID", help="only these students")
+    _class_options(autograde)
+    autograde.set_defaults(run=_autograde)
+    package = commands.add_parser("package", help="build a hosted grader's package")
+    package.add_argument("kind", choices=["gradescope"])
+    package.add_argument("assignment")
+    package.add_argument("--out", default="autograder.zip", help="where to write the zip")
+    package.set_defaults(run=_package)
+    release = commands.add_parser("release", help="regenerate release/ from source/ with nbgrader, and the student bundles in dist/student/")
     release.add_argument("assignments", nargs="*")
     release.set_defaults(run=_release)
     args = parser.parse_args(argv)

@@ -1,7 +1,28 @@
 """Grading reports: per-task results, a printed table, and Gradescope's results.json format."""
 import json
 import os
+import tempfile
 from dataclasses import dataclass, field
+
+
+def write_json_atomic(path, data):
+    """Write ``data`` as JSON to ``path`` through a temporary file and os.replace (creating the folder)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=2)
+            out.write("\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
 
 
 @dataclass
@@ -72,13 +93,31 @@ class Report:
             ],
         }
 
+    def to_dict(self):
+        """Everything in the report as plain JSON data (the inverse of ``Report.from_dict``)."""
+        return {"assignment": self.assignment, "error": self.error, "execution_time": self.execution_time,
+                "messages": list(self.messages), "sandbox": list(self.sandbox),
+                "tasks": [{"id": t.id, "title": t.title, "max_score": t.max_score, "score": t.score,
+                           "feedback": list(t.feedback)} for t in self.tasks]}
+
+    @classmethod
+    def from_dict(cls, data):
+        """A Report from ``to_dict()``'s data; ValueError when the data is not such a dict."""
+        try:
+            tasks = [TaskResult(str(t["id"]), str(t["title"]), float(t["max_score"]), float(t["score"]),
+                                [str(line) for line in t["feedback"]]) for t in data["tasks"]]
+            error = data.get("error")
+            return cls(assignment=data.get("assignment"), tasks=tasks,
+                       messages=[str(m) for m in data.get("messages", [])],
+                       error=None if error is None else str(error),
+                       execution_time=float(data.get("execution_time", 0.0)),
+                       sandbox=[str(n) for n in data.get("sandbox", [])])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"not a grading report: {exc!r}") from None
+
     def write(self, path):
-        """Write results.json (creating its folder)."""
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        with open(path, "w", encoding="utf-8") as handle:
-            json.dump(self.to_gradescope(), handle, indent=2)
-            handle.write("\n")
+        """Write results.json (creating its folder) atomically: a reader sees the old file or the new one."""
+        write_json_atomic(path, self.to_gradescope())
 
     def table(self):
         """A plain-text table: task, points, max, one-line feedback."""

@@ -1,0 +1,201 @@
+"""``python -m autograder autograde ASSIGNMENT``: a class graded in parallel into nbgrader's gradebook.
+
+Run in the course folder (where ``nbgrader_config.py`` is). Two steps, both resumable:
+
+1. Every ``submitted/<student>/<assignment>/*.ipynb`` is graded in parallel (local processes, one per
+   core by default, or a Dask cluster with ``--scheduler``), each in its own sandbox, into a results
+   cache keyed by the submission's content (``.autograder/<assignment>/results/``). A submission whose
+   key is already there is not graded again (``--force`` regrades).
+2. nbgrader's own ``Autograde`` converter runs here, student by student, with ``SandboxGrade`` reading
+   that cache: nbgrader writes the gradebook and ``autograded/`` exactly as ``nbgrader autograde`` does,
+   and this process is the gradebook's only writer. A ledger (``.autograder/<assignment>/gradebook.json``,
+   written atomically after each student) records which content is in the gradebook, so a re-run
+   passes over students whose grades are in place and unchanged.
+
+A kill -9 at any moment loses at most the gradings in flight: the cache and the ledger only ever hold
+finished work, and nbgrader's gradebook keeps one grade per grade cell and submission whatever happens.
+"""
+import json
+import os
+import re
+import sys
+
+from autograder.classroom import Job, ResultsCache, Summary, content_key, read_submission, run_gradings
+from autograder.report import write_json_atomic
+
+STATE = ".autograder"
+
+
+def _submissions(root, assignment):
+    """{student: [notebook path]} under nbgrader's submitted/ folder."""
+    from autograder.batch import _notebooks
+
+    base = os.path.join(root, "submitted")
+    found = {}
+    try:
+        names = sorted(os.listdir(base))
+    except OSError:
+        return found
+    for student in names:
+        folder = os.path.join(base, student, assignment)
+        if not student.startswith(".") and os.path.isdir(folder):
+            notebooks = _notebooks(folder)
+            if notebooks:
+                found[student] = notebooks
+    return found
+
+
+def _read_ledger(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _nbgrader_app(root, cache_dir, limits):
+    """A factory of nbgrader Autograde converters configured from the course's nbgrader_config.py."""
+    from nbgrader.apps.nbgraderapp import NbGraderApp
+    from nbgrader.coursedir import CourseDirectory
+
+    loader = NbGraderApp()
+    loader.config_file_paths[:] = [root]
+    loader.load_config_file()
+    config = loader.config
+    config.SandboxGrade.results_dir = cache_dir
+    if (limits or {}).get("isolation"):
+        config.SandboxGrade.isolation = limits["isolation"]
+    config.CourseDirectory.root = root
+    return config, CourseDirectory(config=config)
+
+
+def _graded_in_gradebook(coursedir, assignment, students):
+    """Students whose submission of ``assignment`` has every auto-graded cell scored in the gradebook."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    present = set()
+    try:
+        with Gradebook(coursedir.db_url, coursedir.course_id) as gradebook:
+            for student in students:
+                try:
+                    submission = gradebook.find_submission(assignment, student)
+                except MissingEntry:
+                    continue
+                grades = [g for nb in submission.notebooks for g in nb.grades if g.auto_score is not None
+                          or g.needs_manual_grade]
+                if grades:
+                    present.add(student)
+    except Exception:  # noqa: BLE001 - no gradebook yet: nobody is in it
+        return set()
+    return present
+
+
+def _nbgrader_autograde(config, coursedir, assignment, student):
+    """Run nbgrader's Autograde for one student here; returns None or the reason it failed."""
+    from nbgrader.converters import Autograde
+    from nbgrader.utils import capture_log, temp_attrs
+
+    with temp_attrs(coursedir, assignment_id=assignment, student_id=student):
+        app = Autograde(coursedir=coursedir, config=config)
+        app.force = True
+        app.create_student = True
+        result = capture_log(app)
+    if result.get("success"):
+        return None
+    text = (result.get("log") or "") + "\n" + (result.get("error") or "")
+    for line in text.splitlines():
+        if "SandboxGradeError:" in line:
+            return line.split("SandboxGradeError:", 1)[1].strip()[:500]
+    pattern = re.compile(r"^\s*([A-Za-z_.]*(Error|Exception)): (.*)$")
+    causes = [m.group(0).strip() for m in map(pattern.match, text.splitlines())
+              if m and "NbGraderException" not in m.group(1)]
+    return (causes[-1] if causes else "see nbgrader's log (nbgrader autograde --student ...)")[:500]
+
+
+def autograde(assignment, students=None, jobs=None, force=False, scheduler=None, limits=None, root="."):
+    """Grade the class's submissions of ``assignment`` into nbgrader's gradebook; returns the exit status."""
+    root = os.path.abspath(root)
+    if not os.path.exists(os.path.join(root, "nbgrader_config.py")):
+        print(f"error: no nbgrader_config.py in {root}: run this in the course folder.", file=sys.stderr)
+        return 2
+    found = _submissions(root, assignment)
+    if students:
+        missing = [s for s in students if s not in found]
+        for student in missing:
+            print(f"warning: no submission of {assignment} for student {student!r}", file=sys.stderr)
+        found = {s: found[s] for s in students if s in found}
+    if not found:
+        print(f"error: no submissions found: looked for {os.path.join(root, 'submitted')}/<student>/{assignment}/"
+              f"*.ipynb", file=sys.stderr)
+        return 2
+    state = os.path.join(root, STATE, assignment)
+    cache = ResultsCache(os.path.join(state, "results"))
+    ledger_path = os.path.join(state, "gradebook.json")
+    ledger = _read_ledger(ledger_path)
+    summary = Summary(assignment)
+    several = any(len(notebooks) > 1 for notebooks in found.values())
+    keys = {}
+    todo = []
+    for student, notebooks in found.items():
+        keys[student] = {}
+        for path in notebooks:
+            label = f"{student}/{os.path.basename(path)}" if several else student
+            data, reason = read_submission(path)
+            if data is None:
+                summary.failed[label] = reason
+                continue
+            key = content_key(data, assignment)
+            keys[student][os.path.basename(path)] = key
+            report = None if force else cache.get(key)
+            if report is not None:
+                summary.graded[label] = report
+            else:
+                todo.append(Job((student, path), label, data, os.path.basename(path), key=key))
+    for outcome in run_gradings(todo, assignment, jobs, scheduler, limits, desc=f"grading {assignment}"):
+        label, report = outcome.job.label, outcome.report
+        summary.seconds[label] = report.execution_time
+        if report.error:
+            summary.failed[label] = report.error
+        else:
+            cache.put(outcome.job.key, report)
+            summary.graded[label] = report
+            summary.fresh.add(label)
+    _write_gradebook(root, assignment, found, keys, summary, cache, ledger, ledger_path, force, limits, several)
+    for line in summary.lines():
+        print(line)
+    return 0 if summary.graded or not summary.failed else 2
+
+
+def _write_gradebook(root, assignment, found, keys, summary, cache, ledger, ledger_path, force, limits, several):
+    """nbgrader writes the gradebook for every student whose grades are not in it yet (or changed)."""
+    from autograder.classroom import _progress
+
+    config, coursedir = _nbgrader_app(root, cache.folder, limits)
+    failed_students = {label.split("/", 1)[0] if several else label for label in summary.failed}
+    present = _graded_in_gradebook(coursedir, assignment, found)
+    todo = []
+    for student in sorted(found):
+        if student in failed_students:
+            continue
+        autograded = os.path.join(root, "autograded", student, assignment)
+        if not force and ledger.get(student) == keys[student] and student in present and os.path.isdir(autograded):
+            continue
+        todo.append(student)
+    if not todo:
+        return
+    bar = _progress(len(todo), "gradebook")
+    try:
+        for student in todo:
+            reason = _nbgrader_autograde(config, coursedir, assignment, student)
+            if reason is None:
+                ledger[student] = keys[student]
+                write_json_atomic(ledger_path, ledger)
+            else:
+                summary.failed[student] = f"nbgrader could not record the grades: {reason}"
+                for label in [lb for lb in summary.graded if lb == student or lb.startswith(student + "/")]:
+                    summary.graded.pop(label)
+                    summary.fresh.discard(label)
+            bar.update(1)
+    finally:
+        bar.close()

@@ -1,0 +1,96 @@
+"""nbgrader's autograde through the sandboxed engine: a preprocessor in place of in-kernel execution.
+
+``SandboxGrade`` takes the place of nbgrader's ``Execute`` in ``Autograde.autograde_preprocessors``
+(see ``nbgrader_config.py``). It grades the sanitised notebook with ``grade_notebook`` (the student's
+code runs in the sandbox; no cell runs in a kernel, hidden test cells never run at all) and writes each
+grade cell's outcome as that cell's output, which is what nbgrader's ``SaveAutoGrades`` scores:
+
+- a passed task: a stdout stream "Task `<id>`: all checks passed." (full points);
+- a failed task: an error output whose ename, evalue and traceback hold only the task's feedback lines
+  (no points, and the feedback shows why, with no test or grader code).
+
+So the gradebook, formgrader, ``generate_feedback`` and ``export`` work as before and a grade cell's
+points equal the CLI's for its task. With ``results_dir`` set, a report graded before for the same
+code (same ``autograder.classroom.submission_key``) is taken from there instead of grading again:
+``python -m autograder autograde`` grades a class in parallel into that folder first.
+"""
+from nbformat.v4 import new_output
+from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import Unicode
+
+
+class SandboxGradeError(RuntimeError):
+    """The submission could not be graded at all (the engine's reason is in the message)."""
+
+
+def failure_lines(task_id, feedback):
+    """The lines shown for a failed task: a heading and one line per distinct failure."""
+    lines = [f"Task {task_id} failed:"]
+    lines += [f"- {line}" for line in feedback] or ["- This task was not graded."]
+    return lines
+
+
+def task_outputs(result):
+    """The outputs of a grade cell for one TaskResult."""
+    if result.passed:
+        return [new_output("stream", name="stdout", text=f"Task `{result.id}`: all checks passed.\n")]
+    lines = failure_lines(result.id, result.feedback)
+    return [new_output("error", ename=f"Task {result.id} failed", evalue="\n".join(lines[1:]), traceback=lines)]
+
+
+def write_outcomes(nb, report):
+    """Put each grade cell's outcome from ``report`` into its outputs; returns the grade ids written."""
+    from autograder.notebook import is_test_cell, nbgrader_meta
+
+    results = report.by_task
+    written = []
+    for cell in nb.cells:
+        if cell.cell_type != "code" or not is_test_cell(cell):
+            continue
+        cell.execution_count = None
+        grade_id = nbgrader_meta(cell).get("grade_id")
+        if grade_id in results:
+            cell.outputs = task_outputs(results[grade_id])
+            written.append(grade_id)
+        else:
+            cell.outputs = [new_output("error", ename="Not graded", evalue="This cell is not one of the tasks.",
+                                       traceback=["This cell is not one of the assignment's tasks."])]
+    for cell in nb.cells:
+        if cell.cell_type == "code" and not is_test_cell(cell):
+            cell.outputs = []          # nothing ran in a kernel: no stale outputs either
+            cell.execution_count = None
+    return written
+
+
+class SandboxGrade(NbGraderPreprocessor):
+    """Grade the notebook in the sandbox and write each grade cell's outcome as its output."""
+
+    results_dir = Unicode("", help="Folder of reports graded before, by submission key (empty: none).").tag(
+        config=True)
+    isolation = Unicode("auto", help="Sandbox isolation: auto, bwrap or user ('none' only for trusted "
+                                     "notebooks).").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        from autograder.classroom import ResultsCache, submission_key
+        from autograder.engine import grade_notebook
+        from autograder.sandbox import Limits
+
+        assignment = resources["nbgrader"]["assignment"]
+        student = resources["nbgrader"].get("student")
+        key = submission_key(nb, assignment)
+        cache = ResultsCache(self.results_dir) if self.results_dir else None
+        report = cache.get(key) if cache else None
+        if report is None:
+            self.log.info("Grading %s's notebook in the sandbox", student)
+            limits = Limits(isolation=self.isolation) if self.isolation != "auto" else Limits()
+            report = grade_notebook(nb, assignment=assignment, limits=limits)
+            if cache and not report.error:
+                cache.put(key, report)
+        else:
+            self.log.info("Using the report graded before for %s (%s)", student, key[:12])
+        if report.error:
+            raise SandboxGradeError(f"{student}: {report.error}")
+        write_outcomes(nb, report)
+        for message in report.messages:
+            self.log.info("%s: %s", student, message)
+        return nb, resources
