@@ -1,12 +1,17 @@
 """nbgrader configuration used by every nbgrader command of the course (run from this folder)."""
+import os
+
+import nbgrader
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import (CheckCellMetadata, ClearHiddenTests, ClearMarkScheme, ClearOutput,
                                     ComputeChecksums, GetGrades, IncludeHeaderFooter, InstantiateTests,
                                     LockCells, SaveCells)
 
+import autograder
 from autograder.release import TaskStubs
 
 c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 # Loading this file changes no environment variable: JupyterLab's nbgrader extension loads it too, and
 # students' kernels must run the demos in full, with progress bars. Grading runs set their own.
@@ -15,6 +20,12 @@ c.CourseDirectory.course_id = "pytorch-course"
 c.CourseDirectory.root = "."
 c.CourseDirectory.source_directory = "source"
 c.CourseDirectory.release_directory = "release"
+# The exchange: release_assignment puts assignments there, students fetch_assignment and submit (also from
+# JupyterLab's Assignment List, which lists this course once something is released), collect picks up
+# the submissions. On a shared machine or JupyterHub every user must reach the same folder: set
+# COURSE_EXCHANGE_DIR (e.g. /srv/nbgrader/exchange, mode 777) where instructors and students run nbgrader.
+# Without it the course's own exchange/ folder (git-ignored) serves, for one machine.
+c.Exchange.root = os.environ.get("COURSE_EXCHANGE_DIR") or os.path.join(HERE, "exchange")
 # Nothing of the graders, caches or checkpoints may ever be copied into a student release.
 c.CourseDirectory.ignore = [
     ".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "autograder", "graders", "conftest.py",
@@ -38,6 +49,12 @@ c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"(Warning|warn\(|UserWarning|DeprecationWarning|FutureWarning|dropout2d)"
 # Feedback must not show the hidden tests.
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+# Feedback lists each grade cell under its task's name (nbgrader's own page says "Test cell").
+c.HTMLExporter.template_file = "task_names.html.j2"
+c.HTMLExporter.extra_template_basedirs = [
+    os.path.join(os.path.dirname(autograder.__file__), "templates"),
+    os.path.join(os.path.dirname(nbgrader.__file__), "server_extensions", "formgrader", "templates"),
+]
 # Autograde grades in the sandbox (autograder.nbgrader_route.SandboxGrade) instead of executing the
 # notebook in a kernel: hidden test cells never run next to the student's code. The other steps are
 # nbgrader 0.9.6's own autograde steps, in its order.

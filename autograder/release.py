@@ -153,7 +153,7 @@ def generate_into(course_dir, assignments, root=ROOT):
 
 
 def generate_releases(assignments=None, root=ROOT):
-    """Replace release/<assignment>/ with a fresh nbgrader release for each assignment."""
+    """Replace release/<assignment>/ with a fresh nbgrader release, and dist/student/<assignment>/ with its bundle."""
     assignments = assignments or source_assignments(root)
     with tempfile.TemporaryDirectory() as course_dir:
         release = generate_into(course_dir, assignments, root)
@@ -162,3 +162,6 @@ def generate_releases(assignments=None, root=ROOT):
             shutil.rmtree(target, ignore_errors=True)
             shutil.copytree(os.path.join(release, assignment), target)
             print(f"release/{assignment} regenerated")
+    from autograder.bundle import write_bundles
+
+    write_bundles(assignments, root)

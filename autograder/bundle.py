@@ -1,0 +1,116 @@
+"""Student bundles: ``dist/student/<assignment>/`` holds what a student needs for one assignment, and no more.
+
+A bundle is the release notebook(s), the ``course`` library as the assignment may import it (the modules
+of this and later lessons are stubs: see ``autograder.library``), an installable ``pyproject.toml`` and a
+short README. It never holds ``source/``, graders or hidden tests. It is a build output (git-ignored),
+written by ``python -m autograder release``.
+"""
+import os
+import re
+import shutil
+
+from autograder.library import ASSIGNMENTS, stage_library
+from autograder.notebook import nbgrader_meta, read_notebook, source_of
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DIST = os.path.join(ROOT, "dist", "student")
+README_TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates", "student_README.md")
+
+DEPENDENCIES = ["torch==2.14.1", "torchvision==0.29.1", "numpy", "matplotlib", "tqdm", "tensorboard",
+                "jupyterlab", "nbgrader"]
+
+PYPROJECT = """[build-system]
+requires = ["setuptools>=68"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "course-{assignment}"
+version = "1.0.0"
+description = "Deep learning with PyTorch, assignment {assignment}: the notebook's set-up and the course library."
+requires-python = ">=3.10"
+dependencies = [
+{dependencies}
+]
+
+[tool.setuptools]
+packages = ["course"]
+"""
+
+NBGRADER_CONFIG = '''"""nbgrader settings for working on this assignment (JupyterLab's Validate button and Assignment List)."""
+import os
+
+c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
+
+c.CourseDirectory.course_id = "{course_id}"
+# Where the course's JupyterHub exchanges assignments (Assignment List: Fetch, Submit); your instructor
+# may give another folder in COURSE_EXCHANGE_DIR. Working alone, submit the notebook as your course says.
+c.Exchange.root = os.environ.get("COURSE_EXCHANGE_DIR") or "/srv/nbgrader/exchange"
+# Validate runs the whole notebook, demos included: nbgrader's default of 30 s per cell is too short.
+c.Execute.timeout = 1800
+'''
+COURSE_ID = "pytorch-course"
+
+DATA_NOTE = ("## Data\n\nThis lesson loads {what} with torchvision: the first run downloads it (you need to "
+             "be online once), or set the environment variable `COURSE_DATA_DIR` to a folder that holds "
+             "the files.\n\n")
+DATA_SETS = {"load_fashion_mnist": "Fashion-MNIST", "load_mnist": "MNIST", "mnist_": "MNIST"}
+
+
+def _notebook_facts(release_dir):
+    """(notebook names, title, [(task, points)], data sets named) of a release folder."""
+    names = sorted(n for n in os.listdir(release_dir) if n.endswith(".ipynb"))
+    title, tasks, text = None, [], ""
+    for name in names:
+        nb = read_notebook(os.path.join(release_dir, name))
+        for cell in nb["cells"]:
+            source = source_of(cell)
+            text += source + "\n"
+            if title is None and cell["cell_type"] == "markdown":
+                heading = re.search(r"^#\s+(.+)$", source, re.M)
+                title = heading.group(1).strip() if heading else None
+            meta = nbgrader_meta(cell)
+            if meta.get("grade") and not meta.get("solution"):
+                tasks.append((meta["grade_id"], meta.get("points", 0)))
+    data = sorted({what for key, what in DATA_SETS.items() if key in text})
+    return names, title, tasks, data
+
+
+def write_bundle(assignment, dest=None, root=ROOT):
+    """Write the student bundle of ``assignment`` from ``release/<assignment>/`` into ``dest``; returns dest."""
+    release_dir = os.path.join(root, "release", assignment)
+    dest = dest or os.path.join(root, "dist", "student", assignment)
+    if not os.path.isdir(release_dir):
+        raise FileNotFoundError(f"release/{assignment} does not exist: run python -m autograder release")
+    shutil.rmtree(dest, ignore_errors=True)
+    os.makedirs(dest)
+    names, title, tasks, data = _notebook_facts(release_dir)
+    for name in names:
+        shutil.copy(os.path.join(release_dir, name), os.path.join(dest, name))
+    stage_library(assignment, dest)
+    with open(os.path.join(dest, "pyproject.toml"), "w", encoding="utf-8") as handle:
+        handle.write(PYPROJECT.format(assignment=assignment,
+                                      dependencies="\n".join(f'    "{d}",' for d in DEPENDENCIES)))
+    with open(os.path.join(dest, "nbgrader_config.py"), "w", encoding="utf-8") as handle:
+        handle.write(NBGRADER_CONFIG.format(course_id=COURSE_ID))
+    with open(README_TEMPLATE, encoding="utf-8") as handle:
+        template = handle.read()
+    earlier = ASSIGNMENTS[:ASSIGNMENTS.index(assignment)]
+    library_note = ("with the finished code of the earlier lessons\n  (e.g. `from course.datasets import "
+                    "make_blobs`)" if earlier else "which the lessons fill with their finished code")
+    readme = template.format(
+        title=title or assignment, assignment=assignment, notebook=names[0], library_note=library_note,
+        first_task=tasks[0][0] if tasks else "name",
+        data_note=DATA_NOTE.format(what=" and ".join(data)) if data else "",
+        task_rows="\n".join(f"| `{task}` | {points:g} |" for task, points in tasks))
+    with open(os.path.join(dest, "README.md"), "w", encoding="utf-8") as handle:
+        handle.write(readme)
+    return dest
+
+
+def write_bundles(assignments=None, root=ROOT):
+    """Write ``dist/student/<assignment>/`` for each assignment (all by default)."""
+    written = []
+    for assignment in assignments or ASSIGNMENTS:
+        written.append(write_bundle(assignment, root=root))
+        print(f"dist/student/{assignment} written")
+    return written
