@@ -108,7 +108,8 @@ def main(argv=None):
     package.add_argument("assignment")
     package.add_argument("--out", default="autograder.zip", help="where to write the zip")
     package.set_defaults(run=_package)
-    release = commands.add_parser("release", help="regenerate release/ from source/ with nbgrader, and the student bundles in dist/student/")
+    release = commands.add_parser(
+        "release", help="regenerate release/ from source/ with nbgrader, and the student bundles in dist/student/")
     release.add_argument("assignments", nargs="*")
     release.set_defaults(run=_release)
     args = parser.parse_args(argv)
