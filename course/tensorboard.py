@@ -1,26 +1,15 @@
-"""TensorBoard logging kept apart from training, and readers for the event files it writes.
+"""Lesson 02-tensorboard, finished: logging training to TensorBoard and reading it back.
 
-Writing: ``log_history`` (loss curves from a ``fit`` history), ``log_parameters`` (histograms of weights
-and gradients) and ``TensorBoardCallback``, which ``fit(..., callbacks=[...])`` calls after every epoch,
-so training code never needs to know about TensorBoard.
+``log_history`` (loss curves of a ``fit`` history), ``log_parameters`` (histograms of weights and
+gradients), ``train_logged`` (``fit`` with its curves logged), ``compare_lrs`` (one closed run directory
+per learning rate, with hparams) and ``read_scalars`` (every scalar curve below a directory).
 
-Reading: ``read_scalars``, ``read_histograms``, ``read_hparams`` and ``scalar_curves`` use TensorBoard's
-own ``EventAccumulator`` on every directory of a run that holds event files (``add_scalars`` and
-``add_hparams`` write into sub-directories of the writer's directory).
-
-Vocabulary: a *run directory* is the ``log_dir`` of one ``SummaryWriter``; ``tensorboard --logdir runs``
-shows every run directory found below ``runs``.
+The callback and the readers the lesson uses as tools live in ``course.events`` and are re-exported here.
 """
 import os
 
-EVENT_FILE_MARK = "tfevents"
-
-# Names of the curves that ``fit``'s history keys become in TensorBoard.
-CURVE_NAMES = {
-    "train_loss": "loss/train",
-    "valid_loss": "loss/valid",
-    "valid_metric": "metric/valid",
-}
+from course.events import (CURVE_NAMES, EVENT_FILE_MARK, TensorBoardCallback, event_dirs,  # noqa: F401
+                           read_hparams, read_histograms, scalar_curves)
 
 
 def log_history(writer, history, names=None):
@@ -31,15 +20,9 @@ def log_history(writer, history, names=None):
     """
     names = CURVE_NAMES if names is None else names
     for i, epoch in enumerate(history["epoch"]):
-        _log_record(writer, epoch, {key: values[i] for key, values in history.items() if key != "epoch"},
-                    names)
-
-
-def _log_record(writer, epoch, record, names):
-    """Write one epoch's values (record: history key -> float) at global_step = epoch."""
-    for key, value in record.items():
-        if key in names and value is not None:
-            writer.add_scalar(names[key], float(value), global_step=int(epoch))
+        for key, values in history.items():
+            if key != "epoch" and key in names and values[i] is not None:
+                writer.add_scalar(names[key], float(values[i]), global_step=int(epoch))
 
 
 def log_parameters(writer, net, step):
@@ -54,40 +37,28 @@ def log_parameters(writer, net, step):
             writer.add_histogram(f"grads/{name}", param.grad.detach(), global_step=step)
 
 
-class TensorBoardCallback:
-    """A ``fit`` callback: logs each epoch's record with ``writer`` (and parameter histograms of ``net``)."""
+def train_logged(net, loss_fn, optimizer, train_iter, num_epochs, writer, valid_iter=None):
+    """``fit`` with loss/train (and loss/valid) logged after every epoch; returns the history."""
+    from course.training import fit
 
-    def __init__(self, writer, net=None, names=None):
-        self.writer = writer
-        self.net = net
-        self.names = CURVE_NAMES if names is None else names
-
-    def __call__(self, epoch, record):
-        """Called by ``fit`` after each epoch with record {"epoch", "train_loss", ...}."""
-        _log_record(self.writer, epoch, {k: v for k, v in record.items() if k != "epoch"}, self.names)
-        if self.net is not None:
-            log_parameters(self.writer, self.net, epoch)
+    return fit(net, loss_fn, optimizer, train_iter, num_epochs, valid_iter=valid_iter,
+               callbacks=[TensorBoardCallback(writer)], progress=False)
 
 
-# ---------------------------------------------------------------------------------------------- reading
+def compare_lrs(lrs, make_net, loss_fn, train_iter, valid_iter, num_epochs, log_dir):
+    """Train a fresh ``make_net()`` per lr with SGD, logged to log_dir/lr_<lr>; returns {lr: final valid loss}."""
+    import torch
+    from torch.utils.tensorboard import SummaryWriter
 
-def event_dirs(log_dir):
-    """Sorted run paths (relative to ``log_dir``, "." for itself) of the directories holding event files."""
-    found = []
-    for root, _, files in os.walk(log_dir):
-        if any(EVENT_FILE_MARK in name for name in files):
-            found.append(os.path.relpath(root, log_dir))
-    return sorted(found)
-
-
-def _accumulator(path):
-    """A loaded ``EventAccumulator`` for one directory, keeping every event (no sampling)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    size_guidance = {"scalars": 0, "histograms": 0, "tensors": 0, "compressedHistograms": 0}
-    accumulator = EventAccumulator(path, size_guidance=size_guidance)
-    accumulator.Reload()
-    return accumulator
+    results = {}
+    for lr in lrs:
+        net = make_net()
+        optimizer = torch.optim.SGD(net.parameters(), lr=lr)
+        with SummaryWriter(os.path.join(log_dir, f"lr_{lr}")) as writer:
+            history = train_logged(net, loss_fn, optimizer, train_iter, num_epochs, writer, valid_iter=valid_iter)
+            results[lr] = history["valid_loss"][-1]
+            writer.add_hparams({"lr": lr}, {"hparam/valid_loss": results[lr]}, run_name=".")
+    return results
 
 
 def read_scalars(log_dir):
@@ -96,71 +67,16 @@ def read_scalars(log_dir):
     run is the directory of the event file relative to ``log_dir`` ("." for ``log_dir`` itself), so the
     curves of ``add_scalars("loss", {"train": ...})`` appear under run "loss_train" with tag "loss".
     """
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     curves = {}
-    for run in event_dirs(log_dir):
-        accumulator = _accumulator(os.path.join(log_dir, run))
+    for root, _, files in os.walk(log_dir):
+        if not any(EVENT_FILE_MARK in name for name in files):
+            continue
+        accumulator = EventAccumulator(root, size_guidance={"scalars": 0})
+        accumulator.Reload()
+        run = os.path.relpath(root, log_dir)
         for tag in accumulator.Tags()["scalars"]:
-            points = [(event.step, float(event.value)) for event in accumulator.Scalars(tag)]
+            points = [(int(event.step), float(event.value)) for event in accumulator.Scalars(tag)]
             curves[(run, tag)] = sorted(points, key=lambda point: point[0])
     return curves
-
-
-def scalar_curves(log_dir):
-    """Scalar curves of one run by name: {name: [(step, value), ...]}, whichever way they were written.
-
-    ``add_scalar("loss/train", ...)`` and ``add_scalars("loss", {"train": ...})`` both give "loss/train";
-    other sub-directories keep their path: "<run>/<tag>".
-    """
-    named = {}
-    for (run, tag), points in read_scalars(log_dir).items():
-        prefix = tag.replace("/", "_") + "_"
-        if run == ".":
-            name = tag
-        elif os.sep not in run and run.startswith(prefix) and len(run) > len(prefix):
-            name = f"{tag}/{run[len(prefix):]}"
-        else:
-            name = f"{run.replace(os.sep, '/')}/{tag}"
-        named.setdefault(name, []).extend(points)
-    return {name: sorted(points, key=lambda point: point[0]) for name, points in named.items()}
-
-
-def read_histograms(log_dir):
-    """Every histogram below ``log_dir``: {(run, tag): [(step, stats), ...]} sorted by step.
-
-    stats: {"min", "max", "num", "sum", "sum_squares"} of the logged values (floats).
-    """
-    found = {}
-    for run in event_dirs(log_dir):
-        accumulator = _accumulator(os.path.join(log_dir, run))
-        for tag in accumulator.Tags()["histograms"]:
-            points = []
-            for event in accumulator.Histograms(tag):
-                h = event.histogram_value
-                stats = {"min": h.min, "max": h.max, "num": h.num, "sum": h.sum,
-                         "sum_squares": h.sum_squares}
-                points.append((event.step, {k: float(v) for k, v in stats.items()}))
-            found[(run, tag)] = sorted(points, key=lambda point: point[0])
-    return found
-
-
-def read_hparams(log_dir):
-    """Hyper-parameters recorded with ``add_hparams`` below ``log_dir``: {run: {name: value}}."""
-    from tensorboard.plugins.hparams import plugin_data_pb2
-
-    found = {}
-    for run in event_dirs(log_dir):
-        accumulator = _accumulator(os.path.join(log_dir, run))
-        try:
-            contents = accumulator.PluginTagToContent("hparams")
-        except KeyError:  # no add_hparams in this directory
-            continue
-        for content in contents.values():
-            data = plugin_data_pb2.HParamsPluginData.FromString(content)
-            if data.WhichOneof("data") != "session_start_info":
-                continue
-            values = {}
-            for name, value in data.session_start_info.hparams.items():
-                kind = value.WhichOneof("kind")
-                values[name] = getattr(value, kind) if kind else None
-            found.setdefault(run, {}).update(values)
-    return found

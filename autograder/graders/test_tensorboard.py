@@ -2,21 +2,29 @@
 
 Every probe runs the student's function against a fresh run directory in the student's process and
 returns the raw bytes of every file in it (uint8 tensors). The judging process writes those bytes to its
-own temporary directory and reads them with TensorBoard's ``EventAccumulator`` (``course.tensorboard``),
+own temporary directory and reads them with TensorBoard's ``EventAccumulator`` (``course.events``),
 so what the student's process reports about its own files plays no part in the verdict. Expected
 values come from training that this process reruns itself with ``course.training.fit`` on the same data,
 initial weights and batches.
 
+Set-up: lesson-01 regression data, 200 training / 100 validation samples in batches of 30, so that the
+last batch of each is smaller (20 and 10) and a mean that is not weighted by batch size shows.
+``train_logged`` gets SGD with momentum 0.5 (so that code which ignores the optimizer it is given
+shows); ``compare_lrs`` builds plain SGD itself, as its instructions say. ``compare_lrs`` is run with
+correct stand-ins for ``train_logged``, ``log_history`` and ``log_parameters`` in the notebook's namespace,
+so that a mistake in one of those costs only its own task. The data and initial weights follow
+COURSE_GRADING_SEED (default 0).
+
 Tolerances and thresholds (benchmarks/calibrate_tensorboard.py: 20 seeds x the graders' 3 learning rates
-0.01, 0.05, 0.1 = 60 runs of 3 epochs, 10 batches each):
-- Losses, logged and returned: rtol=1e-4, atol=1e-6. A hand-written loop (mean of ``loss.item()`` over
-  the epoch's batches, validation on the same batches without gradients) matched the rerun exactly in
-  60/60 runs (max relative difference 0; event files add float32 rounding, <= 6e-8). The nearest wrong
-  variant, the last batch's loss logged instead of the epoch mean, is off by 8.1% at least (median 74%,
-  max 97%): three orders of magnitude beyond the tolerance on both sides.
+0.01, 0.05, 0.1 = 60 runs of 3 epochs, 7 batches each, momentum 0.5):
+- Losses, logged and returned: rtol=1e-4, atol=1e-6. A hand-written loop (batch-size-weighted mean of
+  ``loss.item()`` over the epoch's batches, validation likewise without gradients) matched the rerun
+  exactly in 60/60 runs (max relative difference 0; event files add float32 rounding, <= 6e-8). The
+  nearest wrong variants land far outside: the last batch's loss logged instead of the epoch mean, and
+  the unweighted mean of the batch losses (see the calibration's output for their smallest distances).
 - Graphs kept alive: the probe's loss function marks each loss graph. A correct loop keeps 2 alive at
-  once in 60/60 runs (the current batch's loss, and the previous one until its name is rebound);
-  ``epoch_loss += loss`` keeps all 10 of the epoch alive in 60/60 runs. Threshold: more than 4 fails.
+  once (the current batch's loss, and the previous one until its name is rebound); ``epoch_loss += loss``
+  keeps all 7 of the epoch alive. Threshold: more than 4 fails.
 - Histogram statistics (min, max, count, sum) of logged parameters: rtol=1e-5, atol=1e-6 (event files
   keep min/max of float32 values exactly and float64 sums).
 - Writers left open: counted as TensorBoard writer threads still running when ``compare_lrs`` returns
@@ -43,11 +51,74 @@ TASKS = [
     Task("read_scalars", points=1, title="Read every scalar curve of a run directory back"),
 ]
 
+CONTRACT = {
+    "log_history": {
+        "history['train_loss'] as the curve loss/train": ["test_log_history_curves",
+                                                          "test_log_history_without_valid"],
+        "history['valid_loss'] as loss/valid, when the history has it": ["test_log_history_curves",
+                                                                         "test_log_history_without_valid"],
+        "one point per epoch at global_step = epoch, the epoch as recorded": ["test_log_history_curves",
+                                                                              "test_log_history_without_valid"],
+        "do not close the writer: it belongs to the caller": "test_log_history_curves",
+        "write plain Python floats": "not enforced: an event file stores a float whatever number type is "
+                                     "passed; the values read back are checked",
+        "returns None": "not enforced: a returned value does no harm to the caller",
+    },
+    "log_parameters": {
+        "a histogram weights/<name> of every parameter's values": "test_log_parameters_histograms",
+        "a histogram grads/<name> of every gradient, only when param.grad is not None":
+            "test_log_parameters_histograms",
+        "names from net.named_parameters(), any nn.Module (conv and linear layers)":
+            "test_log_parameters_histograms",
+        "step: the global step of all these histograms": "test_log_parameters_histograms",
+        "log detached values": "not enforced: add_histogram converts to NumPy, which never touches the "
+                               "autograd graph, so detaching changes no outcome",
+    },
+    "train_logged": {
+        "trains net exactly as fit does, with the loss_fn and optimizer given":
+            ["test_train_logged_run", "test_train_logged_without_valid"],
+        "training loss: the batch-size-weighted mean of the epoch's batch losses": "test_train_logged_run",
+        "validation loss after the epoch, weighted mean, in eval mode without gradients": "test_train_logged_run",
+        "training in training mode": "test_train_logged_run",
+        "loss/train and loss/valid logged at global_step = epoch with the writer given": "test_train_logged_run",
+        "returns {'epoch', 'train_loss', 'valid_loss'}: lists of floats, one per epoch": "test_train_logged_run",
+        "no 'valid_loss' and no loss/valid without valid_iter": "test_train_logged_without_valid",
+        "no autograd graph kept alive (loss.item())": "test_train_logged_run",
+        "the writer is not closed here": ["test_train_logged_run", "test_train_logged_without_valid"],
+    },
+    "compare_lrs": {
+        "a fresh make_net() and torch.optim.SGD(net.parameters(), lr=lr) per lr": "test_compare_lrs_runs",
+        "run directory os.path.join(log_dir, f'lr_{lr}') per lr": "test_compare_lrs_runs",
+        "curves loss/train and loss/valid for num_epochs epochs in each run directory": "test_compare_lrs_runs",
+        "add_hparams({'lr': lr}, {'hparam/valid_loss': final}, run_name='.')": "test_compare_lrs_runs",
+        "every writer closed before returning": "test_compare_lrs_runs",
+        "returns {lr: final validation loss} with float values": "test_compare_lrs_runs",
+    },
+    "read_scalars": {
+        "every scalar curve below log_dir, sub-directories included": "test_read_scalars_finds_every_curve",
+        "keys (run, tag): run relative to log_dir, '.' for log_dir itself": "test_read_scalars_finds_every_curve",
+        "(int step, float value) pairs": "test_read_scalars_finds_every_curve",
+        "sorted by step": "test_read_scalars_finds_every_curve",
+        "event files are the files whose names contain tfevents": "not enforced: TensorBoard's reader skips "
+                                                                  "other files itself, so no outcome depends on it",
+    },
+}
+
 LOSS_RTOL, LOSS_ATOL = 1e-4, 1e-6
 HIST_RTOL, HIST_ATOL = 1e-5, 1e-6
 MAX_LIVE_GRAPHS = 4
 NUM_EPOCHS = 3
-BATCH_SIZE = 20
+BATCH_SIZE = 30
+MOMENTUM = 0.5
+
+
+def grading_seed():
+    """Seed of the graders' data and initial weights (COURSE_GRADING_SEED, default 0)."""
+    return int(os.environ.get("COURSE_GRADING_SEED", "0"))
+
+
+def _seed(base):
+    return base + 1000 * grading_seed()
 
 
 # --------------------------------------------------------------------------------- judging helpers
@@ -75,7 +146,7 @@ class RunFiles:
 
 
 def _regression_data(seed):
-    """Lesson-01 regression data, split into fixed batches (a list, so every pass sees the same order)."""
+    """Lesson-01 regression data: 200 training and 100 validation samples."""
     from course.datasets import make_regression
 
     X, y = make_regression(torch.tensor([2.0, -3.4]), 4.2, 300, noise=0.01, seed=seed)
@@ -83,6 +154,7 @@ def _regression_data(seed):
 
 
 def _batches(X, y):
+    """Fixed batches (a list, so every pass sees the same order); the last one is smaller."""
     return [(X[i:i + BATCH_SIZE], y[i:i + BATCH_SIZE]) for i in range(0, len(X), BATCH_SIZE)]
 
 
@@ -91,7 +163,7 @@ def _initial_state(seed):
     return {"weight": 0.1 * torch.randn(1, 2, generator=gen), "bias": 0.1 * torch.randn(1, generator=gen)}
 
 
-def _rerun(X_train, y_train, X_valid, y_valid, state, lr, num_epochs):
+def _rerun(X_train, y_train, X_valid, y_valid, state, lr, num_epochs, momentum=0.0, valid=True):
     """The reference run: course.training.fit on the same batches and initial weights."""
     from torch import nn
 
@@ -99,9 +171,9 @@ def _rerun(X_train, y_train, X_valid, y_valid, state, lr, num_epochs):
 
     net = nn.Linear(2, 1)
     net.load_state_dict(state)
-    optimizer = torch.optim.SGD(net.parameters(), lr=lr)
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
     history = fit(net, nn.MSELoss(), optimizer, _batches(X_train, y_train), num_epochs,
-                  valid_iter=_batches(X_valid, y_valid), progress=False)
+                  valid_iter=_batches(X_valid, y_valid) if valid else None, progress=False)
     return history, {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 
@@ -120,12 +192,19 @@ def _check_curve(curves, name, epochs, values, where, how):
              f"log exactly one value per epoch.")
     if steps != list(epochs):
         fail(f"{where}: `{name}` has points at steps {steps}, expected one point at each epoch "
-             f"{list(epochs)} (global_step=epoch).")
+             f"{list(epochs)} (global_step=epoch, the epoch as the history records it).")
     got = [value for _, value in points]
     if not all(math.isfinite(v) for v in got):
         fail(f"{where}: `{name}` holds inf or NaN values: {got}.")
     expect_close(torch.tensor(got, dtype=torch.float64), torch.tensor(list(values), dtype=torch.float64),
                  f"{where}: the values of `{name}`", rtol=LOSS_RTOL, atol=LOSS_ATOL)
+
+
+def _expect_writer_kept_open(out, where):
+    expect(not out.get("closed"),
+           f"{where}: your function closed the writer it was given. The writer belongs to the caller, who "
+           f"may log more to it and closes it when done: do not call writer.close() (or use it in a `with` "
+           f"block) inside the function.")
 
 
 # ------------------------------------------------------------------------------------------ probes
@@ -137,13 +216,21 @@ def probe_log_history(ns, history):
     import torch
     from torch.utils.tensorboard import SummaryWriter
 
+    closed = []
+
+    class Writer(SummaryWriter):
+        def close(self):
+            closed.append(True)
+            super().close()
+
     log_history = ns.require("log_history")
     run_dir = tempfile.mkdtemp(prefix="run-")
-    writer = SummaryWriter(run_dir)
+    writer = Writer(run_dir)
     try:
         log_history(writer, history)
+        closed_by_student = bool(closed)
     finally:
-        writer.close()
+        SummaryWriter.close(writer)
     files = {}
     for root, _, names in os.walk(run_dir):
         for name in names:
@@ -151,20 +238,21 @@ def probe_log_history(ns, history):
             with open(path, "rb") as handle:
                 data = handle.read()
             files[os.path.relpath(path, run_dir)] = torch.tensor(list(data), dtype=torch.uint8)
-    return {"files": files}
+    return {"files": files, "closed": closed_by_student}
 
 
 def probe_log_parameters(ns, stages):
     """Student's log_parameters at steps 0, 1, 2 with the given parameters and gradients; returns files."""
     import os
     import tempfile
+    import traceback
 
     import torch
     from torch import nn
     from torch.utils.tensorboard import SummaryWriter
 
     log_parameters = ns.require("log_parameters")
-    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    net = nn.Sequential(nn.Conv2d(1, 2, 2), nn.Flatten(), nn.Linear(8, 2))
     run_dir = tempfile.mkdtemp(prefix="run-")
     writer = SummaryWriter(run_dir)
     try:
@@ -173,7 +261,13 @@ def probe_log_parameters(ns, stages):
                 for name, param in net.named_parameters():
                     param.copy_(params[name])
                     param.grad = None if grads is None else grads[name].clone()
-            log_parameters(writer, net, step)
+            try:
+                log_parameters(writer, net, step)
+            except NotImplementedError as exc:
+                frames = traceback.extract_tb(exc.__traceback__)
+                if grads is None and frames and "tensorboard" in frames[-1].filename:
+                    return {"none_grad_error": f"{type(exc).__name__}: {str(exc)[:200]}", "step": step}
+                raise
     finally:
         writer.close()
     files = {}
@@ -186,8 +280,10 @@ def probe_log_parameters(ns, stages):
     return {"files": files}
 
 
-def probe_train_logged(ns, X_train, y_train, X_valid, y_valid, state, lr, num_epochs, batch_size):
-    """Student's train_logged on a fresh writer, with a loss function that counts live loss graphs."""
+def probe_train_logged(ns, X_train, y_train, X_valid, y_valid, state, lr, momentum, num_epochs, batch_size,
+                       with_valid=True):
+    """Student's train_logged on a fresh writer, with a loss function that counts live loss graphs and a
+    model that records the mode and gradient setting of every forward pass."""
     import os
     import tempfile
 
@@ -223,23 +319,43 @@ def probe_train_logged(ns, X_train, y_train, X_valid, y_valid, state, lr, num_ep
             live["calls"] += 1
         return Marked.apply(F.mse_loss(y_hat, y))
 
-    train_logged = ns.require("train_logged")
-    net = nn.Linear(2, 1)
-    net.load_state_dict(state)
-    optimizer = torch.optim.SGD(net.parameters(), lr=lr)
     train_iter = [(X_train[i:i + batch_size], y_train[i:i + batch_size]) for i in range(0, len(X_train), batch_size)]
     valid_iter = [(X_valid[i:i + batch_size], y_valid[i:i + batch_size]) for i in range(0, len(X_valid), batch_size)]
+    kinds = {X.data_ptr(): "train" for X, _ in train_iter}
+    kinds.update({X.data_ptr(): "valid" for X, _ in valid_iter})
+    passes = []
+
+    class Linear(nn.Linear):
+        def forward(self, X):
+            passes.append([bool(torch.is_grad_enabled()), bool(self.training), kinds.get(X.data_ptr(), "other")])
+            return super().forward(X)
+
+    closed = []
+
+    class Writer(SummaryWriter):
+        def close(self):
+            closed.append(True)
+            super().close()
+
+    train_logged = ns.require("train_logged")
+    net = Linear(2, 1)
+    net.load_state_dict(state)
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
     run_dir = tempfile.mkdtemp(prefix="run-")
-    writer = SummaryWriter(run_dir)
+    writer = Writer(run_dir)
     try:
-        history = train_logged(net, loss_fn, optimizer, train_iter, num_epochs, writer, valid_iter=valid_iter)
+        history = train_logged(net, loss_fn, optimizer, train_iter, num_epochs, writer,
+                               valid_iter=valid_iter if with_valid else None)
+        closed_by_student = bool(closed)
     finally:
-        writer.close()
+        SummaryWriter.close(writer)
 
     def number(value):
         if isinstance(value, torch.Tensor):
             return {"tensor": True, "requires_grad": value.requires_grad,
                     "value": float(value.detach().reshape(-1)[0]) if value.numel() == 1 else None}
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value) if isinstance(value, float) else int(value)
         try:
             return float(value)
         except (TypeError, ValueError):
@@ -259,11 +375,12 @@ def probe_train_logged(ns, X_train, y_train, X_valid, y_valid, state, lr, num_ep
             files[os.path.relpath(path, run_dir)] = torch.tensor(list(data), dtype=torch.uint8)
     state_after = {k: v.detach().clone() for k, v in net.state_dict().items()}
     return {"files": files, "history": returned, "max_live": live["max"], "loss_calls": live["calls"],
-            "state": state_after}
+            "state": state_after, "passes": passes, "closed": closed_by_student}
 
 
 def probe_compare_lrs(ns, X_train, y_train, X_valid, y_valid, state, lrs, num_epochs, batch_size):
-    """Student's compare_lrs; files are read as soon as it returns, and open writers are counted."""
+    """Student's compare_lrs, with correct stand-ins for the notebook's train_logged, log_history and
+    log_parameters; files are read as soon as it returns, and open writers are counted."""
     import os
     import tempfile
     import threading
@@ -284,12 +401,62 @@ def probe_compare_lrs(ns, X_train, y_train, X_valid, y_valid, state, lrs, num_ep
         net.load_state_dict(state)
         return net
 
+    # Correct versions of the other tasks' functions, so that this task is judged on its own.
+    def log_history(writer, history):
+        for i, epoch in enumerate(history["epoch"]):
+            writer.add_scalar("loss/train", float(history["train_loss"][i]), global_step=epoch)
+            if "valid_loss" in history:
+                writer.add_scalar("loss/valid", float(history["valid_loss"][i]), global_step=epoch)
+
+    def log_parameters(writer, net, step):
+        for name, param in net.named_parameters():
+            writer.add_histogram(f"weights/{name}", param.detach(), global_step=step)
+            if param.grad is not None:
+                writer.add_histogram(f"grads/{name}", param.grad.detach(), global_step=step)
+
+    def train_logged(net, loss_fn, optimizer, train_iter, num_epochs, writer, valid_iter=None):
+        history = {"epoch": [], "train_loss": []}
+        for epoch in range(1, num_epochs + 1):
+            net.train()
+            total, count = 0.0, 0
+            for X, y in train_iter:
+                loss = loss_fn(net(X), y)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(X)
+                count += len(X)
+            history["epoch"].append(epoch)
+            history["train_loss"].append(total / count)
+            writer.add_scalar("loss/train", total / count, global_step=epoch)
+            if valid_iter is not None:
+                net.eval()
+                total, count = 0.0, 0
+                with torch.no_grad():
+                    for X, y in valid_iter:
+                        total += loss_fn(net(X), y).item() * len(X)
+                        count += len(X)
+                net.train()
+                history.setdefault("valid_loss", []).append(total / count)
+                writer.add_scalar("loss/valid", total / count, global_step=epoch)
+        return history
+
     compare_lrs = ns.require("compare_lrs")
     train_iter = [(X_train[i:i + batch_size], y_train[i:i + batch_size]) for i in range(0, len(X_train), batch_size)]
     valid_iter = [(X_valid[i:i + batch_size], y_valid[i:i + batch_size]) for i in range(0, len(X_valid), batch_size)]
     log_dir = tempfile.mkdtemp(prefix="runs-")
     before = writer_threads()
-    results = compare_lrs(list(lrs), make_net, nn.MSELoss(), train_iter, valid_iter, num_epochs, log_dir)
+    stand_ins = {"train_logged": train_logged, "log_history": log_history, "log_parameters": log_parameters}
+    saved = {name: ns.globals[name] for name in stand_ins if name in ns.globals}
+    ns.globals.update(stand_ins)
+    try:
+        results = compare_lrs(list(lrs), make_net, nn.MSELoss(), train_iter, valid_iter, num_epochs, log_dir)
+    finally:
+        for name in stand_ins:
+            if name in saved:
+                ns.globals[name] = saved[name]
+            else:
+                ns.globals.pop(name, None)
     files = {}
     for root, _, names in os.walk(log_dir):
         for name in names:
@@ -306,7 +473,7 @@ def probe_compare_lrs(ns, X_train, y_train, X_valid, y_valid, state, lrs, num_ep
             try:
                 pairs.append([float(key), float(value)])
             except (TypeError, ValueError):
-                pairs.append([repr(key), repr(value)])
+                pairs.append([repr(key)[:40], repr(value)[:40]])
         returned = {"pairs": pairs}
     else:
         returned = {"type": type(results).__name__}
@@ -314,7 +481,10 @@ def probe_compare_lrs(ns, X_train, y_train, X_valid, y_valid, state, lrs, num_ep
 
 
 def probe_read_scalars(ns, layout):
-    """Write the runs described by ``layout`` here, then return what the student's read_scalars finds."""
+    """Write the runs described by ``layout`` here, then return what the student's read_scalars finds.
+
+    Runs are reported relative to the directory written here; a run given as a full path is reported
+    as such, without the path itself."""
     import os
     import tempfile
 
@@ -334,13 +504,26 @@ def probe_read_scalars(ns, layout):
         return {"type": type(found).__name__}
     out = []
     for key, points in found.items():
-        if not (isinstance(key, tuple) and len(key) == 2):
-            return {"bad_key": repr(key)}
+        if not (isinstance(key, tuple) and len(key) == 2 and all(isinstance(k, str) for k in key)):
+            return {"bad_key": type(key).__name__ if not isinstance(key, tuple) else f"a tuple of {len(key)}"}
+        run, tag = key
+        absolute = os.path.isabs(run)
+        if absolute:
+            run = os.path.relpath(run, log_dir) if run.startswith(log_dir) else "elsewhere"
         try:
-            pairs = [[int(p[0]), float(p[1])] for p in points]
-        except (TypeError, ValueError, IndexError):
-            return {"bad_points": repr(key)}
-        out.append([str(key[0]), str(key[1]), pairs])
+            pairs = list(points)
+        except TypeError:
+            return {"bad_points": type(points).__name__}
+        checked = []
+        for point in pairs:
+            if not (isinstance(point, (tuple, list)) and len(point) == 2):
+                return {"bad_points": f"{type(point).__name__} of length {len(point)}"
+                        if isinstance(point, (tuple, list)) else type(point).__name__}
+            step, value = point
+            if not (isinstance(step, int) and not isinstance(step, bool)) or not isinstance(value, float):
+                return {"bad_types": [type(step).__name__, type(value).__name__]}
+            checked.append([int(step), float(value)])
+        out.append([run, tag, checked, absolute])
     return {"curves": out}
 
 
@@ -350,21 +533,37 @@ def test_log_history_curves(student):
     history = {"epoch": [1, 2, 3, 4], "train_loss": [2.5, 1.25, 0.625, 0.3125],
                "valid_loss": [2.75, 1.5, 0.875, 0.4375]}
     out = student.probe(probe_log_history, history, label="`log_history`")
-    from course.tensorboard import scalar_curves
+    from course.events import scalar_curves
 
+    where = "log_history with a 4-epoch history"
+    _expect_writer_kept_open(out, where)
     with RunFiles(out["files"]) as run:
         curves = scalar_curves(run.path())
     how = ("Log history['train_loss'] as `loss/train` and history['valid_loss'] as `loss/valid` "
            "(two add_scalar tags, or add_scalars('loss', {'train': ..., 'valid': ...}, epoch)).")
-    where = "log_history with a 4-epoch history"
     _check_curve(curves, "loss/train", history["epoch"], history["train_loss"], where, how)
     _check_curve(curves, "loss/valid", history["epoch"], history["valid_loss"], where, how)
 
 
+@pytest.mark.log_history
+def test_log_history_without_valid(student):
+    history = {"epoch": [5, 6, 7], "train_loss": [0.5, 0.25, 0.125]}
+    out = student.probe(probe_log_history, history, label="`log_history`")
+    from course.events import scalar_curves
+
+    where = "log_history with a history of epochs 5, 6, 7 and no 'valid_loss'"
+    with RunFiles(out["files"]) as run:
+        curves = scalar_curves(run.path())
+    how = "Log history['train_loss'] as `loss/train`."
+    _check_curve(curves, "loss/train", history["epoch"], history["train_loss"], where, how)
+    extra = sorted(name for name in curves if name != "loss/train")
+    expect(not extra, f"{where}: only `loss/train` should be logged, but the run also has {extra}.")
+
+
 def _parameter_stages():
-    """Parameters and gradients of a Linear(3, 4)-ReLU-Linear(4, 2) net at steps 0 (no grads), 1, 2."""
-    gen = torch.Generator().manual_seed(2)
-    shapes = {"0.weight": (4, 3), "0.bias": (4,), "2.weight": (2, 4), "2.bias": (2,)}
+    """Parameters and gradients of a Conv2d(1, 2, 2)-Flatten-Linear(8, 2) net at steps 0 (no grads), 1, 2."""
+    gen = torch.Generator().manual_seed(_seed(2))
+    shapes = {"0.weight": (2, 1, 2, 2), "0.bias": (2,), "2.weight": (2, 8), "2.bias": (2,)}
     stages = []
     for step in range(3):
         params = {name: torch.randn(*shape, generator=gen) for name, shape in shapes.items()}
@@ -378,14 +577,17 @@ def _parameter_stages():
 def test_log_parameters_histograms(student):
     stages = _parameter_stages()
     out = student.probe(probe_log_parameters, stages, label="`log_parameters`")
-    from course.tensorboard import read_histograms
+    where = "log_parameters on a Conv2d(1, 2, 2)-Flatten-Linear(8, 2) network at steps 0, 1, 2"
+    if "none_grad_error" in out:
+        fail(f"{where}: at step {out['step']}, before any backward pass, every param.grad is None, and "
+             f"add_histogram raised {out['none_grad_error']}. Log a gradient only when param.grad is not None.")
+    from course.events import read_histograms
 
     with RunFiles(out["files"]) as run:
         histograms = read_histograms(run.path())
     by_tag = {}
     for (subdir, tag), points in histograms.items():
         by_tag.setdefault(tag, []).extend(points)
-    where = "log_parameters on a Linear(3, 4)-ReLU-Linear(4, 2) network at steps 0, 1, 2"
     for name in stages[0][0]:
         for kind, steps in (("weights", [0, 1, 2]), ("grads", [1, 2])):
             tag = f"{kind}/{name}"
@@ -409,28 +611,10 @@ def test_log_parameters_histograms(student):
                              rtol=HIST_RTOL, atol=HIST_ATOL)
 
 
-@pytest.mark.train_logged
-def test_train_logged_run(student):
-    X_train, y_train, X_valid, y_valid = _regression_data(seed=3)
-    state, lr = _initial_state(4), 0.05
-    expected, expected_state = _rerun(X_train, y_train, X_valid, y_valid, state, lr, NUM_EPOCHS)
-    out = student.probe(probe_train_logged, X_train, y_train, X_valid, y_valid, state, lr, NUM_EPOCHS,
-                        BATCH_SIZE, label="`train_logged`")
-    where = f"train_logged (linear regression, SGD lr={lr}, {NUM_EPOCHS} epochs of 10 batches)"
-
-    num_batches = NUM_EPOCHS * len(_batches(X_train, y_train))
-    expect(out["loss_calls"] >= num_batches,
-           f"{where}: the loss_fn passed to train_logged computed {out['loss_calls']} training losses, "
-           f"expected one per batch ({num_batches}): compute the loss with the loss_fn you are given.")
-    expect(out["max_live"] <= MAX_LIVE_GRAPHS,
-           f"{where}: your code kept the autograd graphs of up to {out['max_live']} batches alive at once "
-           f"(at most {MAX_LIVE_GRAPHS} expected): a loss tensor is kept (summed or stored) after its "
-           f"backward pass. Keep only numbers: loss.item().")
-
-    history = out["history"]
+def _check_history(history, expected, keys, where):
     expect("__type__" not in history,
            f"{where}: should return the history dict, but it returned a {history.get('__type__')}.")
-    for key in ("epoch", "train_loss", "valid_loss"):
+    for key in keys:
         expect(key in history, f"{where}: the returned history has no key {key!r} "
                                f"(keys: {sorted(history)}).")
         values = history[key]
@@ -441,21 +625,59 @@ def test_train_logged_run(student):
                 fail(f"{where}: history[{key!r}] holds tensors"
                      f"{' that still require gradients' if value.get('requires_grad') else ''}: "
                      f"store Python floats (loss.item()).")
-            expect(isinstance(value, float),
+            expect(isinstance(value, (int, float)) and not isinstance(value, bool),
                    f"{where}: history[{key!r}] should hold numbers, found {value}.")
+            if key != "epoch":
+                expect(isinstance(value, float), f"{where}: history[{key!r}] should hold floats, found {value}.")
     expect_close(torch.tensor(history["epoch"], dtype=torch.float64),
                  torch.tensor(expected["epoch"], dtype=torch.float64), f"{where}: history['epoch']",
                  rtol=0, atol=0)
-    for key in ("train_loss", "valid_loss"):
+    for key in keys:
+        if key == "epoch":
+            continue
         expect_close(torch.tensor(history[key], dtype=torch.float64),
                      torch.tensor(expected[key], dtype=torch.float64),
-                     f"{where}: history[{key!r}] (train loss: the epoch's mean batch loss while training; "
-                     f"valid loss: after the epoch)", rtol=LOSS_RTOL, atol=LOSS_ATOL)
-    for key, value in expected_state.items():
-        expect_close(out["state"][key], value, f"{where}: the model's `{key}` after training",
-                     rtol=LOSS_RTOL, atol=LOSS_ATOL)
+                     f"{where}: history[{key!r}] (train loss: the mean of the epoch's batch losses while "
+                     f"training, weighted by batch size; valid loss: the same mean over valid_iter after the "
+                     f"epoch)", rtol=LOSS_RTOL, atol=LOSS_ATOL)
 
-    from course.tensorboard import scalar_curves
+
+def _check_training_use(out, expected_state, num_batches, where):
+    expect(out["loss_calls"] >= num_batches,
+           f"{where}: the loss_fn passed to train_logged computed {out['loss_calls']} training losses, "
+           f"expected one per batch ({num_batches}): compute the loss with the loss_fn you are given.")
+    expect(out["max_live"] <= MAX_LIVE_GRAPHS,
+           f"{where}: your code kept the autograd graphs of up to {out['max_live']} batches alive at once "
+           f"(at most {MAX_LIVE_GRAPHS} expected): a loss tensor is kept (summed or stored) after its "
+           f"backward pass. Keep only numbers: loss.item().")
+    for key, value in expected_state.items():
+        expect_close(out["state"][key], value,
+                     f"{where}: the model's `{key}` after training (train `net` with the optimizer you are "
+                     f"given, one step per batch)", rtol=LOSS_RTOL, atol=LOSS_ATOL)
+
+
+@pytest.mark.train_logged
+def test_train_logged_run(student):
+    X_train, y_train, X_valid, y_valid = _regression_data(seed=_seed(3))
+    state, lr = _initial_state(_seed(4)), 0.05
+    expected, expected_state = _rerun(X_train, y_train, X_valid, y_valid, state, lr, NUM_EPOCHS, MOMENTUM)
+    out = student.probe(probe_train_logged, X_train, y_train, X_valid, y_valid, state, lr, MOMENTUM, NUM_EPOCHS,
+                        BATCH_SIZE, label="`train_logged`")
+    num_batches = len(_batches(X_train, y_train))
+    where = (f"train_logged (linear regression, SGD lr={lr} momentum={MOMENTUM}, {NUM_EPOCHS} epochs of "
+             f"{num_batches} batches, the last one smaller)")
+    _expect_writer_kept_open(out, where)
+    _check_training_use(out, expected_state, NUM_EPOCHS * num_batches, where)
+    passes = out["passes"]
+    expect(all(not grad and not training for grad, training, kind in passes if kind == "valid"),
+           f"{where}: measure the validation loss in eval mode (net.eval()) and without gradients "
+           f"(with torch.no_grad()).")
+    expect(all(training for grad, training, kind in passes if kind == "train" and grad),
+           f"{where}: training batches ran with the model in eval mode: switch back with net.train() "
+           f"before training (after validating, the model is still in eval mode).")
+    _check_history(out["history"], expected, ("epoch", "train_loss", "valid_loss"), where)
+
+    from course.events import scalar_curves
 
     with RunFiles(out["files"]) as run:
         curves = scalar_curves(run.path())
@@ -464,10 +686,35 @@ def test_train_logged_run(student):
     _check_curve(curves, "loss/valid", expected["epoch"], expected["valid_loss"], where, how)
 
 
+@pytest.mark.train_logged
+def test_train_logged_without_valid(student):
+    X_train, y_train, X_valid, y_valid = _regression_data(seed=_seed(13))
+    state, lr = _initial_state(_seed(14)), 0.1
+    expected, expected_state = _rerun(X_train, y_train, X_valid, y_valid, state, lr, NUM_EPOCHS, MOMENTUM,
+                                      valid=False)
+    out = student.probe(probe_train_logged, X_train, y_train, X_valid, y_valid, state, lr, MOMENTUM, NUM_EPOCHS,
+                        BATCH_SIZE, with_valid=False, label="`train_logged`")
+    where = f"train_logged without valid_iter (valid_iter=None, SGD lr={lr} momentum={MOMENTUM}, {NUM_EPOCHS} epochs)"
+    _expect_writer_kept_open(out, where)
+    _check_training_use(out, expected_state, NUM_EPOCHS * len(_batches(X_train, y_train)), where)
+    history = out["history"]
+    _check_history(history, expected, ("epoch", "train_loss"), where)
+    expect(history.get("valid_loss") in (None, []),
+           f"{where}: the history should have no 'valid_loss' without valid_iter.")
+
+    from course.events import scalar_curves
+
+    with RunFiles(out["files"]) as run:
+        curves = scalar_curves(run.path())
+    _check_curve(curves, "loss/train", expected["epoch"], expected["train_loss"], where,
+                 "Log `loss/train` after every epoch with the writer you are given.")
+    expect("loss/valid" not in curves, f"{where}: no `loss/valid` curve should be logged without valid_iter.")
+
+
 @pytest.mark.compare_lrs
 def test_compare_lrs_runs(student):
-    X_train, y_train, X_valid, y_valid = _regression_data(seed=5)
-    state, lrs, num_epochs = _initial_state(6), [0.01, 0.1], 2
+    X_train, y_train, X_valid, y_valid = _regression_data(seed=_seed(5))
+    state, lrs, num_epochs = _initial_state(_seed(6)), [0.01, 0.1], 2
     out = student.probe(probe_compare_lrs, X_train, y_train, X_valid, y_valid, state, lrs, num_epochs,
                         BATCH_SIZE, label="`compare_lrs`")
     where = f"compare_lrs with lrs={lrs}"
@@ -486,7 +733,7 @@ def test_compare_lrs_runs(student):
     expect(sorted(returned) == sorted(lrs), f"{where}: the returned dict has the keys {sorted(returned)}, "
                                             f"expected one per learning rate: {lrs}.")
 
-    from course.tensorboard import read_hparams, scalar_curves
+    from course.events import read_hparams, scalar_curves
 
     with RunFiles(out["files"]) as runs:
         present = sorted(d for d in os.listdir(runs.root) if os.path.isdir(runs.path(d)))
@@ -518,21 +765,34 @@ def test_compare_lrs_runs(student):
                          f"{where}, run {run}: the metric hparam/valid_loss", rtol=LOSS_RTOL, atol=LOSS_ATOL)
 
 
+# What each kind of curve in the read_scalars layout is, in the student's terms.
+CURVE_KINDS = {
+    "top": "curves written with add_scalar into log_dir itself",
+    "scalars": "curves written with add_scalars (their event files are in sub-directories of the writer's "
+               "directory, one per key)",
+    "run": "curves of a run in a sub-directory of log_dir",
+    "nested": "curves in a sub-directory of a sub-directory (add_scalars inside a run's directory)",
+}
+
+
 def _layout():
-    """Runs the read_scalars probe writes: (run, [(kind, tag, step, value)]) and what they should read as."""
+    """Runs the read_scalars probe writes, (run, [(kind, tag, step, value)]), and what they should read as:
+    {(run, tag): (kind of curve, [(step, value), ...] sorted by step)}."""
     layout = [
         [".", [["scalar", "acc/valid", step, 0.5 + 0.125 * step] for step in range(3)]
+         + [["scalar", "acc/train", step, 0.25 * step] for step in (3, 1, 2)]
          + [["scalars", "loss", step, {"train": 2.0 / (step + 1), "valid": 3.0 / (step + 1)}]
             for step in range(3)]],
         ["lr_0.1", [["scalar", "loss/train", step, 1.5 - 0.25 * step] for step in range(1, 4)]
          + [["scalars", "cmp", 7, {"a": 0.75}]]],
     ]
     expected = {
-        (".", "acc/valid"): [(s, 0.5 + 0.125 * s) for s in range(3)],
-        ("loss_train", "loss"): [(s, 2.0 / (s + 1)) for s in range(3)],
-        ("loss_valid", "loss"): [(s, 3.0 / (s + 1)) for s in range(3)],
-        ("lr_0.1", "loss/train"): [(s, 1.5 - 0.25 * s) for s in range(1, 4)],
-        (os.path.join("lr_0.1", "cmp_a"), "cmp"): [(7, 0.75)],
+        (".", "acc/valid"): ("top", [(s, 0.5 + 0.125 * s) for s in range(3)]),
+        (".", "acc/train"): ("top", [(s, 0.25 * s) for s in (1, 2, 3)]),
+        ("loss_train", "loss"): ("scalars", [(s, 2.0 / (s + 1)) for s in range(3)]),
+        ("loss_valid", "loss"): ("scalars", [(s, 3.0 / (s + 1)) for s in range(3)]),
+        ("lr_0.1", "loss/train"): ("run", [(s, 1.5 - 0.25 * s) for s in range(1, 4)]),
+        (os.path.join("lr_0.1", "cmp_a"), "cmp"): ("nested", [(7, 0.75)]),
     }
     return layout, expected
 
@@ -541,24 +801,38 @@ def _layout():
 def test_read_scalars_finds_every_curve(student):
     layout, expected = _layout()
     out = student.probe(probe_read_scalars, layout, label="`read_scalars`")
-    where = "read_scalars on a log_dir with add_scalar, add_scalars and a run in a sub-directory"
+    where = "read_scalars on a log_dir holding curves of add_scalar, add_scalars and a run in a sub-directory"
     expect("type" not in out, f"{where}: should return a dict, but it returned a {out.get('type')}.")
-    expect("bad_key" not in out, f"{where}: keys should be (run, tag) pairs, found {out.get('bad_key')}.")
+    expect("bad_key" not in out, f"{where}: keys should be (run, tag) pairs of two strings, found a key that "
+                                 f"is {out.get('bad_key')}.")
     expect("bad_points" not in out,
-           f"{where}: the value of {out.get('bad_points')} should be a list of (step, value) pairs.")
+           f"{where}: each curve should be a list of (step, value) pairs, found an entry that is "
+           f"{out.get('bad_points')}.")
+    expect("bad_types" not in out,
+           f"{where}: each point should be a pair (int step, float value), found a pair of "
+           f"({', '.join(out.get('bad_types', []))}): use (event.step, event.value) of each ScalarEvent.")
+    absolute = [run for run, _, _, is_abs in out["curves"] if is_abs]
+    expect(not absolute, f"{where}: runs should be paths relative to log_dir (os.path.relpath(directory, "
+                         f"log_dir), '.' for log_dir itself), but {len(absolute)} key(s) hold a full path.")
     found = {}
-    for run, tag, pairs in out["curves"]:
+    for run, tag, pairs, _ in out["curves"]:
         found[(os.path.normpath(run) if run else ".", tag)] = pairs
-    missing = sorted(set(expected) - set(found))
-    expect(not missing, f"{where}: curves missing: {missing} (found: {sorted(found)}). Event files also "
-                        f"live in sub-directories of log_dir.")
-    extra = sorted(set(found) - set(expected))
-    expect(not extra, f"{where}: unexpected keys {extra}; the run is the directory of the event files "
-                      f"relative to log_dir ('.' for log_dir itself).")
-    for key, points in expected.items():
+    missing = [key for key in expected if key not in found]
+    if missing:
+        kinds = sorted({expected[key][0] for key in missing}, key=list(CURVE_KINDS).index)
+        fail(f"{where}: {len(missing)} of the {len(expected)} curves were not found: the "
+             f"{'; the '.join(CURVE_KINDS[k] for k in kinds)}. TensorBoard reads every directory below log_dir "
+             f"that holds event files; so must read_scalars.")
+    extra = [key for key in found if key not in expected]
+    expect(not extra, f"{where}: {len(extra)} key(s) name no curve below log_dir: the run is the directory of "
+                      f"the event files relative to log_dir ('.' for log_dir itself, e.g. 'lr_0.03/loss_train'), "
+                      f"the tag is the tag as logged.")
+    for key, (_, points) in expected.items():
         steps = [step for step, _ in found[key]]
-        expect(steps == [step for step, _ in points],
-               f"{where}: {key} has steps {steps}, expected {[step for step, _ in points]} (sorted by step).")
+        want = [step for step, _ in points]
+        expect(steps == want,
+               f"{where}: one curve has points at steps {steps}, expected {want}: one point per logged value, "
+               f"sorted by step (events are stored in the order they were written, which need not be step order).")
         expect_close(torch.tensor([value for _, value in found[key]], dtype=torch.float64),
                      torch.tensor([value for _, value in points], dtype=torch.float64),
-                     f"{where}: the values of {key}", rtol=1e-6, atol=1e-7)
+                     f"{where}: the values read back", rtol=1e-6, atol=1e-7)
