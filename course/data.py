@@ -7,7 +7,9 @@ looked for, in this order, in:
 2. the folder in the environment variable ``COURSE_DATA_DIR`` (same three places);
 3. the course's shared data folder ``../shared/data/<name>`` next to the repository (MNIST: the
    10,000-image test split only) and ``$COURSE_SHARED_DATA/<name>``;
-4. Debian's ``/usr/share/datasets/<name>`` (package ``dataset-fashion-mnist``).
+4. the project's git-ignored ``data/<name>``, where set-up downloads what no other place holds
+   (``python -m autograder.fetch_data``);
+5. Debian's ``/usr/share/datasets/<name>`` (package ``dataset-fashion-mnist``).
 
 torchvision expects ``<root>/<ClassName>/raw/<uncompressed files>``; that layout is made in a cache
 folder (``COURSE_CACHE_DIR``, else ``$XDG_CACHE_HOME/course-data`` or ``~/.cache/course-data``):
@@ -79,6 +81,7 @@ def _candidate_dirs(kind, root):
     if shared:
         dirs.append(Path(shared).expanduser() / folder)
     dirs.append(REPO_ROOT.parent / "shared" / "data" / folder)
+    dirs.append(REPO_ROOT / "data" / folder)
     dirs.append(DEBIAN_DATASETS / folder)
     seen, unique = set(), []
     for d in dirs:
