@@ -20,7 +20,8 @@ import os
 import re
 import sys
 
-from autograder.classroom import Job, ResultsCache, Summary, content_key, read_submission, run_gradings
+from autograder.classroom import (Job, ResultsCache, Summary, content_key, read_submission,
+                                  remove_stale_temporaries, run_gradings)
 from autograder.report import write_json_atomic
 
 STATE = ".autograder"
@@ -132,6 +133,7 @@ def autograde(assignment, students=None, jobs=None, force=False, scheduler=None,
     state = os.path.join(root, STATE, assignment)
     cache = ResultsCache(os.path.join(state, "results"))
     ledger_path = os.path.join(state, "gradebook.json")
+    remove_stale_temporaries(state)
     ledger = _read_ledger(ledger_path)
     summary = Summary(assignment)
     several = any(len(notebooks) > 1 for notebooks in found.values())

@@ -17,7 +17,7 @@ import json
 import os
 import sys
 
-from autograder.classroom import (Job, Summary, content_key, read_submission, run_gradings)
+from autograder.classroom import Job, Summary, content_key, read_submission, remove_stale_temporaries, run_gradings
 from autograder.report import Report, write_json_atomic
 
 LAYOUTS = ("{folder}/<student>/{assignment}/*.ipynb (nbgrader's submitted/ layout)",
@@ -136,6 +136,7 @@ def grade_folder(folder, assignment, out, jobs=None, force=False, scheduler=None
         print(f"error: no submissions found. Looked for notebooks in these layouts:\n{layouts}", file=sys.stderr)
         return 2
     os.makedirs(out, exist_ok=True)
+    remove_stale_temporaries(out)
     csv_path = os.path.join(out, CSV_NAME)
     done = _load_done(out)
     reports = {student: report for student, (_, report) in done.items()}

@@ -284,6 +284,17 @@ class Summary:
         return out
 
 
+def remove_stale_temporaries(folder):
+    """Delete temporary files a killed run left behind under ``folder`` (never a finished file)."""
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            if name.startswith(".tmp-") or name.startswith(".grades.csv.tmp-"):
+                try:
+                    os.unlink(os.path.join(parent, name))
+                except OSError:
+                    pass
+
+
 def read_submission(path):
     """The bytes of a submitted file, or (None, reason) when it cannot be graded at all."""
     try:

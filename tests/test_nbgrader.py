@@ -1,90 +1,92 @@
-"""nbgrader end to end: generate_assignment, autograde and generate_feedback give the CLI's points per task."""
-import copy
+"""nbgrader end to end through the sandboxed engine: generate_assignment, autograde (ours in parallel, and
+nbgrader's own command), generate_feedback and export give the CLI's points per task; hidden test cells
+never run next to the student's code, so replacing the bridge or patching torch gains nothing."""
+import csv
 import json
 import os
-import re
-import shutil
-import subprocess
-import sys
+import sqlite3
 
 import pytest
 
-from autograder.notebook import nbgrader_meta, source_of
-from tests.notebooks import ROOT, edit_solution, grade, release_notebook, source_notebook
+from tests.classes import A, as_submission, cli, gradebook_points, make_course, nbgrader, wrong
+from tests.notebooks import append_cell, grade, source_notebook
 
-A = "01-datasets"
-SOLUTION_MARKERS = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*(\n|$)", re.M)
-
-
-def as_submission(filled, release):
-    """A release notebook whose answer cells hold the answers of ``filled`` (as a student would submit)."""
-    answers = {nbgrader_meta(c).get("grade_id"): SOLUTION_MARKERS.sub("", source_of(c))
-               for c in filled["cells"] if nbgrader_meta(c).get("solution")}
-    nb = copy.deepcopy(release)
-    for cell in nb["cells"]:
-        grade_id = nbgrader_meta(cell).get("grade_id")
-        if nbgrader_meta(cell).get("solution") and grade_id in answers:
-            cell["source"] = answers[grade_id]
-    return nb
-
-
-def nbgrader(course, *args):
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    proc = subprocess.run([sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={course}"],
-                          cwd=course, capture_output=True, text=True, timeout=600, env=env)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
+FAKE_BRIDGE = '''
+import sys, types
+def check_task(task_id, namespace):
+    print(f"Task {task_id}: all checks passed.")
+fake = types.ModuleType("autograder.bridge")
+fake.check_task = check_task
+sys.modules["autograder.bridge"] = fake
+try:
+    import autograder
+    autograder.bridge = fake
+except Exception:
+    pass
+import torch
+torch.equal = torch.allclose = torch.isclose = lambda *a, **k: True
+'''
 
 
 @pytest.fixture(scope="module")
 def autograded(tmp_path_factory):
-    course = str(tmp_path_factory.mktemp("course"))
-    shutil.copy(os.path.join(ROOT, "nbgrader_config.py"), course)
-    shutil.copytree(os.path.join(ROOT, "source", A), os.path.join(course, "source", A))
-    nbgrader(course, "generate_assignment", A, "--force")
-    release = release_notebook(A)
     reference = source_notebook(A)
-    wrong = edit_solution(reference, "regression_data", "y = (X ** power) @ w + b + noise *",
-                          "y = (X ** power) @ w + noise *")
-    wrong = edit_solution(wrong, "minibatches", "for start in range(0, n, batch_size):",
-                          "for start in range(0, n - batch_size + 1, batch_size):")
-    students = {"alice": as_submission(reference, release), "bob": as_submission(wrong, release),
-                "carol": release}
-    for name, nb in students.items():
-        folder = os.path.join(course, "submitted", name, A)
-        os.makedirs(folder)
-        with open(os.path.join(folder, "datasets.ipynb"), "w") as handle:
-            json.dump(nb, handle)
-    env_course = course
-    nbgrader(env_course, "autograde", A, "--force")
-    nbgrader(env_course, "generate_feedback", A, "--force")
-    from nbgrader.api import Gradebook
-    points = {}
-    with Gradebook(f"sqlite:///{course}/gradebook.db") as gradebook:
-        for name in students:
-            notebook = gradebook.find_submission_notebook("datasets", A, name)
-            points[name] = {g.name: g.score for g in notebook.grades}
-    return course, students, points
+    students = {
+        "alice": lambda release: as_submission(reference, release),
+        "bob": lambda release: as_submission(wrong(reference), release),
+        "carol": lambda release: release,
+    }
+    course, made = make_course(tmp_path_factory.mktemp("course"), students)
+    proc = cli("autograde", A, "--jobs", "2", cwd=course)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # nbgrader's own command grades through the same engine (no cached report for this student).
+    mallory = append_cell(made["carol"], FAKE_BRIDGE, index=3)
+    folder = os.path.join(course, "submitted", "mallory", A)
+    os.makedirs(folder)
+    with open(os.path.join(folder, "datasets.ipynb"), "w") as handle:
+        json.dump(mallory, handle)
+    made["mallory"] = mallory
+    nbgrader(course, "autograde", A, "--student", "mallory")
+    nbgrader(course, "generate_feedback", A, "--force")
+    nbgrader(course, "export")
+    points = {name: gradebook_points(course, name) for name in made}
+    return course, made, points, proc
 
 
-@pytest.mark.parametrize("name", ["alice", "bob", "carol"])
+@pytest.mark.parametrize("name", ["alice", "bob"])
 def test_nbgrader_points_equal_cli_points(autograded, name):
-    _, students, points = autograded
+    _, students, points, _ = autograded
     report = grade(students[name])
     assert points[name] == report.scores(), (points[name], report.scores())
 
 
-def test_expected_scores(autograded):
-    _, _, points = autograded
+def test_expected_scores_and_export(autograded):
+    course, _, points, proc = autograded
     assert sum(points["alice"].values()) == 13
     assert {k for k, v in points["bob"].items() if v == 0} == {"regression_data", "minibatches"}
     assert sum(points["carol"].values()) == 0
+    assert "Graded: 3 submission(s)" in proc.stdout
+    with open(os.path.join(course, "grades.csv"), newline="") as handle:
+        rows = {row["student_id"]: row for row in csv.DictReader(handle)}
+    assert float(rows["alice"]["raw_score"]) == 13 and float(rows["bob"]["raw_score"]) == 9
+
+
+def test_replacing_the_bridge_or_patching_torch_gains_nothing(autograded):
+    _, _, points, _ = autograded
+    assert sum(points["mallory"].values()) == 0, points["mallory"]
+
+
+def test_one_grade_per_task_and_student(autograded):
+    course, students, _, _ = autograded
+    with sqlite3.connect(os.path.join(course, "gradebook.db")) as db:
+        rows = db.execute("SELECT notebook_id, cell_id, COUNT(*) FROM grade GROUP BY notebook_id, cell_id").fetchall()
+        assert rows and all(count == 1 for _, _, count in rows)
+        assert db.execute("SELECT COUNT(*) FROM grade").fetchone()[0] == 8 * len(students)
 
 
 def test_feedback_hides_grader_code(autograded):
-    course, _, _ = autograded
+    course, _, _, _ = autograded
     html = open(os.path.join(course, "feedback", "bob", A, "datasets.html")).read()
     assert "Task regression_data failed" in html and "Task minibatches failed" in html
-    # Tracebacks of the student's own visible cells are fine; grader code must never appear.
     for leak in ("check_task", "autograder", "HIDDEN TESTS", "probe_", "def test_", "graders"):
         assert leak not in html, leak

@@ -1,0 +1,34 @@
+"""``autograder autograde``: killed with kill -9 at random moments, a re-run loses and duplicates nothing."""
+import os
+import sqlite3
+
+from tests.classes import (A, TASKS, as_submission, cli, gradebook_points, kill_repeatedly, make_course,
+                           source_notebook, wrong)
+
+
+def test_kill_9_at_random_moments_then_rerun(tmp_path):
+    reference = source_notebook(A)
+    students = {
+        "alice": lambda release: as_submission(reference, release),
+        "bob": lambda release: as_submission(wrong(reference), release),
+        "carol": lambda release: release,
+        "dan": lambda release: as_submission(reference, release),
+        "Zoë Ünal": lambda release: as_submission(wrong(reference), release),
+    }
+    course, made = make_course(tmp_path / "course", students)
+    moments = kill_repeatedly(["autograde", A, "--jobs", "2"], course, kills=10, seed=8, low=0.5, high=14.0)
+    assert len(moments) >= 10, moments
+    proc = cli("autograde", A, "--jobs", "2", cwd=course)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Failed to grade: 0" in proc.stdout, proc.stdout
+    expected = {"alice": 13, "bob": 9, "carol": 0, "dan": 13, "Zoë Ünal": 9}
+    for name, total in expected.items():
+        points = gradebook_points(course, name)
+        assert sorted(points) == sorted(TASKS) and sum(points.values()) == total, (name, points)
+        assert os.path.isfile(os.path.join(course, "autograded", name, A, "datasets.ipynb"))
+    with sqlite3.connect(os.path.join(course, "gradebook.db")) as db:
+        counts = db.execute("SELECT COUNT(*) FROM grade GROUP BY notebook_id, cell_id").fetchall()
+        assert len(counts) == len(TASKS) * len(students) and {c for (c,) in counts} == {1}
+    again = cli("autograde", A, "--jobs", "2", cwd=course)        # nothing new: nothing graded again
+    assert "(0 in this run, 5 unchanged" in again.stdout, again.stdout
+    assert "gradebook" not in again.stderr                          # and nbgrader had nothing to write
