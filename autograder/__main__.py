@@ -4,6 +4,7 @@
     python -m autograder batch SUBMISSIONS_DIR --assignment ID [--out DIR] [--jobs N] [--force]
     python -m autograder autograde ASSIGNMENT [--student ID ...] [--jobs N] [--force] [--scheduler URL]
     python -m autograder package gradescope ASSIGNMENT [--out autograder.zip]
+    python -m autograder github-classroom SUBMISSION_DIR --assignment ID
     python -m autograder release [ASSIGNMENT ...]
 
 ``grade`` exits 0 whenever grading completed, whatever the score; 2 when it could not run (the report
@@ -57,6 +58,12 @@ def _package(args):
     return 0
 
 
+def _github_classroom(args):
+    from autograder.package import run_classroom
+
+    return run_classroom(args.folder, args.assignment)
+
+
 def _class_options(parser):
     """Options shared by the commands that grade many submissions."""
     parser.add_argument("--jobs", type=int, default=None,
@@ -108,6 +115,11 @@ def main(argv=None):
     package.add_argument("assignment")
     package.add_argument("--out", default="autograder.zip", help="where to write the zip")
     package.set_defaults(run=_package)
+    github = commands.add_parser("github-classroom", help="grade a student repository's notebook and write "
+                                                          "GitHub Classroom's result to $GITHUB_OUTPUT")
+    github.add_argument("folder", help="the student's repository (the notebook is looked for in it)")
+    github.add_argument("--assignment", required=True)
+    github.set_defaults(run=_github_classroom)
     release = commands.add_parser(
         "release", help="regenerate release/ from source/ with nbgrader, and the student bundles in dist/student/")
     release.add_argument("assignments", nargs="*")
