@@ -83,8 +83,8 @@ def test_mistake_loses_exactly_its_task(reference, name):
 VARIANTS = {
     "init_linreg_params": '''
 def init_linreg_params(num_inputs, sigma=0.01):
-    """Zero weights are a valid start for linear regression."""
-    w = torch.zeros((num_inputs, 1)).requires_grad_()
+    """Values first, scaled, then marked as requiring grad."""
+    w = (torch.randn(num_inputs, 1) * sigma).requires_grad_()
     b = torch.zeros(1).requires_grad_(True)
     return w, b
 ''',
@@ -109,16 +109,16 @@ def sgd(params, lr, batch_size):
     "train_linreg": '''
 def train_linreg(w, b, X, y, lr, num_epochs, batch_size, net=linreg, loss=squared_loss, updater=sgd,
                  generator=None):
-    """Mean loss per batch and an updater that does not divide again."""
+    """Mean loss per batch and an updater that does not divide again; the epoch's mean weighs each batch."""
     losses = []
     for _ in range(num_epochs):
-        epoch_losses = []
+        total = 0.0
         for features, targets in minibatches(X, y, batch_size, generator=generator):
             batch_loss = loss(net(features, w, b), targets).mean()
             batch_loss.backward()
             updater([w, b], lr, 1)
-            epoch_losses.append(batch_loss.item())
-        losses.append(sum(epoch_losses) / len(epoch_losses))
+            total += batch_loss.item() * len(features)
+        losses.append(total / len(X))
     return {"epoch": list(range(1, num_epochs + 1)), "train_loss": losses}
 ''',
     "train_linreg_fast": '''
@@ -136,9 +136,152 @@ def train_linreg_fast(X, y, lr, num_epochs, batch_size, generator=None):
 }
 
 
+# Mistakes of different tasks graded together (each task is judged on its own): name -> {task: (old, new)}.
+# Every notebook must lose exactly the tasks it changes.
+GROUPED_MISTAKES = {
+    "contract_slips": {
+        "init_linreg_params": ("w = torch.normal(0.0, sigma, size=(num_inputs, 1), requires_grad=True)",
+                               "w = torch.normal(0, 0.01, size=(num_inputs, 1), requires_grad=True)"),
+        "linreg": ("return X @ w + b", "return (X @ w + b).float()"),
+        "squared_loss": ("return (y_hat - y.reshape(y_hat.shape)) ** 2 / 2",
+                         "return (y_hat - y.reshape(y_hat.shape)) ** 2"),
+        "sgd_step": ("param -= lr * param.grad / batch_size", "param -= lr * param.grad"),
+        "train_linreg": ("            l = loss(net(X_batch, w, b), y_batch)\n"
+                         "            l.sum().backward()\n"
+                         "            updater([w, b], lr, batch_size)",
+                         "            l = squared_loss(linreg(X_batch, w, b), y_batch)\n"
+                         "            l.sum().backward()\n"
+                         "            sgd([w, b], lr, batch_size)"),
+        "train_linreg_fast": ("torch.optim.SGD(net.parameters(), lr=lr)",
+                              "torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)"),
+    },
+    "averages_and_copies": {
+        "init_linreg_params": ("w = torch.normal(0.0, sigma, size=(num_inputs, 1), requires_grad=True)",
+                               "w = (torch.rand(num_inputs, 1) * sigma).requires_grad_()"),
+        "squared_loss": ("    return (y_hat - y.reshape(y_hat.shape)) ** 2 / 2",
+                         "    if y.dim() == 1:\n        y.unsqueeze_(1)\n    return (y_hat - y) ** 2 / 2"),
+        "sgd_step": ("    with torch.no_grad():\n        for param in params:\n"
+                     "            param -= lr * param.grad / batch_size\n            param.grad.zero_()",
+                     "    with torch.no_grad():\n"
+                     "        return [param - lr * param.grad / batch_size for param in params]"),
+        "train_linreg": ("            total += l.sum().item()\n            count += l.numel()",
+                         "            total += l.mean().item()\n            count += 1"),
+        "train_linreg_fast": ("            total += l.item() * len(X_batch)\n            count += len(X_batch)",
+                              "            total += l.item()\n            count += 1"),
+    },
+    "order_of_the_minibatches": {
+        "train_linreg": ("        for X_batch, y_batch in minibatches(X, y, batch_size, generator=generator):",
+                         "        indices = list(range(len(X)))\n        random.shuffle(indices)\n"
+                         "        for start in range(0, len(X), batch_size):\n"
+                         "            batch = indices[start:start + batch_size]\n"
+                         "            X_batch, y_batch = X[batch], y[batch]"),
+        "train_linreg_fast": ("batch_size=batch_size, shuffle=True, generator=generator)",
+                              "batch_size=batch_size, shuffle=True)"),
+        "sgd_step": ("            param -= lr * param.grad / batch_size\n            param.grad.zero_()",
+                     "            param.grad.zero_()\n            param -= lr * param.grad / batch_size"),
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(GROUPED_MISTAKES))
+def test_grouped_mistakes_lose_exactly_their_tasks(reference, name):
+    nb = reference
+    for task, (old, new) in GROUPED_MISTAKES[name].items():
+        if "random.shuffle" in new:
+            nb = edit_solution(nb, task, "def train_linreg(", "import random\n\n\ndef train_linreg(")
+        nb = edit_solution(nb, task, old, new)
+    report = grade(nb)
+    assert report.error is None
+    assert report.failed_tasks() == set(GROUPED_MISTAKES[name]), {t.id: t.output for t in report.tasks}
+    for task in GROUPED_MISTAKES[name]:
+        output = report.by_task[task].output
+        assert output.strip() and "probe" not in output and "Traceback" not in output, output
+
+
 def test_correct_variants_get_full_marks(reference):
     nb = reference
     for task, source in VARIANTS.items():
+        nb = replace_solution(nb, task, source)
+    report = grade(nb)
+    assert report.failed_tasks() == set(), {t.id: t.output for t in report.tasks}
+
+
+# Correct in other styles: tqdm bars, prints, NumPy averages, nn.Sequential, the d2l slice update.
+MORE_VARIANTS = {
+    "init_linreg_params": '''
+def init_linreg_params(num_inputs, sigma=0.01):
+    """nn.init on a plain tensor, then gradients requested."""
+    w = torch.empty(num_inputs, 1)
+    nn.init.normal_(w, mean=0.0, std=sigma)
+    w.requires_grad_(True)
+    return w, torch.zeros(1, requires_grad=True)
+''',
+    "squared_loss": '''
+def squared_loss(y_hat, y):
+    """Half of the unreduced MSE."""
+    return 0.5 * nn.functional.mse_loss(y_hat, y.view_as(y_hat), reduction="none")
+''',
+    "sgd_step": '''
+def sgd(params, lr, batch_size):
+    """d2l's slice assignment under no_grad; gradients set to None."""
+    with torch.no_grad():
+        for param in params:
+            param[:] = param - lr * param.grad / batch_size
+            param.grad = None
+''',
+    "train_linreg": '''
+import numpy as np
+from tqdm.auto import tqdm
+
+
+def train_linreg(w, b, X, y, lr, num_epochs, batch_size, net=linreg, loss=squared_loss, updater=sgd,
+                 generator=None):
+    """A tqdm bar, the last batch's own size for the step, a NumPy weighted mean per epoch."""
+    history = {"epoch": [], "train_loss": []}
+    for epoch in tqdm(range(num_epochs), desc="epochs"):
+        batch_means, sizes = [], []
+        for X_batch, y_batch in minibatches(X, y, batch_size, generator=generator):
+            l = loss(net(X_batch, w, b), y_batch)
+            l.sum().backward()
+            updater([w, b], lr, X_batch.shape[0])
+            batch_means.append(l.mean().item())
+            sizes.append(len(X_batch))
+        history["epoch"].append(epoch + 1)
+        history["train_loss"].append(float(np.average(batch_means, weights=sizes)))
+        print(f"epoch {epoch + 1}, loss {history['train_loss'][-1]:f}")
+    return history
+''',
+    "train_linreg_fast": '''
+import warnings
+
+
+def train_linreg_fast(X, y, lr, num_epochs, batch_size, generator=None):
+    """nn.Sequential, an explicit loop that sums the loss times the batch size, and a warning."""
+    net = nn.Sequential(nn.Linear(X.shape[1], 1))
+    trainer = torch.optim.SGD(net.parameters(), lr)
+    loss = nn.MSELoss()
+    data_iter = DataLoader(TensorDataset(X, y), batch_size, shuffle=True, generator=generator)
+    if len(X) % batch_size:
+        warnings.warn("the last minibatch is smaller")
+    history = {"epoch": [], "train_loss": []}
+    for epoch in range(num_epochs):
+        running = 0.0
+        for X_batch, y_batch in data_iter:
+            trainer.zero_grad()
+            l = loss(net(X_batch), y_batch)
+            l.backward()
+            trainer.step()
+            running += l.item() * X_batch.shape[0]
+        history["epoch"].append(epoch + 1)
+        history["train_loss"].append(running / len(X))
+    return net, history
+''',
+}
+
+
+def test_more_correct_variants_get_full_marks(reference):
+    nb = reference
+    for task, source in MORE_VARIANTS.items():
         nb = replace_solution(nb, task, source)
     report = grade(nb)
     assert report.failed_tasks() == set(), {t.id: t.output for t in report.tasks}

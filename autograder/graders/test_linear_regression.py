@@ -12,6 +12,15 @@ graders' data: d = 3, n = 1000, noise 0.01, see ``make_data``):
   errors 6.5 .. 159.
 The data seed follows COURSE_GRADING_SEED (default 0), so the flakiness check can grade the
 reference under other seeds (benchmarks/flakiness.py).
+
+Method checks (no threshold): a loop that reaches the outcome by another method (another order of the
+minibatches, a step scaled differently, momentum, a history averaged over batches instead of examples)
+is compared with the loop the instructions describe, replayed in the judging process from the same
+starting parameters on the same minibatches (the generator fixes the order): 65 or 45 points, so the
+last minibatch is smaller, 2 epochs; parameters within 1e-4, each epoch's train_loss within 1e-5
+relative. The manual loop gets recording stand-ins for net, loss and updater (a loop that calls its own
+functions by name is caught by the counts); the fast loop's starting parameters are read when it creates
+its torch.optim.SGD.
 """
 import math
 import os
@@ -21,6 +30,7 @@ import torch
 
 from autograder.checks import expect, expect_close, expect_tensor, fail
 from autograder.tasks import Task
+from course.datasets import minibatches
 
 ASSIGNMENT = "03-linear-regression"
 TASKS = [
@@ -40,6 +50,63 @@ MANUAL_LR, MANUAL_BATCH, MANUAL_EPOCHS = 0.03, 10, 3
 TOL_W, TOL_B, TOL_LOSS = 0.02, 0.02, 1e-3
 FAST_LR, FAST_BATCH, FAST_EPOCHS = 0.1, 20, 3
 TOL_PRED, TOL_FAST_LOSS = 0.05, 1e-3
+
+# Method checks: small data whose last minibatch is smaller, replayed in the judging process.
+TRACE_N, TRACE_LR, TRACE_BATCH, TRACE_EPOCHS = 65, 0.05, 10, 2
+FAST_TRACE_N, FAST_TRACE_LR, FAST_TRACE_BATCH = 45, 0.1, 20
+TOL_TRACE_PARAMS, TOL_TRACE_LOSS = 1e-4, 1e-5
+
+CONTRACT = {
+    "init_linreg_params": {
+        "returns a tuple (w, b)": "test_init_params",
+        "w is (d, 1) float32, a leaf tensor with requires_grad=True": "test_init_params",
+        "b is (1,) float32 zeros, a leaf tensor with requires_grad=True": ["test_init_params", "test_init_uses_sigma"],
+        "w ~ N(0, sigma^2) for the sigma given (default 0.01)": "test_init_uses_sigma",
+        "a loss's backward() fills w.grad and b.grad": "test_init_params",
+        "each call creates new tensors": "test_init_params",
+        "works for any number of inputs d": "test_init_params",
+    },
+    "linreg": {
+        "returns y_hat (n, 1) = X w + b": ["test_linreg", "test_linreg_other_shapes"],
+        "keeps the dtype of its inputs (float32 and float64)": "test_linreg",
+        "any n and d (one example, one feature)": "test_linreg_other_shapes",
+        "tensor operations only: gradients reach w and b": "test_linreg",
+    },
+    "squared_loss": {
+        "one loss (y_hat - y)**2 / 2 per example, shaped like y_hat (n, 1), not reduced": "test_squared_loss",
+        "y may be (n,) or (n, 1)": "test_squared_loss",
+        "y is not changed": "test_squared_loss",
+        "differentiable with respect to y_hat": "test_squared_loss",
+    },
+    "sgd_step": {
+        "each p becomes p - lr * p.grad / batch_size, for the lr and batch_size given": "test_sgd_updates_in_place",
+        "in place: the same tensor objects, still leaves that require grad": "test_sgd_updates_in_place",
+        "gradients are zero (or None) afterwards": "test_sgd_updates_in_place",
+        "any shapes of parameters": "test_sgd_updates_in_place",
+        "returns nothing": "not enforced: a returned value is ignored by every caller, so returning one "
+                           "(e.g. the list of parameters) does no harm as long as the update is in place",
+    },
+    "train_linreg": {
+        "uses the net, loss and updater it is given (not functions by name)": "test_train_linreg_uses_its_arguments",
+        "minibatches(X, y, batch_size, generator=generator) in that order, backward() on the sum, "
+        "updater([w, b], lr, batch_size) once per minibatch": "test_train_linreg_follows_the_method",
+        "train_loss is the mean per-example loss over each epoch (a smaller last batch weighs less)":
+            "test_train_linreg_follows_the_method",
+        "history {'epoch': [1..num_epochs], 'train_loss': [float per epoch]}":
+            ["test_train_linreg_recovers_parameters", "test_train_linreg_follows_the_method"],
+        "w and b are trained in place and stay leaves": "test_train_linreg_recovers_parameters",
+        "training recovers the parameters of the data": "test_train_linreg_recovers_parameters",
+    },
+    "train_linreg_fast": {
+        "returns (net, history); net maps (m, d) to (m, 1)": "test_train_linreg_fast_predicts",
+        "nn.MSELoss() (the mean) and torch.optim.SGD(net.parameters(), lr=lr), zero_grad every step":
+            "test_train_linreg_fast_follows_the_method",
+        "a shuffling DataLoader that uses the generator given": "test_train_linreg_fast_follows_the_method",
+        "train_loss is the mean of nn.MSELoss over each epoch's examples": "test_train_linreg_fast_follows_the_method",
+        "history holds one train_loss per epoch": "test_train_linreg_fast_predicts",
+        "the trained net predicts new data": "test_train_linreg_fast_predicts",
+    },
+}
 
 
 def grading_seed():
@@ -195,6 +262,104 @@ def probe_train_fast(ns, X, y, X_test, lr, num_epochs, batch_size, seed):
     return out
 
 
+def probe_init_sigma(ns, num_inputs, sigma):
+    """w and b from init_linreg_params(num_inputs) (sigma None) or init_linreg_params(num_inputs, sigma=sigma)."""
+    import torch
+    init = ns.require("init_linreg_params")
+    torch.manual_seed(1)
+    result = init(num_inputs) if sigma is None else init(num_inputs, sigma=sigma)
+    if not isinstance(result, (tuple, list)) or len(result) != 2 or not all(
+            isinstance(t, torch.Tensor) for t in result):
+        return {"error": f"returned a {type(result).__name__}, not a tuple of two tensors (w, b)"}
+    return {"w": result[0].detach().clone(), "b": result[1].detach().clone()}
+
+
+def make_trace_data(seed, n):
+    """Small training data for the method checks: X (n, 3) float32, y (n, 1) float32."""
+    gen = torch.Generator().manual_seed(3000 + seed)
+    X = torch.randn(n, 3, generator=gen)
+    y = (X.double() @ TRUE_W + TRUE_B + 0.3 * torch.randn(n, generator=gen, dtype=torch.float64)).float()
+    return X, y.reshape(-1, 1)
+
+
+def probe_train_linreg_traced(ns, X, y, w0, b0, lr, num_epochs, batch_size, seed, pieces):
+    """train_linreg with recording stand-ins for net, loss and updater; returns w, b, history and the calls."""
+    import torch
+    train = ns.require("train_linreg")
+    scope = {"torch": torch}
+    exec(pieces, scope)
+    calls = {"net": 0, "loss": 0, "updater": []}
+
+    def net(X, w, b):
+        calls["net"] += 1
+        return scope["ref_linreg"](X, w, b)
+
+    def loss(y_hat, y):
+        calls["loss"] += 1
+        return scope["ref_loss"](y_hat, y)
+
+    def updater(params, lr, batch_size):
+        calls["updater"].append([float(lr), float(batch_size)])
+        return scope["ref_sgd"](params, lr, batch_size)
+
+    w = w0.clone().requires_grad_()
+    b = b0.clone().requires_grad_()
+    torch.manual_seed(seed)
+    history = train(w, b, X, y, lr, num_epochs, batch_size, net=net, loss=loss, updater=updater,
+                    generator=torch.Generator().manual_seed(seed))
+    out = {"w": w.detach().clone(), "b": b.detach().clone(), "calls": calls,
+           "history_type": type(history).__name__}
+    if isinstance(history, dict):
+        losses = history.get("train_loss")
+        out["keys"] = sorted(str(k) for k in history)
+        if isinstance(losses, (list, tuple)):
+            out["train_loss"] = [float(v) for v in losses]
+    return out
+
+
+def probe_train_fast_traced(ns, X, y, X_eval, lr, num_epochs, batch_size, seed):
+    """train_linreg_fast with torch.optim.SGD replaced by a subclass that records the starting parameters."""
+    import torch
+    train = ns.require("train_linreg_fast")
+    real_sgd = torch.optim.SGD
+    created = []
+
+    class SGD(real_sgd):
+        def __init__(self, params, *args, **kwargs):
+            params = list(params)
+            super().__init__(params, *args, **kwargs)
+            group = self.param_groups[0]
+            created.append({"start": [p.detach().clone() for g in self.param_groups for p in g["params"]],
+                            "lr": float(group["lr"]), "momentum": float(group.get("momentum", 0.0)),
+                            "weight_decay": float(group.get("weight_decay", 0.0))})
+
+    aliases = [name for name, value in ns.globals.items() if value is real_sgd]
+    torch.optim.SGD = SGD
+    for name in aliases:
+        ns.globals[name] = SGD
+    try:
+        torch.manual_seed(seed)
+        result = train(X, y, lr, num_epochs, batch_size, generator=torch.Generator().manual_seed(seed))
+    finally:
+        torch.optim.SGD = real_sgd
+        for name in aliases:
+            ns.globals[name] = real_sgd
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        return {"pair": False, "type": type(result).__name__}
+    net, history = result
+    if hasattr(net, "eval"):
+        net.eval()
+    with torch.no_grad():
+        y_hat = net(X_eval)
+    out = {"pair": True, "y_hat": y_hat.detach().clone(), "created": created, "history_type": type(history).__name__}
+    if isinstance(history, dict):
+        losses = history.get("train_loss")
+        out["keys"] = sorted(str(k) for k in history)
+        if isinstance(losses, (list, tuple)):
+            out["train_loss"] = [float(v) for v in losses]
+    return out
+
+
 # ------------------------------------------------------------------------------------------ helpers
 def _check_history(out, num_epochs, what, threshold):
     expect(out.get("history_type") == "dict",
@@ -211,6 +376,82 @@ def _check_history(out, num_epochs, what, threshold):
            f"After {num_epochs} epochs the training loss of {what} is {losses[-1]:.4g}; a correct loop "
            f"reaches below {threshold:g} on this data (tolerance included). Does every step use the "
            f"gradient of the batch's mean loss exactly once?")
+
+
+def replay_manual(X, y, w0, b0, lr, num_epochs, batch_size, seed, last_divisor):
+    """The loop of the instructions, in the judging process: (w, b, train_loss per epoch).
+
+    ``last_divisor``: what the step of a smaller last minibatch is divided by (``"batch_size"`` as the
+    instructions write it, or ``"size"``, the minibatch's own size, as a mean loss gives it).
+    """
+    w = w0.clone().requires_grad_()
+    b = b0.clone().requires_grad_()
+    gen = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(num_epochs):
+        total, count = 0.0, 0
+        for X_batch, y_batch in minibatches(X, y, batch_size, generator=gen):
+            l = (X_batch @ w + b - y_batch.reshape(-1, 1)) ** 2 / 2
+            l.sum().backward()
+            divisor = batch_size if last_divisor == "batch_size" else len(X_batch)
+            with torch.no_grad():
+                for p in (w, b):
+                    p -= lr * p.grad / divisor
+                    p.grad.zero_()
+            total += l.sum().item()
+            count += l.numel()
+        losses.append(total / count)
+    return w.detach(), b.detach(), losses
+
+
+def replay_fast(X, y, weight, bias, loss_fn, lr, num_epochs, batch_size, seed):
+    """nn.Linear from (weight, bias) trained by the instructions' loop; returns (net, train_loss per epoch)."""
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+    net = nn.Linear(weight.shape[1], weight.shape[0])
+    with torch.no_grad():
+        net.weight.copy_(weight)
+        net.bias.copy_(bias.reshape(-1))
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr)
+    loader = DataLoader(TensorDataset(X, y), batch_size=batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(seed))
+    losses = []
+    for _ in range(num_epochs):
+        total, count = 0.0, 0
+        for X_batch, y_batch in loader:
+            l = loss_fn(net(X_batch), y_batch)
+            optimizer.zero_grad()
+            l.backward()
+            optimizer.step()
+            total += l.item() * len(X_batch)
+            count += len(X_batch)
+        losses.append(total / count)
+    return net, losses
+
+
+def linear_start(created, d, what):
+    """(weight (1, d), bias (1,)) that the student's torch.optim.SGD started from, or fail."""
+    expect(len(created) >= 1, f"{what} should train with torch.optim.SGD(net.parameters(), lr=lr); no "
+                              f"torch.optim.SGD was created.")
+    start = created[-1]["start"]
+    weights = [t for t in start if tuple(t.shape) in ((1, d), (d, 1), (d,))]
+    biases = [t for t in start if tuple(t.shape) in ((1,), ())]
+    expect(len(start) == 2 and len(weights) == 1 and len(biases) == 1,
+           f"{what} should optimise the weight and the bias of one nn.Linear({d}, 1) (2 tensors); the optimizer "
+           f"was given {len(start)} tensors of shapes {[tuple(t.shape) for t in start]}.")
+    return weights[0].reshape(1, d), biases[0].reshape(1)
+
+
+def expect_history_matches(out, expected, num_epochs, what, rule):
+    losses = out.get("train_loss")
+    expect(out.get("history_type") == "dict" and losses is not None and len(losses) == num_epochs,
+           f"{what} should return a history dict whose 'train_loss' holds one number per epoch "
+           f"({num_epochs} for {num_epochs} epochs).")
+    for epoch, (got, want) in enumerate(zip(losses, expected), start=1):
+        expect(math.isfinite(got) and abs(got - want) <= TOL_TRACE_LOSS * max(1.0, abs(want)),
+               f"In epoch {epoch}, {what} reports train_loss {got:.6g}, but {rule} is {want:.6g} (relative "
+               f"tolerance {TOL_TRACE_LOSS:g}). With 45 or 65 examples the last minibatch is smaller: weigh each "
+               f"batch by its number of examples, and start each epoch's sum afresh.")
 
 
 # ------------------------------------------------------------------------------------------ graders
@@ -340,3 +581,115 @@ def test_train_linreg_fast_predicts(student):
            f"After {FAST_EPOCHS} epochs (lr {FAST_LR}, batch size {FAST_BATCH}) the trained net's predictions on "
            f"new inputs are off by up to {err:.3g}; a correct solution stays within {TOL_PRED:g} (tolerance). "
            f"Check the loss's reduction and that gradients are cleared every step.")
+
+
+@pytest.mark.init_linreg_params
+@pytest.mark.parametrize("sigma", [None, 0.5])
+def test_init_uses_sigma(student, sigma):
+    d = 4000
+    call = f"init_linreg_params({d})" if sigma is None else f"init_linreg_params({d}, sigma={sigma})"
+    out = student.probe(probe_init_sigma, d, sigma, label="`init_linreg_params`")
+    if "error" in out:
+        fail(f"{call} {out['error']}.")
+    w = expect_tensor(out["w"], f"w from {call}", shape=(d, 1), dtype=torch.float32, finite=True).double()
+    b = expect_tensor(out["b"], f"b from {call}", shape=(1,), dtype=torch.float32)
+    expect(bool((b == 0).all()), f"b from {call} should be zeros, but it is {b.tolist()}.")
+    target = 0.01 if sigma is None else sigma
+    std, mean = w.std().item(), w.mean().item()
+    # 4000 draws: the standard error of the std is sigma / 89, of the mean sigma / 63; both bands are 6+ of them.
+    expect(0.9 * target <= std <= 1.1 * target and abs(mean) <= 0.1 * target,
+           f"The entries of w from {call} should be drawn from N(0, sigma^2) with sigma = {target:g}; over {d} "
+           f"entries their mean is {mean:.3g} and their standard deviation {std:.3g} (allowed: mean within "
+           f"{0.1 * target:g} of 0, standard deviation within 10% of {target:g}). Use the argument sigma.")
+
+
+@pytest.mark.linreg
+@pytest.mark.parametrize("n,d", [(1, 5), (64, 1)])
+def test_linreg_other_shapes(student, n, d):
+    gen = torch.Generator().manual_seed(30 + n)
+    X = torch.randn(n, d, generator=gen)
+    w = torch.randn(d, 1, generator=gen)
+    b = torch.randn(1, generator=gen)
+    out = student.probe(probe_linreg, X, w, b, label="`linreg`")
+    what = f"linreg(X, w, b) with X ({n}, {d}), w ({d}, 1), b (1,)"
+    y_hat = expect_tensor(out["y_hat"], what, shape=(n, 1), dtype=torch.float32)
+    expect_close(y_hat, X.double() @ w.double() + b.double(), what, rtol=1e-5, atol=1e-5)
+
+
+def _traced_manual(student):
+    seed = grading_seed()
+    X, y = make_trace_data(seed, TRACE_N)
+    gen = torch.Generator().manual_seed(4000 + seed)
+    w0, b0 = 0.01 * torch.randn(3, 1, generator=gen), torch.zeros(1)
+    out = student.probe(probe_train_linreg_traced, X, y, w0, b0, TRACE_LR, TRACE_EPOCHS, TRACE_BATCH, seed,
+                        _REFERENCE_PIECES, label="`train_linreg`")
+    return X, y, w0, b0, seed, out
+
+
+@pytest.mark.train_linreg
+def test_train_linreg_uses_its_arguments(student):
+    _, _, _, _, _, out = _traced_manual(student)
+    batches = TRACE_EPOCHS * math.ceil(TRACE_N / TRACE_BATCH)
+    calls = out["calls"]
+    setting = f"{TRACE_EPOCHS} epochs over {TRACE_N} examples in minibatches of {TRACE_BATCH}: {batches} minibatches"
+    for name, count in (("net", calls["net"]), ("loss", calls["loss"]), ("updater", len(calls["updater"]))):
+        expect(count >= batches,
+               f"train_linreg should compute every step with the `{name}` it is given (an argument), but with "
+               f"{setting}, it called `{name}` {count} times. Use the arguments net, loss and updater rather "
+               f"than your own functions by name: later lessons pass other models and update rules.")
+    expect(len(calls["updater"]) == batches,
+           f"train_linreg should call updater exactly once per minibatch ({setting}), but it called it "
+           f"{len(calls['updater'])} times.")
+
+
+@pytest.mark.train_linreg
+def test_train_linreg_follows_the_method(student):
+    X, y, w0, b0, seed, out = _traced_manual(student)
+    got = torch.cat([expect_tensor(out["w"], "w after train_linreg", shape=(3, 1)).reshape(-1),
+                     expect_tensor(out["b"], "b after train_linreg", shape=(1,)).reshape(-1)]).double()
+    worst, losses = math.inf, None
+    for last_divisor in ("batch_size", "size"):
+        w, b, replayed = replay_manual(X, y, w0, b0, TRACE_LR, TRACE_EPOCHS, TRACE_BATCH, seed, last_divisor)
+        want = torch.cat([w.reshape(-1), b.reshape(-1)]).double()
+        error = (got - want).abs().max().item() if torch.isfinite(got).all() else math.inf
+        if losses is None or error < worst:
+            worst, losses = error, replayed
+    expect(worst <= TOL_TRACE_PARAMS,
+           f"After {TRACE_EPOCHS} epochs on {TRACE_N} examples (lr {TRACE_LR}, minibatches of {TRACE_BATCH}), w and "
+           f"b differ by up to {worst:.3g} from what the loop described in the instructions gives from the same "
+           f"start (tolerance {TOL_TRACE_PARAMS:g}). Check that you iterate over "
+           f"minibatches(X, y, batch_size, generator=generator) (the generator fixes their order), call "
+           f"backward() on the sum of the per-example losses, and step once per minibatch.")
+    expect_history_matches(out, losses, TRACE_EPOCHS, "train_linreg",
+                           "the mean per-example loss over that epoch's minibatches")
+
+
+@pytest.mark.train_linreg_fast
+def test_train_linreg_fast_follows_the_method(student):
+    seed = grading_seed()
+    X, y = make_trace_data(seed, FAST_TRACE_N)
+    X_eval = torch.randn(50, 3, generator=torch.Generator().manual_seed(5000 + seed))
+    out = student.probe(probe_train_fast_traced, X, y, X_eval, FAST_TRACE_LR, TRACE_EPOCHS, FAST_TRACE_BATCH, seed,
+                        label="`train_linreg_fast`")
+    expect(out["pair"], f"train_linreg_fast should return a tuple (net, history), not a {out.get('type')}.")
+    created = out["created"]
+    weight, bias = linear_start(created, 3, "train_linreg_fast")
+    opts = created[-1]
+    expect(opts["lr"] == FAST_TRACE_LR and opts["momentum"] == 0 and opts["weight_decay"] == 0,
+           f"train_linreg_fast should use torch.optim.SGD(net.parameters(), lr=lr) with the lr it is given "
+           f"({FAST_TRACE_LR}) and nothing else; it used lr={opts['lr']:g}, momentum={opts['momentum']:g}, "
+           f"weight_decay={opts['weight_decay']:g}.")
+    net, losses = replay_fast(X, y, weight, bias, torch.nn.MSELoss(), FAST_TRACE_LR, TRACE_EPOCHS, FAST_TRACE_BATCH,
+                              seed)
+    with torch.no_grad():
+        want = net(X_eval).double()
+    got = expect_tensor(out["y_hat"], "the trained net's predictions for 50 inputs", shape=(50, 1)).double()
+    worst = (got - want).abs().max().item() if torch.isfinite(got).all() else math.inf
+    expect(worst <= TOL_TRACE_PARAMS,
+           f"After {TRACE_EPOCHS} epochs on {FAST_TRACE_N} examples (lr {FAST_TRACE_LR}, batch size "
+           f"{FAST_TRACE_BATCH}), the trained net's predictions differ by up to {worst:.3g} from what the loop of "
+           f"the instructions gives from the same starting parameters (tolerance {TOL_TRACE_PARAMS:g}). Check: "
+           f"DataLoader(TensorDataset(X, y), batch_size, shuffle=True, generator=generator), nn.MSELoss() "
+           f"with its default mean, optimizer.zero_grad() before each backward(), one optimizer.step() per batch.")
+    expect_history_matches(out, losses, TRACE_EPOCHS, "train_linreg_fast",
+                           "the mean of nn.MSELoss over that epoch's examples")
