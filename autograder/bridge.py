@@ -17,6 +17,7 @@ def check_task(task_id, namespace):
     """Run the graders of ``task_id`` against ``namespace``; raise TaskFailed with feedback if any fails."""
     from autograder.runner import run_graders
     from autograder.sandbox import InProcessStudent
+    from autograder.library import hidden_modules
     from autograder.tasks import assignment_of_task
 
     import contextlib
@@ -35,7 +36,7 @@ def check_task(task_id, namespace):
     torch.set_num_threads(1)
     try:
         with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-            outcomes = run_graders(assignment, InProcessStudent(namespace), [task_id])
+            outcomes = run_graders(assignment, InProcessStudent(namespace, hidden_modules(assignment.id)), [task_id])
     finally:
         torch.set_num_threads(threads)
         if saved is None:

@@ -15,6 +15,10 @@ class ChannelTimeout(TimeoutError):
     """No complete frame arrived before the deadline."""
 
 
+class FrameTooLarge(ValueError):
+    """The announced frame is larger than the reader accepts (it is not read)."""
+
+
 def send_frame(fd, payload):
     """Write one frame (8-byte big-endian length, then the payload)."""
     data = struct.pack(">Q", len(payload)) + payload
@@ -42,10 +46,11 @@ def _read_exact(fd, size, deadline):
     return b"".join(chunks)
 
 
-def recv_frame(fd, timeout=None):
-    """Read one frame; ChannelTimeout after ``timeout`` seconds, ChannelClosed at end of file."""
+def recv_frame(fd, timeout=None, max_size=MAX_FRAME):
+    """Read one frame; ChannelTimeout after ``timeout`` seconds, ChannelClosed at end of file,
+    FrameTooLarge when it announces more than ``max_size`` bytes."""
     deadline = None if timeout is None else time.monotonic() + timeout
     (size,) = struct.unpack(">Q", _read_exact(fd, 8, deadline))
-    if size > MAX_FRAME:
-        raise ChannelClosed()
+    if size > min(max_size, MAX_FRAME):
+        raise FrameTooLarge(size)
     return _read_exact(fd, size, deadline)

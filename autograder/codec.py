@@ -69,7 +69,14 @@ def _enc(value, blobs, depth):
 
 
 def _enc_tensor(tensor, blobs):
-    tensor = tensor.detach()
+    # A subclass may override any method: read the data as a plain tensor, with torch functions undisturbed.
+    with torch._C.DisableTorchFunctionSubclass():
+        tensor = torch._C.TensorBase.as_subclass(tensor, torch.Tensor)
+        tensor = torch._C.TensorBase.detach(tensor)
+    return _enc_plain_tensor(tensor, blobs)
+
+
+def _enc_plain_tensor(tensor, blobs):
     if tensor.dtype not in _DTYPE_NAMES:
         raise CodecError(f"unsupported tensor dtype {tensor.dtype}")
     meta = {"dtype": _DTYPE_NAMES[tensor.dtype], "shape": list(tensor.shape), "device": str(tensor.device),
@@ -101,10 +108,15 @@ def decode(data):
         raise CodecError("message header is truncated")
     try:
         header = json.loads(data[4:4 + size].decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CodecError(f"message header is not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:   # bad UTF-8 or JSON, huge numbers, deep nesting
+        raise CodecError(f"message header is not valid JSON: {str(exc)[:100]}") from None
     offsets = [4 + size]
-    return _dec(header, data, offsets, 0)
+    try:
+        return _dec(header, data, offsets, 0)
+    except (RecursionError, OverflowError, MemoryError, RuntimeError, TypeError, ValueError) as exc:
+        if isinstance(exc, CodecError):
+            raise
+        raise CodecError(f"malformed message: {type(exc).__name__}") from None
 
 
 def _dec(node, data, offsets, depth):

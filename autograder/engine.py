@@ -61,9 +61,14 @@ def _startup_messages(sandbox, nb):
     return messages
 
 
+UNSAFE_WARNING = ("WARNING: this submission was graded WITHOUT a sandbox (--unsafe-no-sandbox): its code ran "
+                  "with the grader's own rights and could have changed files, other results or this score.")
+
+
 def grade_notebook(notebook, assignment=None, limits=None, task_ids=None, student=None):
     """Grade one submission and return a Report; never raises for problems of the submission."""
-    from autograder.sandbox import SandboxStudent
+    from autograder.isolation import IsolationUnavailable
+    from autograder.sandbox import Limits, SandboxStudent
 
     started = time.monotonic()
     report = Report()
@@ -76,13 +81,26 @@ def grade_notebook(notebook, assignment=None, limits=None, task_ids=None, studen
         return report
     own_student = student is None
     if own_student:
-        student = SandboxStudent(program_cells(nb), limits)
+        limits = limits or Limits()
+        student = SandboxStudent(program_cells(nb), limits, assignment=report.assignment)
+        try:
+            student.open_box()
+        except IsolationUnavailable as exc:
+            report.error = f"Grading refused: {exc}"
+            report.execution_time = time.monotonic() - started
+            return report
+        report.sandbox = student.protections
+        if student.box.tier == "none":
+            report.messages.append(UNSAFE_WARNING)
         student.start()                       # the notebook loads while the graders are imported
     from autograder.runner import GraderError
     try:
         _grade(report, nb, student, task_ids)
     except GraderError as exc:
         report.error = f"Grading could not run: {exc}. This is a fault of the course; tell the staff."
+    except Exception as exc:  # noqa: BLE001 - never let one submission stop a class
+        report.error = (f"Grading could not complete ({type(exc).__name__}). This is a fault of the course, "
+                        f"not of the submission; tell the staff.")
     finally:
         if own_student:
             student.close()
@@ -116,4 +134,3 @@ def _grade(report, nb, student, task_ids):
         report.tasks.append(result)
     if getattr(student, "startup", None) is not None:
         report.messages.extend(_startup_messages(student, nb))
-        report.sandbox = list(student.startup.notes)

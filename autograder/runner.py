@@ -33,6 +33,10 @@ def describe_failure(excinfo):
     if isinstance(exc, AssertionError):
         text = str(exc).strip().splitlines()
         return text[0] if text else "A check of this task failed."
+    if isinstance(exc, FileNotFoundError):
+        # raised while the judge loads the course's own files (data sets): never the student's fault
+        return ("A course file needed to grade this task is missing on the grading machine. This is a fault "
+                "of the course, not of your work: tell the staff (your code was not judged for this task).")
     return (f"This task could not be checked: {type(exc).__name__}"
             f"{': ' + str(exc)[:200] if str(exc) else ''}. Check that your functions return what the "
             f"instructions describe.")

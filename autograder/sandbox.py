@@ -1,23 +1,32 @@
 """The judge's handle on a student's code: ``student.probe``, ``student.call``, ``student.has``.
 
-``SandboxStudent`` runs the notebook in a separate, locked-down process (``autograder.worker``) with a
-wall-time limit per request and a memory limit; a request that hangs or crashes costs only the grader
-that made it: the process is restarted for the next one. ``InProcessStudent`` serves the same requests
-against a live namespace (the nbgrader kernel), so graders behave the same under nbgrader.
+``SandboxStudent`` runs the notebook in a separate process inside the sandbox of ``autograder.isolation``
+(bubblewrap, else an unprivileged user), with time limits enforced from this side by killing, a memory
+limit, a process limit and a bounded record of what it prints. A request that hangs or crashes costs only
+the grader that made it: the process is restarted for the next one. Everything the student's process sends
+is checked here (frame size, nonce, fields, types) before any grader sees it; anything malformed costs
+only the request it answers. ``InProcessStudent`` serves the same requests against a live namespace (the
+nbgrader kernel of an instructor's own validation), so graders behave the same there.
 Failures reach graders as ``GradingFailure`` subclasses whose messages are meant for the student.
 """
+import collections
 import inspect
 import json
 import os
-import shutil
+import secrets
 import signal
 import subprocess
 import sys
-import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 
-from autograder.channel import ChannelClosed, ChannelTimeout, recv_frame, send_frame
+from autograder.channel import ChannelClosed, ChannelTimeout, FrameTooLarge, recv_frame, send_frame
+
+MAX_RESPONSE_BYTES = 256 * 2**20       # one probe's answer
+MAX_EVENT_BYTES = 1 * 2**20            # a start-up event
+TEXT_CHARS = 200                       # longest text from the student's process that reaches a report
+KINDS = {"missing", "library", "notimplemented", "student", "encode", "probe"}
 
 
 class StudentCodeFailure(AssertionError):
@@ -37,29 +46,47 @@ class Limits:
     cell_timeout: float = 60.0        # seconds per notebook cell while the notebook runs
     startup_timeout: float = 300.0    # seconds for the whole notebook
     memory_bytes: int = 4 * 2**30     # address space beyond what torch itself maps
+    runtime_bytes: int = 2 * 2**30    # resident memory of the runtime itself, on top (memory cgroup)
     file_bytes: int = 512 * 2**20     # largest file the student's code may write
-    drop_user: bool = True            # as root: run as 'nobody' without network
+    disk_bytes: int = 1 * 2**30       # all files it may write (its private tmpfs)
+    max_processes: int = 64           # processes and threads at once
+    output_bytes: int = 64 * 2**10    # what it prints: only the last this many bytes are kept
+    isolation: str = "auto"           # "auto", "bwrap", "user", or "none" (only with --unsafe-no-sandbox)
     threads: int = 1                  # torch threads: predictable on shared 2-core graders
     max_restarts: int = 4
+    drop_user: bool = True            # kept for callers of older versions; isolation decides
+
+
+def text(value, limit=TEXT_CHARS):
+    """A one-line, bounded string made from anything the student's process sent."""
+    if not isinstance(value, str):
+        value = "" if value is None else type(value).__name__
+    value = " ".join(value.split())
+    return value if len(value) <= limit else value[:limit - 4] + " ..."
 
 
 def student_error(response, label):
     """Turn an error response into a GradingFailure with a student-facing message."""
     base = _failure_base()
     kind = response.get("kind")
+    name = text(response.get("name"), 80)
     if kind == "missing":
-        what = response.get("what", "function")
-        return base(f"`{response['name']}` is not defined in your notebook: define the {what} "
-                    f"`{response['name']}` (with exactly this name) and run its cell.")
-    where = f" ({response['where']})" if response.get("where") else ""
+        what = text(response.get("what"), 20) or "function"
+        return base(f"`{name}` is not defined in your notebook: define the {what} "
+                    f"`{name}` (with exactly this name) and run its cell.")
+    if kind == "library":
+        return base(f"`{name}` comes from the course library ({text(response.get('module'), 60)}), not from your "
+                    f"notebook: this task asks you to write it yourself.")
+    where = f" ({text(response.get('where'), 120)})" if response.get("where") else ""
     if kind == "notimplemented":
         return base(f"{label} is not implemented yet: it raises NotImplementedError{where}. "
-                    f"Replace `raise NotImplementedError()` with your code.")
+                    f"Replace `raise NotImplementedError(...)` with your code.")
+    kind_type, message = text(response.get("type"), 60), text(response.get("message"))
     if kind == "student":
-        return base(f"{label} raised {response.get('type')}: {response.get('message')}{where}.")
+        return base(f"{label} raised {kind_type}: {message}{where}.")
     if kind == "encode":
-        return base(f"{label} returned something that could not be checked: {response.get('message')}.")
-    return base(f"{label} could not be checked: {response.get('type')}: {response.get('message')}.")
+        return base(f"{label} returned something that could not be checked: {message}.")
+    return base(f"{label} could not be checked: {kind_type}: {message}.")
 
 
 class Student:
@@ -78,7 +105,7 @@ class Student:
 
     def has(self, name):
         """Whether the notebook defines ``name``."""
-        return self._request({"op": "has", "name": name}, None, "your notebook")
+        return self._request({"op": "has", "name": name}, None, "your notebook") is True
 
     def _request(self, request, timeout, label):
         raise NotImplementedError
@@ -98,17 +125,18 @@ def _call_probe(ns, name, args, kwargs):
 
 # ------------------------------------------------------------------------------- in-process student
 class InProcessStudent(Student):
-    """Serves requests against a live namespace (used inside the nbgrader kernel)."""
+    """Serves requests against a live namespace (an instructor's kernel: no isolation)."""
 
-    def __init__(self, namespace):
+    def __init__(self, namespace, hidden_modules=()):
         self.namespace = namespace
+        self.hidden_modules = tuple(hidden_modules)
 
     def _request(self, request, timeout, label):
         from autograder import codec
         from autograder.worker import handle
 
         request = codec.decode(codec.encode(request))
-        response = handle(self.namespace, request)
+        response = handle(self.namespace, request, hidden_modules=self.hidden_modules)
         try:
             response = codec.decode(codec.encode(response))
         except codec.CodecError as exc:
@@ -121,7 +149,7 @@ class InProcessStudent(Student):
 # ---------------------------------------------------------------------------------- sandboxed student
 @dataclass
 class StartupReport:
-    """What happened while the notebook ran in the student's process."""
+    """What happened while the notebook ran in the student's process (checked, bounded fields)."""
 
     cell_errors: list = field(default_factory=list)
     notes: list = field(default_factory=list)
@@ -129,85 +157,145 @@ class StartupReport:
     seconds: float = 0.0
 
 
-class SandboxStudent(Student):
-    """Runs the notebook's cells in a locked-down child process and forwards probes to it."""
+class ProtocolViolation(Exception):
+    """The student's process sent something the protocol does not allow."""
 
-    def __init__(self, cells, limits=None):
+
+class _Output:
+    """Drains what the student's process prints; keeps only the last ``limit`` bytes."""
+
+    def __init__(self, stream, limit):
+        self.tail = collections.deque()
+        self.size = 0
+        self.total = 0
+        self.limit = limit
+        self.thread = threading.Thread(target=self._drain, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _drain(self, stream):
+        try:
+            while True:
+                chunk = os.read(stream.fileno(), 65536)
+                if not chunk:
+                    break
+                self.total += len(chunk)
+                self.tail.append(chunk)
+                self.size += len(chunk)
+                while self.size > self.limit and len(self.tail) > 1:
+                    self.size -= len(self.tail.popleft())
+        except (OSError, ValueError):
+            pass
+        finally:
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+    def last_line(self):
+        data = b"".join(self.tail)[-400:].decode(errors="replace").strip().splitlines()
+        return text(data[-1]) if data else ""
+
+
+class SandboxStudent(Student):
+    """Runs the notebook's cells in a sandboxed child process and forwards probes to it."""
+
+    def __init__(self, cells, limits=None, assignment=None):
         self.cells = list(cells)          # [(cell number, source)]
         self.limits = limits or Limits()
+        self.assignment = assignment
+        self.box = None
         self.proc = None
-        self.workdir = None
-        self.log_path = None
+        self.output = None
         self.ready = False
         self.startup = None
         self.restarts = 0
         self.skipped = []
         self.last_cell = None
         self.failure = None               # set when the process cannot be (re)started at all
+        self.startup_nonce = None
+        self.exit_status = None
+
+    @property
+    def protections(self):
+        return self.box.protections() if self.box is not None else []
 
     # -- process management
+    def open_box(self):
+        """Choose the isolation and stage the library (raises IsolationUnavailable if none is possible)."""
+        if self.box is None:
+            from autograder.isolation import Box, choose_tier
+            from autograder.library import hidden_modules
+
+            tier = choose_tier(self.limits.isolation)
+            self.box = Box(tier, self.assignment, self.limits)
+            self.hidden = sorted(hidden_modules(self.assignment)) if self.assignment else []
+        return self.box
+
     def start(self):
         """Spawn the child and send it the notebook (does not wait for it)."""
         if self.proc is not None:
             return
-        self.workdir = tempfile.mkdtemp(prefix="grading-")
-        if os.geteuid() == 0 and self.limits.drop_user:
-            os.chown(self.workdir, 65534, 65534)
-            os.chmod(self.workdir, 0o700)
-        self.log_path = os.path.join(tempfile.gettempdir(), os.path.basename(self.workdir) + ".log")
+        box = self.open_box()
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": self.workdir,
-            "TMPDIR": self.workdir,
-            "MPLBACKEND": "Agg",
-            "MPLCONFIGDIR": os.path.join(self.workdir, ".matplotlib"),
-            "PYTHONHASHSEED": "0",
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-            "COURSE_GRADING": "1",
-            "COURSE_QUICK": "1",
-            "TQDM_DISABLE": "1",
-            "OMP_NUM_THREADS": str(self.limits.threads),
-            "MKL_NUM_THREADS": str(self.limits.threads),
-        }
-        for key in ("LANG", "LC_ALL", "COURSE_DATA_DIR"):
-            if key in os.environ:
-                env[key] = os.environ[key]
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "autograder.worker", str(to_child_r), str(from_child_w)],
-                pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, cwd=self.workdir, env=env, start_new_session=True)
+        base = {"PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0",
+                "PYTHONDONTWRITEBYTECODE": "1", "COURSE_GRADING": "1", "COURSE_QUICK": "1", "TQDM_DISABLE": "1",
+                "OMP_NUM_THREADS": str(self.limits.threads), "MKL_NUM_THREADS": str(self.limits.threads),
+                "LANG": "C.UTF-8"}
+        argv = box.command([sys.executable, "-s", "-B", "-P", "-c",
+                            "from autograder.worker import main; main()", str(to_child_r), str(from_child_w)])
+        self.proc = subprocess.Popen(
+            argv, pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, cwd=box.folder if box.tier == "bwrap" else box.workdir,
+            env=box.env(base), start_new_session=True, preexec_fn=box.preexec)
         os.close(to_child_r)
         os.close(from_child_w)
+        self.output = _Output(self.proc.stdout, self.limits.output_bytes)
         self.to_child, self.from_child = to_child_w, from_child_r
+        self.startup_nonce = secrets.token_hex(16)
         cells = [c for c in self.cells if c[0] not in self.skipped]
         start = {"cells": cells, "cell_timeout": self.limits.cell_timeout,
                  "memory_bytes": self.limits.memory_bytes, "file_bytes": self.limits.file_bytes,
-                 "drop_user": self.limits.drop_user, "threads": self.limits.threads}
-        send_frame(self.to_child, json.dumps(start).encode())
+                 "max_processes": self.limits.max_processes if box.uid is not None else None,
+                 "threads": self.limits.threads, "hidden_modules": self.hidden, "nonce": self.startup_nonce}
+        try:
+            send_frame(self.to_child, json.dumps(start).encode())
+        except OSError:
+            pass                        # it died at once: noticed when its first event is awaited
         self.ready = False
+
+    def _recv(self, deadline, limit):
+        from autograder import codec
+        data = recv_frame(self.from_child, max(0.0, deadline - time.monotonic()), max_size=limit)
+        return codec.decode(data)
 
     def _wait_ready(self):
         from autograder import codec
-        deadline = time.monotonic() + self.limits.startup_timeout
+        overall = time.monotonic() + self.limits.startup_timeout
+        known = {index for index, _ in self.cells}
         while True:
+            # The judge enforces the cell time limit itself: a cell that ignores its alarm is killed.
+            deadline = min(overall, time.monotonic() + self.limits.cell_timeout + 5.0)
             try:
-                message = codec.decode(recv_frame(self.from_child, max(0.0, deadline - time.monotonic())))
-            except (ChannelTimeout, ChannelClosed, codec.CodecError) as exc:
+                message = self._recv(deadline, MAX_EVENT_BYTES)
+                if not isinstance(message, dict) or message.get("nonce") != self.startup_nonce:
+                    raise ProtocolViolation()
+            except (ChannelTimeout, ChannelClosed, FrameTooLarge, codec.CodecError, ProtocolViolation,
+                    OSError) as exc:
                 return self._startup_failed(exc)
-            if message.get("event") == "cell":
-                self.last_cell = message.get("index")
-            elif message.get("event") == "ready":
+            event = message.get("event")
+            if event == "cell" and message.get("index") in known:
+                self.last_cell = message["index"]
+            elif event == "ready":
                 self.ready = True
                 if self.startup is None:
-                    self.startup = StartupReport(message.get("cell_errors", []), message.get("notes", []),
-                                                 list(self.skipped), message.get("seconds", 0.0))
+                    self.startup = StartupReport(_cell_errors(message.get("cell_errors"), known), [],
+                                                 list(self.skipped), _number(message.get("seconds")))
                 else:
                     self.startup.skipped_cells = list(self.skipped)
                 return
+            else:
+                return self._startup_failed(ProtocolViolation())
 
     def _startup_failed(self, exc):
         hung = isinstance(exc, ChannelTimeout)
@@ -236,13 +324,8 @@ class SandboxStudent(Student):
             self._wait_ready()
 
     def _log_hint(self):
-        try:
-            with open(self.log_path, "rb") as log:
-                log.seek(max(0, os.path.getsize(self.log_path) - 400))
-                tail = log.read().decode(errors="replace").strip().splitlines()
-        except OSError:
-            return ""
-        return f" (last output: {tail[-1][:200]})" if tail else ""
+        line = self.output.last_line() if self.output is not None else ""
+        return f" (last output: {line})" if line else ""
 
     def _kill(self):
         if self.proc is None:
@@ -251,18 +334,22 @@ class SandboxStudent(Student):
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        if self.box is not None:
+            self.box.kill_all()
         self.proc.wait()
         for fd in (self.to_child, self.from_child):
             try:
                 os.close(fd)
             except OSError:
                 pass
+        if self.output is not None:
+            self.output.thread.join(timeout=2)
         self.exit_status = self.proc.returncode
         self.proc = None
         self.ready = False
 
     def close(self):
-        """Stop the child and remove its working folder."""
+        """Stop the child, kill everything it started and remove its files."""
         if self.proc is not None and self.ready:
             try:
                 from autograder import codec
@@ -271,10 +358,8 @@ class SandboxStudent(Student):
             except Exception:  # noqa: BLE001 - it is killed below anyway
                 pass
         self._kill()
-        if self.workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-        if self.log_path and os.path.exists(self.log_path):
-            os.unlink(self.log_path)
+        if self.box is not None:
+            self.box.close()
 
     # -- requests
     def _request(self, request, timeout, label):
@@ -282,25 +367,73 @@ class SandboxStudent(Student):
 
         self._ensure_ready()
         timeout = self.limits.call_timeout if timeout is None else timeout
+        nonce = secrets.token_hex(16)
+        request = dict(request, nonce=nonce)
+        deadline = time.monotonic() + timeout
+        response = None
         try:
             send_frame(self.to_child, codec.encode(request))
-            response = codec.decode(recv_frame(self.from_child, timeout))
+            while True:
+                message = self._recv(deadline, MAX_RESPONSE_BYTES)
+                if not isinstance(message, dict) or message.get("nonce") != nonce:
+                    raise ProtocolViolation()
+                if message.get("event") == "done":
+                    status = message.get("status")
+                    break
+                if response is not None or not isinstance(message.get("ok"), bool):
+                    raise ProtocolViolation()
+                response = message
         except ChannelTimeout:
             self._kill()
             raise _failure_base()(f"{label} did not finish within {timeout:g} s and was stopped "
                                   f"(an endless loop, or far too much work?).") from None
-        except (ChannelClosed, BrokenPipeError, codec.CodecError):
-            proc = self.proc
+        except (ProtocolViolation, FrameTooLarge, codec.CodecError):
             self._kill()
-            status = self.exit_status if proc is not None else None
-            if status is not None and status < 0 and -status == signal.SIGKILL:
-                why = " (killed: probably out of memory)"
-            elif status is not None and status < 0:
-                why = f" (killed by signal {signal.Signals(-status).name})"
-            else:
-                why = f" (exit status {status})" if status is not None else ""
-            raise _failure_base()(f"The process running your code stopped while running {label}{why}.") \
-                from None
-        if not response.get("ok"):
-            raise student_error(response, label)
-        return response["value"]
+            raise _failure_base()(f"While {label} ran, your code interfered with the grading process (it sent "
+                                  f"data on the channel the grader uses, or something far too large); "
+                                  f"nothing it sent was used.") from None
+        except (ChannelClosed, OSError):
+            self._kill()
+            raise _failure_base()(f"The process running your code stopped while running {label}"
+                                  f"{_why(self.exit_status)}.") from None
+        if response is None:
+            raise _failure_base()(f"The process running your code stopped while running {label}"
+                                  f"{_why(status if isinstance(status, int) else None, signed=True)}.")
+        if not response["ok"]:
+            kind = response.get("kind")
+            raise student_error(response if kind in KINDS else {"kind": "probe", "type": "Error"}, label)
+        return response.get("value")
+
+
+def _why(status, signed=False):
+    """Words for a process exit status (negative: killed by that signal)."""
+    if status is None or isinstance(status, bool):
+        return ""
+    if status < 0 and -status == signal.SIGKILL:
+        return " (killed: probably out of memory)"
+    if status < 0:
+        try:
+            return f" (killed by signal {signal.Signals(-status).name})"
+        except ValueError:
+            return f" (killed by signal {-status})"
+    return f" (exit status {status})"
+
+
+def _number(value):
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
+def _cell_errors(value, known):
+    """The notebook's cell errors as sent by the student's process, checked and bounded."""
+    errors = []
+    if not isinstance(value, list):
+        return errors
+    for item in value[:len(known)]:
+        if not isinstance(item, dict) or item.get("index") not in known:
+            continue
+        line = item.get("line")
+        errors.append({"index": item["index"], "type": text(item.get("type"), 40) or "Error",
+                       "message": text(item.get("message")),
+                       "line": line if isinstance(line, int) and not isinstance(line, bool) and 0 < line < 10**6
+                       else None})
+    return errors

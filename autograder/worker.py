@@ -1,12 +1,17 @@
 """The student's process: runs the notebook's code, then answers probes with plain data.
 
-Started by ``autograder.sandbox`` as ``python -m autograder.worker READ_FD WRITE_FD``. It imports torch,
-locks itself down (no network, an unprivileged user, memory / file-size / process limits), runs the
-notebook's cells one by one (each with a time limit; errors are recorded and the next cell runs, as in
-Jupyter), and then serves requests until told to exit. Everything it sends is encoded by
-``autograder.codec``; the judging process decides every score.
+Started inside the sandbox (``autograder.isolation``) as
+``python -s -B -P -c "from autograder.worker import main; main()" READ_FD WRITE_FD``. It imports torch,
+sets its resource limits (memory, file size, core dumps, processes), runs the notebook's cells one by one
+(errors are recorded and the next cell runs, as in Jupyter), then serves requests until told to exit.
+
+Every request runs in a fresh fork of this process: only the forking thread exists there, so threads the
+notebook started cannot interfere with a probe, and the probe's own changes vanish with it. Before the
+fork, what the notebook may have monkeypatched (torch, builtins, this engine's modules) is put back.
+Every frame carries the nonce of the message it answers. Time limits are enforced by the judge, which
+kills the whole sandbox; the cell alarm here only keeps the process usable after a slow cell.
 """
-import ctypes
+import builtins
 import hashlib
 import json
 import os
@@ -16,6 +21,7 @@ import time
 import traceback
 
 CELL_FILENAME = "<cell {}>"
+MESSAGE_CHARS = 300
 
 
 class MissingName(LookupError):
@@ -27,6 +33,15 @@ class MissingName(LookupError):
         self.kind = kind
 
 
+class LibraryObject(LookupError):
+    """A graded name is bound to an object from a course module hidden while this assignment is graded."""
+
+    def __init__(self, name, module):
+        super().__init__(name)
+        self.name = name
+        self.module = module
+
+
 class CellTimeout(BaseException):
     """A notebook cell ran past its time limit."""
 
@@ -34,14 +49,20 @@ class CellTimeout(BaseException):
 class StudentNamespace:
     """What a probe sees of the notebook: ``ns.require(name)``, ``ns.get(name)``, ``name in ns``."""
 
-    def __init__(self, namespace):
+    def __init__(self, namespace, hidden_modules=()):
         self.globals = namespace
+        self.hidden = tuple(hidden_modules)
 
     def require(self, name, kind="function"):
         """The notebook's object called ``name``; the task fails with a clear message if it is missing."""
         if name not in self.globals:
             raise MissingName(name, kind)
-        return self.globals[name]
+        value = self.globals[name]
+        module = getattr(value, "__module__", None) if callable(value) else None
+        if isinstance(module, str) and any(module == f"course.{m}" or module.startswith(f"course.{m}.")
+                                           for m in self.hidden):
+            raise LibraryObject(name, module)
+        return value
 
     def get(self, name, default=None):
         return self.globals.get(name, default)
@@ -62,27 +83,34 @@ def _student_frame(filename, student_dirs):
     return any(filename.startswith(d) for d in student_dirs)
 
 
+def _short(text, limit=MESSAGE_CHARS):
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 4] + " ..."
+
+
 def describe_exception(exc, student_dirs=()):
     """Classify an exception from a probe: student code, missing name, or the probe itself."""
     if isinstance(exc, MissingName):
         return {"ok": False, "kind": "missing", "name": exc.name, "what": exc.kind}
+    if isinstance(exc, LibraryObject):
+        return {"ok": False, "kind": "library", "name": exc.name, "module": exc.module}
     frames = traceback.extract_tb(exc.__traceback__)
     student = [f for f in frames if _student_frame(f.filename, student_dirs)]
-    message = str(exc)
-    if len(message) > 600:
-        message = message[:600] + " ..."
-    info = {"ok": False, "type": type(exc).__name__, "message": message}
+    info = {"ok": False, "type": type(exc).__name__, "message": _short(exc)}
     if student:
         last = student[-1]
         where = last.filename.strip("<>") if last.filename.startswith("<") else os.path.basename(last.filename)
         info["where"] = f"{where}, line {last.lineno}" + (f", in {last.name}" if last.name != "<module>" else "")
-        info["kind"] = "notimplemented" if isinstance(exc, NotImplementedError) else "student"
+        # A stub raises NotImplementedError itself: the innermost frame is the student's own line.
+        # NotImplementedError raised inside torch or another library is an ordinary error.
+        stub = isinstance(exc, NotImplementedError) and frames and frames[-1] is last
+        info["kind"] = "notimplemented" if stub else "student"
     else:
         info["kind"] = "probe"
     return info
 
 
-def handle(namespace, request, student_dirs=()):
+def handle(namespace, request, student_dirs=(), hidden_modules=()):
     """Serve one decoded request against the notebook's namespace; returns a response dict."""
     op = request.get("op")
     try:
@@ -96,75 +124,97 @@ def handle(namespace, request, student_dirs=()):
                 scope = {"__name__": "autograder_probe"}
                 exec(compile(source, "<grader probe>", "exec"), scope)
                 fn = _PROBES[(key, name)] = scope[name]
-            value = fn(StudentNamespace(namespace), *request.get("args", ()), **request.get("kwargs", {}))
+            ns = StudentNamespace(namespace, hidden_modules)
+            value = fn(ns, *request.get("args", ()), **request.get("kwargs", {}))
             return {"ok": True, "value": value}
         return {"ok": False, "kind": "probe", "type": "ValueError", "message": f"unknown request {op!r}"}
     except Exception as exc:  # noqa: BLE001 - every failure becomes data for the judge
         return describe_exception(exc, student_dirs)
     except SystemExit as exc:
         return {"ok": False, "kind": "student", "type": "SystemExit",
-                "message": f"your code called sys.exit({exc.code!r})", "where": ""}
+                "message": _short(f"your code called sys.exit({exc.code!r})"), "where": ""}
 
 
-# ------------------------------------------------------------------------------------- lock down
-def _readable_by_others(path):
-    """Whether an unprivileged user can read ``path`` (every parent folder searchable by others)."""
-    import stat
+# -------------------------------------------------------------------------------- pristine state
+class Pristine:
+    """A snapshot of what the notebook could monkeypatch, and how to put it back."""
 
-    path = os.path.realpath(path)
-    while True:
-        try:
-            mode = os.stat(path).st_mode
-        except OSError:
-            return False
-        if not mode & stat.S_IXOTH:
-            return False
-        parent = os.path.dirname(path)
-        if parent == path:
-            return True
-        path = parent
+    MODULES = ("builtins", "torch", "torch.nn", "torch.nn.functional", "torch.nn.init", "torch.autograd",
+               "torch.optim", "torch.utils.data", "math", "json", "struct", "os", "sys", "io",
+               "autograder", "autograder.worker", "autograder.codec", "autograder.channel")
+
+    def __init__(self):
+        import torch
+
+        self.modules = {name: sys.modules[name] for name in self.MODULES if name in sys.modules}
+        self.module_dicts = {name: dict(vars(module)) for name, module in self.modules.items()
+                             if name != "sys"}
+        classes = [torch.Tensor, torch.nn.Module, torch.nn.Parameter, torch.optim.Optimizer,
+                   torch.utils.data.DataLoader, torch.Generator, torch.device, torch.dtype]
+        self.classes = {}
+        for cls in classes:
+            try:
+                self.classes[cls] = dict(vars(cls))
+            except TypeError:
+                pass
+        self.functions = []
+        for name in ("autograder.worker", "autograder.codec", "autograder.channel"):
+            for value in vars(self.modules[name]).values():
+                for fn in [value] + ([v for v in vars(value).values()] if isinstance(value, type) else []):
+                    if hasattr(fn, "__code__"):
+                        self.functions.append((fn, fn.__code__, fn.__defaults__, fn.__kwdefaults__))
+
+    def restore(self):
+        for name, module in self.modules.items():
+            if sys.modules.get(name) is not module:
+                sys.modules[name] = module
+        for name, saved in self.module_dicts.items():
+            current = vars(self.modules[name])
+            for key, value in saved.items():
+                if current.get(key, _MISSING) is not value:
+                    current[key] = value
+        for cls, saved in self.classes.items():
+            for key in [k for k in list(vars(cls)) if k not in saved]:
+                try:
+                    delattr(cls, key)
+                except (AttributeError, TypeError):
+                    pass
+            for key, value in saved.items():
+                if vars(cls).get(key, _MISSING) is not value:
+                    try:
+                        setattr(cls, key, value)
+                    except (AttributeError, TypeError):
+                        pass
+        for fn, code, defaults, kwdefaults in self.functions:
+            if fn.__code__ is not code:
+                fn.__code__ = code
+            if fn.__defaults__ is not defaults:
+                fn.__defaults__ = defaults
+            if fn.__kwdefaults__ is not kwdefaults:
+                fn.__kwdefaults__ = kwdefaults
 
 
-def lock_down(memory_bytes, file_bytes, drop_user):
-    """Cut the network, drop to an unprivileged user and set resource limits; returns notes."""
+_MISSING = object()
+
+
+# ------------------------------------------------------------------------------------- limits
+def set_limits(memory_bytes, file_bytes, max_processes):
+    """Address space beyond what is loaded now, largest file, no core dumps, process count."""
     import resource
 
-    notes = []
-    if os.geteuid() == 0 and drop_user:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.unshare(0x40000000) == 0:  # CLONE_NEWNET: a network namespace with no interfaces
-            notes.append("network: none")
-        else:
-            notes.append("network: could not be isolated")
-    else:
-        notes.append("network isolation unavailable (not running as root)")
-    needed = [os.path.dirname(os.__file__), os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
-    if os.geteuid() == 0 and drop_user and not all(_readable_by_others(p) for p in needed):
-        notes.append("user isolation unavailable (the Python installation is not readable by other users)")
-    elif os.geteuid() == 0 and drop_user:
-        try:
-            import pwd
-            entry = pwd.getpwnam("nobody")
-            uid, gid = entry.pw_uid, entry.pw_gid
-        except KeyError:
-            uid = gid = 65534
-        os.setgroups([])
-        os.setgid(gid)
-        os.setuid(uid)
-        notes.append("user: nobody")
     with open("/proc/self/status") as status:
         vm = next((int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize")), 0)
     limit = vm + memory_bytes
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
-    if os.geteuid() != 0:
+    if max_processes:
         try:
-            resource.setrlimit(resource.RLIMIT_NPROC, (512, 512))
+            soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)
+            wanted = max_processes if hard == resource.RLIM_INFINITY else min(max_processes, hard)
+            resource.setrlimit(resource.RLIMIT_NPROC, (wanted, wanted))
         except (ValueError, OSError):
             pass
-    notes.append(f"memory: {memory_bytes // 2**20} MiB beyond the loaded libraries")
-    return notes
 
 
 # ---------------------------------------------------------------------------------------- cells
@@ -217,14 +267,14 @@ def _on_alarm(signum, frame):
 def run_cells(cells, namespace, cell_timeout, progress):
     """Run ``cells`` ([(index, source)]) in ``namespace``; returns a list of error records."""
     errors = []
-    signal.signal(signal.SIGALRM, _on_alarm)
     for index, source in cells:
+        signal.signal(signal.SIGALRM, _on_alarm)
         progress(index)
         filename = CELL_FILENAME.format(index)
         try:
             code = compile(_transform(source), filename, "exec")
         except SyntaxError as exc:
-            errors.append({"index": index, "type": "SyntaxError", "message": str(exc.msg), "line": exc.lineno})
+            errors.append({"index": index, "type": "SyntaxError", "message": _short(exc.msg), "line": exc.lineno})
             continue
         try:
             signal.setitimer(signal.ITIMER_REAL, cell_timeout)
@@ -236,7 +286,7 @@ def run_cells(cells, namespace, cell_timeout, progress):
             signal.setitimer(signal.ITIMER_REAL, 0)
             frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == filename]
             message = str(exc) if not isinstance(exc, SystemExit) else f"sys.exit({exc.code!r}) was called"
-            errors.append({"index": index, "type": type(exc).__name__, "message": message[:600],
+            errors.append({"index": index, "type": type(exc).__name__, "message": _short(message),
                            "line": frames[-1].lineno if frames else None})
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
@@ -252,41 +302,77 @@ def main():
 
     start = json.loads(recv_frame(read_fd).decode())
     import torch  # loaded before the memory limit, which is counted beyond it
+    import torch.nn.functional  # noqa: F401
+    import torch.optim  # noqa: F401
+    import torch.utils.data  # noqa: F401
 
     torch.set_num_threads(max(1, int(start.get("threads", 1))))
     try:
-        import IPython.core.inputtransformer2  # noqa: F401 - loaded before the user is dropped
+        import IPython.core.inputtransformer2  # noqa: F401 - loaded before the notebook runs
     except ImportError:
         pass
     from autograder import codec
 
-    notes = lock_down(start["memory_bytes"], start["file_bytes"], start["drop_user"])
+    set_limits(start["memory_bytes"], start["file_bytes"], start.get("max_processes"))
+    hidden = tuple(start.get("hidden_modules", ()))
+    startup_nonce = start.get("nonce")
+    encode, getpid, fork, waitpid, exit_now = codec.encode, os.getpid, os.fork, os.waitpid, os._exit
+    exit_code = os.waitstatus_to_exitcode
 
     def send(obj):
-        send_frame(write_fd, codec.encode(obj))
+        send_frame(write_fd, encode(obj))
 
     def progress(index):
-        send({"event": "cell", "index": index})
+        send({"event": "cell", "index": index, "nonce": startup_nonce})
 
-    namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+    namespace = {"__name__": "__main__", "__builtins__": builtins}
     namespace["get_ipython"] = lambda: _Shell(namespace)
     namespace["display"] = lambda *args, **kwargs: None
     cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.append(cwd)       # the notebook's own modules (``%%writefile``), after every library
+    pristine = Pristine()
     t0 = time.monotonic()
     errors = run_cells([tuple(c) for c in start["cells"]], namespace, start["cell_timeout"], progress)
-    send({"event": "ready", "cell_errors": errors, "notes": notes, "seconds": time.monotonic() - t0})
+    pristine.restore()
+    send({"event": "ready", "cell_errors": errors, "seconds": time.monotonic() - t0, "nonce": startup_nonce})
     while True:
+        pristine.restore()
         try:
             request = codec.decode(recv_frame(read_fd))
-        except ChannelClosed:
+        except (ChannelClosed, codec.CodecError):
             return
-        if request.get("op") == "exit":
+        if not isinstance(request, dict) or request.get("op") == "exit":
             return
-        response = handle(namespace, request, student_dirs=(cwd,))
-        try:
-            send(response)
-        except codec.CodecError as exc:
-            send({"ok": False, "kind": "encode", "type": "TypeError", "message": str(exc)})
+        nonce = request.get("nonce")
+        pid = fork()
+        if pid == 0:
+            status = 0
+            try:
+                pristine.restore()
+                response = handle(namespace, request, student_dirs=(cwd,), hidden_modules=hidden)
+                if isinstance(response, dict):
+                    response["nonce"] = nonce
+                try:
+                    data = encode(response)
+                except Exception as exc:  # noqa: BLE001 - CodecError, or a value whose methods fail
+                    data = encode({"ok": False, "kind": "encode", "type": type(exc).__name__,
+                                   "message": _short(exc), "nonce": nonce})
+                send_frame(write_fd, data)
+            except BaseException:  # noqa: BLE001 - the judge learns of it from the exit status
+                status = 70
+            exit_now(status)
+        while True:
+            try:
+                _, wait_status = waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                wait_status = 0
+                break
+        send({"event": "done", "status": exit_code(wait_status), "nonce": nonce,
+              "pid": getpid()})
 
 
 if __name__ == "__main__":

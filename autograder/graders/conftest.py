@@ -26,7 +26,7 @@ def student(request):
     if existing is not None:
         yield existing
         return
-    from autograder.notebook import program_cells, read_notebook
+    from autograder.notebook import declared_assignment, program_cells, read_notebook
     from autograder.sandbox import SandboxStudent
     from autograder.tasks import lesson_name, load_assignment
 
@@ -37,7 +37,10 @@ def student(request):
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         path = os.path.join(root, "source", assignment, lesson_name(assignment) + ".ipynb")
         load_assignment(assignment)
-    sandbox = SandboxStudent(program_cells(read_notebook(path)))
+    nb = read_notebook(path)
+    module = request.node.items[0].module if getattr(request.node, "items", None) else None
+    assignment = declared_assignment(nb) or getattr(module, "ASSIGNMENT", None)
+    sandbox = SandboxStudent(program_cells(nb), assignment=assignment)
     sandbox.start()
     yield sandbox
     sandbox.close()
