@@ -1,5 +1,7 @@
-"""Course-wide promises: task ids thread through notebook and graders; release/ is nbgrader's output of
-source/ with no solution text and no grader code; source notebooks run top to bottom."""
+"""Course-wide promises: task ids thread through notebook and graders; grade cells hold visible quick checks
+above their hidden tests; release/ is nbgrader's output of source/ with no solution text and no grader code;
+source notebooks run top to bottom."""
+import ast
 import json
 import os
 import re
@@ -32,6 +34,42 @@ def test_task_ids_are_unique_across_the_course():
             seen[task.id] = assignment
 
 
+def check_grade_cell(task_id, source):
+    """A grade cell: a comment line naming the task, visible quick checks (each assert with a message naming
+    the task), one print on success, then the hidden region holding only the check_task call."""
+    hidden = HIDDEN.findall(source)
+    assert len(hidden) == 1, f"{task_id}: one hidden region"
+    assert [line.strip() for line in hidden[0].splitlines() if line.strip()] == [
+        "from autograder.bridge import check_task", f'check_task("{task_id}", globals())'], (
+        f"{task_id}: the hidden region holds only the check_task call")
+    assert source.rstrip().endswith("### END HIDDEN TESTS"), f"{task_id}: nothing after the hidden region"
+    visible = HIDDEN.sub("", source)
+    lines = [line for line in visible.splitlines() if line.strip()]
+    assert lines[0].startswith(f"# Task `{task_id}`"), f"{task_id}: the cell starts with a comment naming the task"
+    assert lines[-1] == f'print("Task `{task_id}`: quick checks passed.")', f"{task_id}: one print on success, last"
+    assert sum("print(" in line for line in lines) == 1, f"{task_id}: exactly one line printed on success"
+    tree = ast.parse(visible)
+    asserts = [node for node in ast.walk(tree) if isinstance(node, ast.Assert)]
+    assert asserts, f"{task_id}: no visible quick check"
+    for node in asserts:
+        message = ast.get_source_segment(visible, node.msg) if node.msg is not None else ""
+        assert f"Task `{task_id}`" in message, f"{task_id}: assert without a message naming the task, line {node.lineno}"
+
+
+def test_grade_cell_rule_rejects_what_it_should():
+    good = ('# Task `t`: quick checks (the hidden tests check more).\nassert f(1) == 2, "Task `t`: f(1) should be 2"\n'
+            'print("Task `t`: quick checks passed.")\n### BEGIN HIDDEN TESTS\nfrom autograder.bridge import check_task\n'
+            'check_task("t", globals())\n### END HIDDEN TESTS')
+    check_grade_cell("t", good)
+    bad = [good.replace(', "Task `t`: f(1) should be 2"', ""),                       # assert without a message
+           good.replace('print("Task `t`: quick checks passed.")\n', ""),          # silent on success
+           good.replace("check_task(\"t\", globals())", "check_task(\"t\", globals())\nassert f(2) == 3"),
+           good.replace("assert f(1) == 2", "x = f(1)").replace(', "Task `t`: f(1) should be 2"', "")]
+    for source in bad:
+        with pytest.raises(AssertionError):
+            check_grade_cell("t", source)
+
+
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_task_id_threads_through_notebook_and_graders(assignment):
     nb = read_notebook(notebook_path(assignment))
@@ -50,11 +88,9 @@ def test_task_id_threads_through_notebook_and_graders(assignment):
         owner = getattr(load_assignment(assignment).module, "CODE_WRITTEN_IN", {}).get(task_id, task_id)
         assert f"{owner}_code" in solution_ids, f"no solution cell {owner}_code"
         assert f"Task `{task_id}`" in markdown, f"no instructions headed Task `{task_id}`"
-        hidden = HIDDEN.findall(source_of(cell))
-        assert hidden and f'check_task("{task_id}", globals())' in hidden[0], task_id
-        visible = [line for line in HIDDEN.sub("", source_of(cell)).splitlines() if line.strip()]
-        # Visible code in a grade cell would show the hidden lines in tracebacks of nbgrader feedback.
-        assert all(line.lstrip().startswith("#") for line in visible), f"code outside hidden tests in {task_id}"
+        check_grade_cell(task_id, source_of(cell))
+    assert not [c for c in nb["cells"] if nbgrader_meta(c).get("grade_id", "").endswith("_check")], (
+        "quick checks belong in the grade cell, above its hidden tests")
     module_text = open(load_assignment(assignment).path).read()
     for task_id in tasks:
         assert f"@pytest.mark.{task_id}" in module_text, f"no grader marked {task_id}"
