@@ -18,7 +18,7 @@ def test_reference_gets_full_marks(reference):
     report = grade(reference)
     assert report.error is None
     assert report.failed_tasks() == set(), {t.id: t.output for t in report.tasks}
-    assert report.score == report.max_score == 8
+    assert report.score == report.max_score == 10
 
 
 def test_untouched_release_gets_zero_on_every_task():
@@ -100,10 +100,13 @@ def bce_with_logits(z, y):
     return torch.clamp(z, min=0) - z * y + torch.log(1 + torch.exp(-z.abs()))
 ''',
     "binary_accuracy": '''
+import numpy as np
+
+
 def binary_accuracy(y_hat, y):
-    """Strict threshold, flattened, as a plain float."""
-    correct = (y_hat.flatten() > 0.5).float() == y.flatten().float()
-    return float(correct.sum()) / len(correct)
+    """Counted with NumPy; np.mean of booleans is a NumPy float64, which is a Python float."""
+    predicted = y_hat.detach().numpy().reshape(-1) >= 0.5
+    return np.mean(predicted == y.numpy().reshape(-1).astype(bool))
 ''',
     "train_logreg": '''
 def train_logreg(w, b, X, y, lr, num_epochs, batch_size, net=linreg, loss=bce_with_logits, updater=sgd,
@@ -111,13 +114,13 @@ def train_logreg(w, b, X, y, lr, num_epochs, batch_size, net=linreg, loss=bce_wi
     """Mean loss per batch and an updater step that does not divide again."""
     history = {"epoch": list(range(1, num_epochs + 1)), "train_loss": []}
     for _ in range(num_epochs):
-        batch_means = []
+        total = 0.0
         for features, labels in minibatches(X, y, batch_size, generator=generator):
             mean_loss = loss(net(features, w, b), labels).mean()
             mean_loss.backward()
             updater((w, b), lr, 1)
-            batch_means.append(mean_loss.item())
-        history["train_loss"].append(sum(batch_means) / len(batch_means))
+            total += mean_loss.item() * len(labels)
+        history["train_loss"].append(total / len(y))
     return history
 ''',
     "train_logreg_fast": '''
@@ -143,7 +146,82 @@ def train_logreg_fast(X, y, lr, num_epochs, batch_size, generator=None):
         losses.append(total / len(X))
     return net, {"epoch": list(range(1, num_epochs + 1)), "train_loss": losses}
 ''',
+    "diagnose_training": '''
+import numpy as np
+
+
+def diagnose_training(history):
+    """NumPy, and the mean of the first and last three epochs instead of single values."""
+    loss = np.asarray(history["train_loss"], dtype=float)
+    norm = np.asarray(history["grad_norm"], dtype=float)
+    if not (np.isfinite(loss).all() and np.isfinite(norm).all()):
+        return "lr_too_high"
+    start, end = loss[:3].mean(), loss[-3:].mean()
+    if end > start:
+        return "lr_too_high"
+    if norm[-3:].mean() > 2 * norm[:3].mean():
+        return "no_zero_grad"
+    if (start - end) / start < 0.1:
+        return "lr_too_low"
+    return "healthy"
+''',
 }
+
+
+DIAGNOSE_BODY = ('''    losses, norms = list(history["train_loss"]), list(history["grad_norm"])
+    if not all(math.isfinite(v) for v in losses + norms) or losses[-1] > losses[0]:
+        return "lr_too_high"
+    if norms[-1] > 2 * norms[0]:
+        return "no_zero_grad"''')
+
+# Mistakes of different tasks graded together (each task is judged on its own): name -> {task: (old, new)}.
+# Every notebook must lose exactly the tasks it changes.
+GROUPED_MISTAKES = {
+    "thresholds_names_and_nan": {
+        "binary_accuracy": ("(y_hat.reshape(-1) >= 0.5)", "(y_hat.reshape(-1) > 0.5)"),
+        "bce_with_logits": ("    return relu - z * y + torch.log1p(torch.exp(minus_abs))",
+                            "    return torch.log1p(torch.exp(z)) - z * y"),
+        "train_logreg": ("            l = loss(net(X_batch, w, b), y_batch)\n"
+                         "            l.sum().backward()\n"
+                         "            updater([w, b], lr, batch_size)",
+                         "            l = bce_with_logits(linreg(X_batch, w, b), y_batch)\n"
+                         "            l.sum().backward()\n"
+                         "            sgd([w, b], lr, batch_size)"),
+        "train_logreg_fast": ("shuffle=True, generator=generator)", "shuffle=True)"),
+        "diagnose_training": ("    if not all(math.isfinite(v) for v in losses + norms) or losses[-1] > losses[0]:",
+                              "    if losses[-1] > losses[0]:"),
+    },
+    "types_averages_and_order": {
+        "sigmoid": ("    positive = z >= 0\n    e = torch.exp(", "    z = z.double()  # more precision\n"
+                                                           "    positive = z >= 0\n    e = torch.exp("),
+        "binary_accuracy": ("return (predicted == y.reshape(-1).long()).float().mean().item()",
+                            "return (predicted == y.reshape(-1).long()).float().mean()"),
+        "bce_with_logits": ("y = y.reshape(z.shape).to(z.dtype)", "y = y.reshape(z.shape).double()"),
+        "train_logreg": ("            total += l.sum().item()\n            count += l.numel()",
+                         "            total += l.mean().item()\n            count += 1"),
+        "train_logreg_fast": ("torch.optim.SGD(net.parameters(), lr=lr)", "torch.optim.Adam(net.parameters(), lr=lr)"),
+        "diagnose_training": (DIAGNOSE_BODY, '''    losses, norms = list(history["train_loss"]), list(history["grad_norm"])
+    if not all(math.isfinite(v) for v in losses + norms):
+        return "lr_too_high"
+    if norms[-1] > 2 * norms[0]:
+        return "no_zero_grad"
+    if losses[-1] > losses[0]:
+        return "lr_too_high"'''),
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(GROUPED_MISTAKES))
+def test_grouped_mistakes_lose_exactly_their_tasks(reference, name):
+    nb = reference
+    for task, (old, new) in GROUPED_MISTAKES[name].items():
+        nb = edit_solution(nb, task, old, new)
+    report = grade(nb)
+    assert report.error is None
+    assert report.failed_tasks() == set(GROUPED_MISTAKES[name]), {t.id: t.output for t in report.tasks}
+    for task in GROUPED_MISTAKES[name]:
+        output = report.by_task[task].output
+        assert output.strip() and "probe" not in output and "Traceback" not in output, output
 
 
 def test_correct_variants_get_full_marks(reference):

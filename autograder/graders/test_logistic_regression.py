@@ -14,6 +14,23 @@ loss of its logits (0.179 .. 0.226), but the loss it optimises and reports canno
 probabilities, read as logits: accuracy 0.5, loss 0.556 .. 0.570. BCELoss on logits raises an error.
 The data seed follows COURSE_GRADING_SEED (default 0), so the flakiness check can grade the
 reference under other seeds (benchmarks/flakiness.py).
+
+Method checks (no threshold), as in 03: the loops are replayed in the judging process from the same
+starting parameters on the same minibatches (65 or 45 points, so the last minibatch is smaller, 2
+epochs) and compared: parameters or logits within 1e-4, each epoch's train_loss within 1e-5 relative.
+
+Class at the threshold: a probability of exactly 0.5 (a logit of exactly 0) is class 1, as the
+instructions say; binary_accuracy is checked there, and the judge's own accuracy uses logit >= 0.
+
+diagnose_training: judged on runs made here (seeded by COURSE_GRADING_SEED, with noise), 6 per kind,
+8 to 30 epochs each: healthy (loss falls by more than half and flattens, gradient norm shrinks tenfold or
+more), learning rate too low (loss falls by 2-6% in all, gradient norm steady within 10%), learning rate
+too high (loss and gradient norm jumping around and climbing, by 10-40% and 30-100% of their start per
+epoch; or loss and gradient norm growing 2-10x per epoch until inf and NaN), gradients never zeroed
+(loss falls to and swings within 30-85% of its start, the norm of the accumulated gradient grows about
+linearly to 8-30x its start). The rules of the
+instructions have wide margins on every run: noise of 0.2% on the losses of slow runs, 2% on healthy
+ones, 5-10% on gradient norms.
 """
 import math
 import os
@@ -23,6 +40,7 @@ import torch
 
 from autograder.checks import expect, expect_close, expect_tensor, fail
 from autograder.tasks import Task
+from course.datasets import minibatches
 
 ASSIGNMENT = "04-logistic-regression"
 TASKS = [
@@ -31,6 +49,7 @@ TASKS = [
     Task("binary_accuracy", 1, "Accuracy at probability threshold 0.5"),
     Task("train_logreg", 2, "The manual training loop: held-out accuracy and loss"),
     Task("train_logreg_fast", 2, "nn.Linear + nn.BCEWithLogitsLoss + optim.SGD"),
+    Task("diagnose_training", 2, "Diagnose training runs from their loss curves and gradient norms"),
 ]
 
 CENTERS = torch.tensor([[1.0, -1.0, 0.5], [-1.0, 1.0, -0.5]])
@@ -39,6 +58,69 @@ N_PER_CLASS = 500
 MANUAL_LR, MANUAL_BATCH, MANUAL_EPOCHS = 0.1, 10, 3
 FAST_LR, FAST_BATCH, FAST_EPOCHS = 0.1, 10, 3
 MIN_ACCURACY, MAX_TEST_LOSS, MAX_TRAIN_LOSS = 0.86, 0.3, 0.3
+
+# Method checks: small data whose last minibatch is smaller, replayed in the judging process.
+TRACE_N, TRACE_LR, TRACE_BATCH, TRACE_EPOCHS = 65, 0.5, 10, 2
+FAST_TRACE_N, FAST_TRACE_LR, FAST_TRACE_BATCH = 45, 0.5, 20
+TOL_TRACE_PARAMS, TOL_TRACE_LOSS = 1e-4, 1e-5
+
+DIAGNOSES = ("healthy", "lr_too_high", "lr_too_low", "no_zero_grad")
+RUNS_PER_KIND = 6
+
+CONTRACT = {
+    "sigmoid": {
+        "values 1 / (1 + exp(-z)), elementwise": ["test_sigmoid_values_and_shape", "test_sigmoid_extreme_inputs"],
+        "keeps the shape and dtype of z (float32 and float64)": ["test_sigmoid_values_and_shape",
+                                                                 "test_sigmoid_extreme_inputs"],
+        "finite values and finite gradients for every finite z, including +-1000": "test_sigmoid_extreme_inputs",
+        "differentiable (tensor operations on z)": "test_sigmoid_values_and_shape",
+        "z is not modified": "test_sigmoid_values_and_shape",
+        "the exact gradient at z = 0": "not enforced: the instructions present it as a detail; z.abs() gives "
+                                       "a valid subgradient there and training is unaffected",
+    },
+    "bce_with_logits": {
+        "one loss per example, shaped like z (n, 1), in the dtype of z": ["test_bce_values_shapes_gradients",
+                                                                          "test_bce_extreme_logits"],
+        "labels (n,) int64 or (n, 1) float": "test_bce_values_shapes_gradients",
+        "finite for every finite z, including +-1000": "test_bce_extreme_logits",
+        "gradient sigmoid(z) - y with respect to z": ["test_bce_values_shapes_gradients", "test_bce_extreme_logits"],
+        "z is not modified": "test_bce_values_shapes_gradients",
+    },
+    "binary_accuracy": {
+        "class 1 when the probability is at least 0.5 (exactly 0.5 is class 1)": "test_binary_accuracy_at_the_threshold",
+        "y_hat (n, 1) or (n,), labels (n,) int64 or (n, 1) float": "test_binary_accuracy",
+        "returns a Python float": ["test_binary_accuracy", "test_binary_accuracy_at_the_threshold"],
+    },
+    "train_logreg": {
+        "uses the net, loss and updater it is given (not functions by name)": "test_train_logreg_uses_its_arguments",
+        "minibatches(X, y, batch_size, generator=generator) in that order, backward() on the sum, "
+        "updater([w, b], lr, batch_size) once per minibatch": "test_train_logreg_follows_the_method",
+        "train_loss is the mean per-example loss over each epoch": "test_train_logreg_follows_the_method",
+        "history {'epoch': [...], 'train_loss': [float per epoch]}": ["test_train_logreg_outcome",
+                                                                      "test_train_logreg_follows_the_method"],
+        "no sigmoid between net and loss": "test_train_logreg_outcome",
+        "w and b trained in place, still leaves": "test_train_logreg_outcome",
+    },
+    "train_logreg_fast": {
+        "returns (net, history); net outputs (m, 1) logits": "test_train_logreg_fast_outcome",
+        "nn.BCEWithLogitsLoss() (the mean) and torch.optim.SGD(net.parameters(), lr=lr)":
+            "test_train_logreg_fast_follows_the_method",
+        "targets (n, 1) floats; a shuffling DataLoader that uses the generator given":
+            ["test_train_logreg_fast_outcome", "test_train_logreg_fast_follows_the_method"],
+        "train_loss is the mean loss over each epoch's examples": "test_train_logreg_fast_follows_the_method",
+        "the trained model's accuracy and loss on new data": "test_train_logreg_fast_outcome",
+    },
+    "diagnose_training": {
+        "returns one of 'healthy', 'lr_too_high', 'lr_too_low', 'no_zero_grad' (a str)":
+            "test_diagnose_returns_a_label",
+        "inf or NaN anywhere, or a loss that ends above its start: 'lr_too_high'": "test_diagnose_kind",
+        "a gradient norm that grows (more than twice its start) while the loss does not: 'no_zero_grad'":
+            "test_diagnose_kind",
+        "a loss that fell by less than 10%: 'lr_too_low'": "test_diagnose_kind",
+        "otherwise 'healthy'": "test_diagnose_kind",
+        "runs of any length (one value per epoch)": "test_diagnose_kind",
+    },
+}
 
 
 def grading_seed():
@@ -61,10 +143,10 @@ def make_data(seed):
 
 
 def judge_logits(logits, y_test):
-    """Held-out accuracy (logit > 0, i.e. probability > 0.5) and mean binary cross-entropy, in float64."""
+    """Held-out accuracy (logit >= 0, i.e. probability >= 0.5, is class 1) and mean binary cross-entropy, in float64."""
     z = logits.double().reshape(-1)
     t = y_test.double()
-    accuracy = ((z > 0).double() == t).double().mean().item()
+    accuracy = ((z >= 0).double() == t).double().mean().item()
     loss = torch.nn.functional.binary_cross_entropy_with_logits(z, t).item()
     return accuracy, loss
 
@@ -89,6 +171,8 @@ def probe_elementwise(ns, name, z, y=None):
 def probe_accuracy(ns, y_hat, y):
     import torch
     value = ns.require("binary_accuracy")(y_hat, y)
+    if isinstance(value, float):
+        return {"kind": "float", "numel": 1, "value": float(value)}
     if isinstance(value, torch.Tensor):
         return {"kind": "tensor", "numel": value.numel(),
                 "value": float(value.reshape(-1)[0]) if value.numel() else None}
@@ -160,6 +244,106 @@ def probe_train_fast(ns, X, y, X_test, lr, num_epochs, batch_size, seed):
     return out
 
 
+def make_trace_data(seed, n):
+    """Small overlapping blobs for the method checks: X (n, 3) float32, y (n,) int64."""
+    gen = torch.Generator().manual_seed(6000 + seed)
+    y = torch.randint(0, 2, (n,), generator=gen)
+    X = 0.5 * CENTERS[y] + torch.randn(n, 3, generator=gen)
+    return X, y
+
+
+def probe_train_logreg_traced(ns, X, y, w0, b0, lr, num_epochs, batch_size, seed, pieces):
+    """train_logreg with recording stand-ins for net, loss and updater; returns w, b, history and the calls."""
+    import torch
+    train = ns.require("train_logreg")
+    scope = {"torch": torch}
+    exec(pieces, scope)
+    calls = {"net": 0, "loss": 0, "updater": 0}
+
+    def net(X, w, b):
+        calls["net"] += 1
+        return scope["ref_linreg"](X, w, b)
+
+    def loss(z, y):
+        calls["loss"] += 1
+        return scope["ref_loss"](z, y)
+
+    def updater(params, lr, batch_size):
+        calls["updater"] += 1
+        return scope["ref_sgd"](params, lr, batch_size)
+
+    w = w0.clone().requires_grad_()
+    b = b0.clone().requires_grad_()
+    torch.manual_seed(seed)
+    history = train(w, b, X, y, lr, num_epochs, batch_size, net=net, loss=loss, updater=updater,
+                    generator=torch.Generator().manual_seed(seed))
+    out = {"w": w.detach().clone(), "b": b.detach().clone(), "calls": calls,
+           "history_type": type(history).__name__}
+    if isinstance(history, dict):
+        losses = history.get("train_loss")
+        out["keys"] = sorted(str(k) for k in history)
+        if isinstance(losses, (list, tuple)):
+            out["train_loss"] = [float(v) for v in losses]
+    return out
+
+
+def probe_train_fast_traced(ns, X, y, X_eval, lr, num_epochs, batch_size, seed):
+    """train_logreg_fast with torch.optim.SGD replaced by a subclass that records the starting parameters."""
+    import torch
+    train = ns.require("train_logreg_fast")
+    real_sgd = torch.optim.SGD
+    created = []
+
+    class SGD(real_sgd):
+        def __init__(self, params, *args, **kwargs):
+            params = list(params)
+            super().__init__(params, *args, **kwargs)
+            group = self.param_groups[0]
+            created.append({"start": [p.detach().clone() for g in self.param_groups for p in g["params"]],
+                            "lr": float(group["lr"]), "momentum": float(group.get("momentum", 0.0)),
+                            "weight_decay": float(group.get("weight_decay", 0.0))})
+
+    aliases = [name for name, value in ns.globals.items() if value is real_sgd]
+    torch.optim.SGD = SGD
+    for name in aliases:
+        ns.globals[name] = SGD
+    try:
+        torch.manual_seed(seed)
+        result = train(X, y, lr, num_epochs, batch_size, generator=torch.Generator().manual_seed(seed))
+    finally:
+        torch.optim.SGD = real_sgd
+        for name in aliases:
+            ns.globals[name] = real_sgd
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        return {"pair": False, "type": type(result).__name__}
+    net, history = result
+    if hasattr(net, "eval"):
+        net.eval()
+    with torch.no_grad():
+        logits = net(X_eval)
+    out = {"pair": True, "logits": logits.detach().clone(), "created": created,
+           "history_type": type(history).__name__}
+    if isinstance(history, dict):
+        losses = history.get("train_loss")
+        out["keys"] = sorted(str(k) for k in history)
+        if isinstance(losses, (list, tuple)):
+            out["train_loss"] = [float(v) for v in losses]
+    return out
+
+
+def probe_diagnose(ns, runs):
+    """diagnose_training(history) for each run; returns each label (or the type name of what came back)."""
+    diagnose = ns.require("diagnose_training")
+    labels = []
+    for run in runs:
+        history = {"epoch": list(range(1, len(run["train_loss"]) + 1)),
+                   "train_loss": [float(v) for v in run["train_loss"]],
+                   "grad_norm": [float(v) for v in run["grad_norm"]]}
+        label = diagnose(history)
+        labels.append(label if isinstance(label, str) else f"a {type(label).__name__}")
+    return labels
+
+
 # ------------------------------------------------------------------------------------------ helpers
 def _check_history(out, num_epochs, what):
     expect(out.get("history_type") == "dict",
@@ -193,6 +377,128 @@ def _check_outcome(logits, y_test, what, settings):
            f"After training ({settings}) the binary cross-entropy of the model's logits on new data is "
            f"{loss:.3f}; a correct solution stays below {MAX_TEST_LOSS:g} (tolerance included). Is the "
            f"sigmoid applied exactly once, inside the loss?")
+
+
+def replay_manual(X, y, w0, b0, lr, num_epochs, batch_size, seed, last_divisor):
+    """The loop of the instructions, in the judging process: (w, b, train_loss per epoch).
+
+    ``last_divisor``: what the step of a smaller last minibatch is divided by (``"batch_size"`` as the
+    instructions write it, or ``"size"``, the minibatch's own size, as a mean loss gives it).
+    """
+    w = w0.clone().requires_grad_()
+    b = b0.clone().requires_grad_()
+    gen = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(num_epochs):
+        total, count = 0.0, 0
+        for X_batch, y_batch in minibatches(X, y, batch_size, generator=gen):
+            z = X_batch @ w + b
+            l = torch.nn.functional.binary_cross_entropy_with_logits(z, y_batch.reshape(z.shape).to(z.dtype),
+                                                                     reduction="none")
+            l.sum().backward()
+            divisor = batch_size if last_divisor == "batch_size" else len(X_batch)
+            with torch.no_grad():
+                for p in (w, b):
+                    p -= lr * p.grad / divisor
+                    p.grad.zero_()
+            total += l.sum().item()
+            count += l.numel()
+        losses.append(total / count)
+    return w.detach(), b.detach(), losses
+
+
+def replay_fast(X, targets, weight, bias, lr, num_epochs, batch_size, seed):
+    """nn.Linear from (weight, bias) trained with BCEWithLogitsLoss and SGD; returns (net, train_loss per epoch)."""
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+    net = nn.Linear(weight.shape[1], 1)
+    with torch.no_grad():
+        net.weight.copy_(weight)
+        net.bias.copy_(bias.reshape(-1))
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr)
+    loss_fn = nn.BCEWithLogitsLoss()
+    loader = DataLoader(TensorDataset(X, targets), batch_size=batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(seed))
+    losses = []
+    for _ in range(num_epochs):
+        total, count = 0.0, 0
+        for X_batch, y_batch in loader:
+            l = loss_fn(net(X_batch), y_batch)
+            optimizer.zero_grad()
+            l.backward()
+            optimizer.step()
+            total += l.item() * len(X_batch)
+            count += len(X_batch)
+        losses.append(total / count)
+    return net, losses
+
+
+def linear_start(created, d, what):
+    """(weight (1, d), bias (1,)) that the student's torch.optim.SGD started from, or fail."""
+    expect(len(created) >= 1, f"{what} should train with torch.optim.SGD(net.parameters(), lr=lr); no "
+                              f"torch.optim.SGD was created.")
+    start = created[-1]["start"]
+    weights = [t for t in start if tuple(t.shape) in ((1, d), (d, 1), (d,))]
+    biases = [t for t in start if tuple(t.shape) in ((1,), ())]
+    expect(len(start) == 2 and len(weights) == 1 and len(biases) == 1,
+           f"{what} should optimise the weight and the bias of one nn.Linear({d}, 1) (2 tensors); the optimizer "
+           f"was given {len(start)} tensors of shapes {[tuple(t.shape) for t in start]}.")
+    return weights[0].reshape(1, d), biases[0].reshape(1)
+
+
+def expect_history_matches(out, expected, num_epochs, what, rule):
+    losses = out.get("train_loss")
+    expect(out.get("history_type") == "dict" and losses is not None and len(losses) == num_epochs,
+           f"{what} should return a history dict whose 'train_loss' holds one number per epoch "
+           f"({num_epochs} for {num_epochs} epochs).")
+    for epoch, (got, want) in enumerate(zip(losses, expected), start=1):
+        expect(math.isfinite(got) and abs(got - want) <= TOL_TRACE_LOSS * max(1.0, abs(want)),
+               f"In epoch {epoch}, {what} reports train_loss {got:.6g}, but {rule} is {want:.6g} (relative "
+               f"tolerance {TOL_TRACE_LOSS:g}). With 45 or 65 examples the last minibatch is smaller: weigh each "
+               f"batch by its number of examples, and start each epoch's sum afresh.")
+
+
+def make_runs(kind, seed):
+    """RUNS_PER_KIND training runs of one kind: [{"train_loss": (T,) float64, "grad_norm": (T,) float64}]."""
+    gen = torch.Generator().manual_seed(7000 + 100 * DIAGNOSES.index(kind) + seed)
+
+    def uniform(low, high):
+        return low + (high - low) * torch.rand((), generator=gen, dtype=torch.float64).item()
+
+    def noise(T, scale):
+        return 1 + scale * torch.randn(T, generator=gen, dtype=torch.float64).clamp(-3, 3)
+
+    runs = []
+    for i in range(RUNS_PER_KIND):
+        T = int(torch.randint(8, 31, (), generator=gen))
+        t = torch.arange(T, dtype=torch.float64)
+        L0, G0 = uniform(0.5, 1.5), uniform(0.3, 3.0)
+        if kind == "healthy":
+            floor = L0 * uniform(0.05, 0.4)
+            loss = (floor + (L0 - floor) * torch.exp(-t / uniform(0.8, 2.5))) * noise(T, 0.02)
+            grad = G0 * torch.exp(-t / uniform(1.0, 3.0)) * noise(T, 0.1)
+        elif kind == "lr_too_low":
+            loss = L0 * (1 - uniform(0.02, 0.06) * t / (T - 1)) * noise(T, 0.002)
+            grad = G0 * (1 - uniform(0.0, 0.08) * t / (T - 1)) * noise(T, 0.01)
+        elif kind == "no_zero_grad":
+            low = uniform(0.3, 0.6)
+            loss = L0 * (low + (0.85 - low) * 0.5 * (1 + torch.sin(t * uniform(0.5, 1.5))))
+            loss[0] = L0
+            grad = G0 * (1 + uniform(0.9, 1.1) * t) * noise(T, 0.05)
+        elif i % 2 == 0:   # lr too high: the loss jumps around and climbs
+            loss = L0 * (1 + uniform(0.1, 0.4) * t) * (1 + 0.3 * (noise(T, 1.0) - 1).abs())
+            loss[0] = L0
+            grad = G0 * (1 + uniform(0.3, 1.0) * t) * (1 + 0.3 * (noise(T, 1.0) - 1).abs())
+            grad[0] = G0
+        else:              # lr too high: blows up to inf, then NaN
+            factor = uniform(2.0, 10.0)
+            loss = L0 * factor ** t
+            grad = G0 * factor ** t
+            blow = int(torch.randint(3, T - 1, (), generator=gen))
+            loss[blow], grad[blow] = math.inf, math.inf
+            loss[blow + 1:], grad[blow + 1:] = math.nan, math.nan
+        runs.append({"train_loss": loss, "grad_norm": grad})
+    return runs
 
 
 # ------------------------------------------------------------------------------------------ graders
@@ -242,7 +548,7 @@ def test_bce_values_shapes_gradients(student, labels):
     sent = y if labels == "(n,) int64" else y.double().reshape(-1, 1)
     out = student.probe(probe_elementwise, "bce_with_logits", z, sent, label="`bce_with_logits`")
     what = f"bce_with_logits(z, y) with z (37, 1) float64 and y {labels.replace('(n', '(37')}"
-    value = expect_tensor(out["value"], what, shape=(37, 1))
+    value = expect_tensor(out["value"], what, shape=(37, 1), dtype=torch.float64)
     t = y.double().reshape(-1, 1)
     expected = torch.nn.functional.binary_cross_entropy_with_logits(z, t, reduction="none")
     expect_close(value, expected, what + " (one loss per example)", rtol=1e-8, atol=1e-10)
@@ -258,7 +564,8 @@ def test_bce_extreme_logits(student):
     y = torch.tensor([0] * len(EXTREMES) + [1] * len(EXTREMES))
     out = student.probe(probe_elementwise, "bce_with_logits", z, y, label="`bce_with_logits`")
     zs = ", ".join(f"{v:g}" for v in EXTREMES)
-    value = expect_tensor(out["value"], "bce_with_logits(z, y) for float32 logits", shape=(2 * len(EXTREMES), 1))
+    value = expect_tensor(out["value"], "bce_with_logits(z, y) for float32 logits", shape=(2 * len(EXTREMES), 1),
+                          dtype=torch.float32)
     expect(torch.isfinite(value).all(),
            f"bce_with_logits is inf or NaN for some logits in [{zs}] with labels 0 and 1 (float32): "
            f"log(sigmoid(z)) underflows to log(0), and exp of a large number overflows. Use the form "
@@ -299,6 +606,24 @@ def test_binary_accuracy(student, shape_p, labels):
     expect(abs(out["value"] - expected) <= 1e-6,
            f"{what} is {out['value']:.4f}, but the fraction of examples whose class at threshold 0.5 matches "
            f"the label is {expected:.4f} (tolerance 1e-6).")
+    expect(out["kind"] == "float",
+           f"{what} should return a Python float, but it returned a {out['kind']} holding the right value: "
+           f"turn a one-element tensor into a number with .item().")
+
+
+@pytest.mark.binary_accuracy
+def test_binary_accuracy_at_the_threshold(student):
+    p = torch.tensor([0.5, 0.5, 0.5, 0.5, 0.5, 0.1, 0.9, 0.4999], dtype=torch.float64).reshape(-1, 1)
+    y = torch.tensor([1, 1, 1, 1, 0, 0, 1, 0])
+    expected = 7 / 8
+    out = student.probe(probe_accuracy, p, y, label="`binary_accuracy`")
+    what = "binary_accuracy(y_hat, y) with probabilities of exactly 0.5 among y_hat"
+    expect(out["numel"] == 1 and out["value"] is not None, f"{what} should return one number (a float), not a "
+                                                            f"{out['kind']}.")
+    expect(abs(out["value"] - expected) <= 1e-6,
+           f"{what} is {out['value']:.4f}, but it should be {expected:.4f} (tolerance 1e-6): a probability of "
+           f"exactly 0.5 counts as class 1 (the model predicts class 1 when its probability is at least 0.5).")
+    expect(out["kind"] == "float", f"{what} should return a Python float, not a {out['kind']}.")
 
 
 @pytest.mark.train_logreg
@@ -325,3 +650,113 @@ def test_train_logreg_fast_outcome(student):
     _check_history(out, FAST_EPOCHS, "train_logreg_fast")
     _check_outcome(out["logits"], y_test, "train_logreg_fast",
                    f"lr {FAST_LR}, batch size {FAST_BATCH}, {FAST_EPOCHS} epochs")
+
+
+
+def _traced_manual(student):
+    seed = grading_seed()
+    X, y = make_trace_data(seed, TRACE_N)
+    gen = torch.Generator().manual_seed(8000 + seed)
+    w0, b0 = 0.01 * torch.randn(3, 1, generator=gen), torch.zeros(1)
+    out = student.probe(probe_train_logreg_traced, X, y, w0, b0, TRACE_LR, TRACE_EPOCHS, TRACE_BATCH, seed,
+                        _REFERENCE_PIECES, label="`train_logreg`")
+    return X, y, w0, b0, seed, out
+
+
+@pytest.mark.train_logreg
+def test_train_logreg_uses_its_arguments(student):
+    _, _, _, _, _, out = _traced_manual(student)
+    batches = TRACE_EPOCHS * math.ceil(TRACE_N / TRACE_BATCH)
+    calls = out["calls"]
+    setting = f"{TRACE_EPOCHS} epochs over {TRACE_N} examples in minibatches of {TRACE_BATCH}: {batches} minibatches"
+    for name in ("net", "loss", "updater"):
+        expect(calls[name] >= batches,
+               f"train_logreg should compute every step with the `{name}` it is given (an argument), but with "
+               f"{setting}, it called `{name}` {calls[name]} times. Use the arguments net, loss and updater "
+               f"rather than your own functions by name.")
+    expect(calls["updater"] == batches,
+           f"train_logreg should call updater exactly once per minibatch ({setting}), but it called it "
+           f"{calls['updater']} times.")
+
+
+@pytest.mark.train_logreg
+def test_train_logreg_follows_the_method(student):
+    X, y, w0, b0, seed, out = _traced_manual(student)
+    got = torch.cat([expect_tensor(out["w"], "w after train_logreg", shape=(3, 1)).reshape(-1),
+                     expect_tensor(out["b"], "b after train_logreg", shape=(1,)).reshape(-1)]).double()
+    worst, losses = math.inf, None
+    for last_divisor in ("batch_size", "size"):
+        w, b, replayed = replay_manual(X, y, w0, b0, TRACE_LR, TRACE_EPOCHS, TRACE_BATCH, seed, last_divisor)
+        want = torch.cat([w.reshape(-1), b.reshape(-1)]).double()
+        error = (got - want).abs().max().item() if torch.isfinite(got).all() else math.inf
+        if losses is None or error < worst:
+            worst, losses = error, replayed
+    expect(worst <= TOL_TRACE_PARAMS,
+           f"After {TRACE_EPOCHS} epochs on {TRACE_N} examples (lr {TRACE_LR}, minibatches of {TRACE_BATCH}), w and "
+           f"b differ by up to {worst:.3g} from what the loop described in the instructions gives from the same "
+           f"start (tolerance {TOL_TRACE_PARAMS:g}). Check that you iterate over "
+           f"minibatches(X, y, batch_size, generator=generator) (the generator fixes their order), call "
+           f"backward() on the sum of the per-example losses of the logits, and step once per minibatch.")
+    expect_history_matches(out, losses, TRACE_EPOCHS, "train_logreg",
+                           "the mean per-example loss over that epoch's minibatches")
+
+
+@pytest.mark.train_logreg_fast
+def test_train_logreg_fast_follows_the_method(student):
+    seed = grading_seed()
+    X, y = make_trace_data(seed, FAST_TRACE_N)
+    X_eval = torch.randn(50, 3, generator=torch.Generator().manual_seed(9000 + seed))
+    out = student.probe(probe_train_fast_traced, X, y, X_eval, FAST_TRACE_LR, TRACE_EPOCHS, FAST_TRACE_BATCH, seed,
+                        label="`train_logreg_fast`")
+    expect(out["pair"], f"train_logreg_fast should return a tuple (net, history), not a {out.get('type')}.")
+    created = out["created"]
+    weight, bias = linear_start(created, 3, "train_logreg_fast")
+    opts = created[-1]
+    expect(opts["lr"] == FAST_TRACE_LR and opts["momentum"] == 0 and opts["weight_decay"] == 0,
+           f"train_logreg_fast should use torch.optim.SGD(net.parameters(), lr=lr) with the lr it is given "
+           f"({FAST_TRACE_LR}) and nothing else; it used lr={opts['lr']:g}, momentum={opts['momentum']:g}, "
+           f"weight_decay={opts['weight_decay']:g}.")
+    net, losses = replay_fast(X, y.float().reshape(-1, 1), weight, bias, FAST_TRACE_LR, TRACE_EPOCHS,
+                              FAST_TRACE_BATCH, seed)
+    with torch.no_grad():
+        want = net(X_eval).double()
+    got = expect_tensor(out["logits"], "the trained net's logits for 50 inputs", shape=(50, 1)).double()
+    worst = (got - want).abs().max().item() if torch.isfinite(got).all() else math.inf
+    expect(worst <= TOL_TRACE_PARAMS,
+           f"After {TRACE_EPOCHS} epochs on {FAST_TRACE_N} examples (lr {FAST_TRACE_LR}, batch size "
+           f"{FAST_TRACE_BATCH}), the trained net's logits differ by up to {worst:.3g} from what the loop of the "
+           f"instructions gives from the same starting parameters (tolerance {TOL_TRACE_PARAMS:g}). Check: "
+           f"DataLoader(TensorDataset(X, targets), batch_size, shuffle=True, generator=generator), "
+           f"nn.BCEWithLogitsLoss() with its default mean, gradients cleared before each backward(), one "
+           f"optimizer.step() per batch.")
+    expect_history_matches(out, losses, TRACE_EPOCHS, "train_logreg_fast",
+                           "the mean loss over that epoch's examples")
+
+
+@pytest.mark.diagnose_training
+def test_diagnose_returns_a_label(student):
+    runs = [run for kind in DIAGNOSES for run in make_runs(kind, grading_seed())[:1]]
+    labels = student.probe(probe_diagnose, runs, label="`diagnose_training`")
+    for label in labels:
+        expect(label in DIAGNOSES, f"diagnose_training should return one of the strings "
+                                   f"{', '.join(repr(d) for d in DIAGNOSES)}, but it returned {label!r}.")
+
+
+@pytest.mark.diagnose_training
+@pytest.mark.parametrize("kind", DIAGNOSES)
+def test_diagnose_kind(student, kind):
+    runs = make_runs(kind, grading_seed())
+    labels = student.probe(probe_diagnose, runs, label="`diagnose_training`")
+    wrong = [(run, label) for run, label in zip(runs, labels) if label != kind]
+    if wrong:
+        run, label = wrong[0]
+
+        def show(values):
+            shown = ", ".join(f"{v:.3g}" for v in values[:6].tolist())
+            return f"[{shown}, ...]" if len(values) > 6 else f"[{shown}]"
+
+        fail(f"diagnose_training labelled {len(wrong)} of {len(runs)} runs of kind {kind!r} wrongly; for example "
+             f"a run of {len(run['train_loss'])} epochs with train_loss {show(run['train_loss'])} (last "
+             f"{run['train_loss'][-1].item():.3g}) and grad_norm {show(run['grad_norm'])} (last "
+             f"{run['grad_norm'][-1].item():.3g}) got {label!r}. Check the order of your rules and that inf and "
+             f"NaN are caught (every comparison with NaN is False).")
