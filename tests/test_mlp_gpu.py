@@ -19,7 +19,7 @@ def test_reference_gets_full_marks(reference):
     report = grade(reference)
     assert report.error is None
     assert report.failed_tasks() == set(), failures(report)
-    assert report.score == report.max_score == 10
+    assert report.score == report.max_score == 14
 
 
 def test_untouched_release_gets_zero_on_every_task():
@@ -258,6 +258,457 @@ def fit(net, loss_fn, optimizer, train_iter, num_epochs, valid_iter=None, metric
 def test_correct_variant_gets_full_marks(reference, name):
     task, source = VARIANTS[name]
     report = grade(replace_solution(reference, task, source))
+    assert report.failed_tasks() == set(), failures(report)
+
+
+
+# ------------------------------------------------------------------------------ grouped mistake bank
+# Mistakes in the styles of the course's material (the MLP tutorial's loss_batch / evaluate / fit, d2l's
+# layers and initialisation, NumPy counting, nn.Sequential). Each group holds at most one mistake per task
+# and is graded once: exactly the group's tasks fail, each with a message naming its own mistake.
+# {group: {name: (task, edit, expected words in the task's feedback)}}; an edit is (old, new) in the
+# task's solution cell, or the complete new source of that cell.
+
+JOVIAN_ACCURACY = """
+def accuracy(outputs, labels):
+    _, preds = torch.max(outputs, dim=1)
+    return torch.tensor(torch.sum(preds == labels).item() / len(preds))
+
+
+def loss_batch(net, loss_fn, X, y, optimizer=None, metric=None):
+    y_hat = net(X)
+    loss = loss_fn(y_hat, y)
+    if optimizer is not None:
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    value = metric(y_hat, y) if metric is not None else None
+    return loss.item(), len(X), value
+"""
+
+JOVIAN_TUPLE_EVALUATE = """
+import numpy as np
+
+
+def evaluate(net, loss_fn, valid_dl, metric=None):
+    net.eval()
+    with torch.no_grad():
+        results = [loss_batch(net, loss_fn, xb, yb, metric=metric) for xb, yb in valid_dl]
+        losses, nums, metrics = zip(*results)
+        total = np.sum(nums)
+        avg_loss = np.sum(np.multiply(losses, nums)) / total
+        avg_metric = None
+        if metric is not None:
+            avg_metric = np.sum(np.multiply(metrics, nums)) / total
+    return avg_loss, total, avg_metric
+"""
+
+PLAIN_MEAN_EVALUATE = """
+import numpy as np
+
+
+def evaluate(net, loss_fn, valid_dl, metric=None):
+    net.eval()
+    with torch.no_grad():
+        results = [loss_batch(net, loss_fn, xb, yb, metric=metric) for xb, yb in valid_dl]
+        losses, nums, metrics = zip(*results)
+        total = np.sum(nums)
+        avg_loss = np.mean(losses)
+        avg_metric = np.sum(np.multiply(metrics, nums)) / total if metric is not None else None
+    return {"loss": avg_loss, "metric": avg_metric, "n": total}
+"""
+
+ACCURACY_BY_NAME_EVALUATE = """
+def evaluate(net, loss_fn, data_iter, metric=None):
+    net.eval()
+    total_loss, total_acc, total_n = 0.0, 0.0, 0
+    with torch.no_grad():
+        for X, y in data_iter:
+            loss, n, acc = loss_batch(net, loss_fn, X, y, metric=accuracy)
+            total_loss += loss * n
+            total_acc += acc * n
+            total_n += n
+    return {"loss": total_loss / total_n, "metric": total_acc / total_n if metric is not None else None,
+            "n": total_n}
+"""
+
+FIT_ALWAYS_EVALUATES = """
+def fit(net, loss_fn, optimizer, train_iter, num_epochs, valid_iter=None, metric=None, progress=False):
+    history = {"epoch": [], "train_loss": [], "valid_loss": [], "valid_metric": []}
+    for epoch in range(1, num_epochs + 1):
+        net.train()
+        total_loss, total_n = 0.0, 0
+        for X, y in train_iter:
+            loss, n, _ = loss_batch(net, loss_fn, X, y, optimizer=optimizer)
+            total_loss += loss * n
+            total_n += n
+        result = evaluate(net, loss_fn, valid_iter, metric)
+        history["epoch"].append(epoch)
+        history["train_loss"].append(total_loss / total_n)
+        history["valid_loss"].append(result["loss"])
+        history["valid_metric"].append(result["metric"])
+        print(f"Epoch [{epoch}/{num_epochs}], loss: {result['loss']:.4f}")
+    return history
+"""
+
+FIT_WITHOUT_PROGRESS = """
+from tqdm import tqdm
+
+
+def fit(net, loss_fn, optimizer, train_iter, num_epochs, valid_iter=None, metric=None):
+    history = {"epoch": [], "train_loss": [], "valid_loss": [], "valid_metric": []}
+    for epoch in tqdm(range(1, num_epochs + 1)):
+        net.train()
+        total_loss, total_n = 0.0, 0
+        for X, y in train_iter:
+            loss, n, _ = loss_batch(net, loss_fn, X, y, optimizer=optimizer)
+            total_loss += loss * n
+            total_n += n
+        history["epoch"].append(epoch)
+        history["train_loss"].append(total_loss / total_n)
+        if valid_iter is not None:
+            result = evaluate(net, loss_fn, valid_iter, metric)
+            history["valid_loss"].append(result["loss"])
+            history["valid_metric"].append(result["metric"])
+    return history
+"""
+
+FIT_UNWEIGHTED = """
+def fit(net, loss_fn, optimizer, train_iter, num_epochs, valid_iter=None, metric=None, progress=False):
+    history = {"epoch": [], "train_loss": [], "valid_loss": [], "valid_metric": []}
+    for epoch in range(1, num_epochs + 1):
+        net.train()
+        losses = [loss_batch(net, loss_fn, X, y, optimizer=optimizer)[0] for X, y in train_iter]
+        history["epoch"].append(epoch)
+        history["train_loss"].append(sum(losses) / len(losses))
+        if valid_iter is not None:
+            result = evaluate(net, loss_fn, valid_iter, metric)
+            history["valid_loss"].append(result["loss"])
+            history["valid_metric"].append(result["metric"])
+    return history
+"""
+
+SINGLE_PASS_LOADER = """
+def get_default_device():
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def to_device(data, device):
+    if isinstance(data, (list, tuple)):
+        return [to_device(x, device) for x in data]
+    return data.to(device, non_blocking=True)
+
+
+class DeviceDataLoader:
+    def __init__(self, dl, device):
+        self.dl = dl
+        self.device = device
+        self.batches = (to_device(b, device) for b in dl)
+
+    def __iter__(self):
+        return self.batches
+
+    def __len__(self):
+        return len(self.dl)
+"""
+
+D2L_DATA_LAYER = """
+class MyLinear(nn.Module):
+    def __init__(self, in_units, units):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(in_units, units) * 0.01)
+        self.bias = nn.Parameter(torch.zeros(units,))
+
+    def forward(self, X):
+        return torch.matmul(X, self.weight.data) + self.bias.data
+"""
+
+PLAIN_TENSOR_LAYER = """
+class MyLinear(nn.Module):
+    def __init__(self, in_features, out_features):
+        super().__init__()
+        self.weight = (torch.randn(in_features, out_features) * 0.01).requires_grad_()
+        self.bias = torch.zeros(out_features, requires_grad=True)
+
+    def forward(self, X):
+        return X @ self.weight + self.bias
+"""
+
+D2L_RANDN_LAYER = """
+class MyLinear(nn.Module):
+    def __init__(self, in_units, units):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(in_units, units))
+        self.bias = nn.Parameter(torch.randn(units,))
+
+    def forward(self, X):
+        return torch.matmul(X, self.weight) + self.bias
+"""
+
+TWO_LAYERS = """
+def make_shared_net(in_features, hidden, out_features):
+    return nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                         nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out_features))
+"""
+
+DEEPCOPY_SHARED = """
+import copy
+
+
+def make_shared_net(in_features, hidden, out_features):
+    shared = nn.Linear(hidden, hidden)
+    return nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), shared, nn.ReLU(), copy.deepcopy(shared),
+                         nn.ReLU(), nn.Linear(hidden, out_features))
+"""
+
+WHOLE_MODEL_SAVED = """
+def save_params(net, path):
+    torch.save(net, path)
+
+
+def load_params(make_net, path):
+    net = torch.load(path)
+    net.eval()
+    return net
+"""
+
+HARD_CODED_MODEL = """
+def save_params(net, path):
+    torch.save(net.state_dict(), path)
+
+
+def load_params(make_net, path):
+    net = MnistModel()
+    net.load_state_dict(torch.load(path))
+    net.eval()
+    return net
+"""
+
+GROUPS = {
+    "tutorial_styles": {
+        "device_as_string": ("device_helpers", (
+            'return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")',
+            'return "cuda" if torch.cuda.is_available() else "cpu"'), "torch.device"),
+        "accuracy_returns_a_tensor": ("loss_batch", JOVIAN_ACCURACY, "Python float"),
+        "evaluate_returns_a_tuple": ("evaluate_loop", JOVIAN_TUPLE_EVALUATE, "dict"),
+        "epochs_counted_from_zero": ("fit_loop", (
+            "epochs = range(1, num_epochs + 1)\n    for epoch in (tqdm(epochs, desc=\"epochs\") if progress else epochs):",
+            "epochs = range(num_epochs)\n    for epoch in (tqdm(epochs, desc=\"epochs\") if progress else epochs):"),
+            "[1, 2, 3]"),
+        "nll_loss_on_raw_scores": ("mnist_mlp", ("loss_fn = F.cross_entropy", "loss_fn = F.nll_loss"),
+                                   "nll_loss expects log-probabilities"),
+        "parameter_data_in_forward": ("custom_layer", D2L_DATA_LAYER, "self.weight.data"),
+        "bias_filled_with_0_01": ("init_apply", ("nn.init.zeros_(m.bias)", "m.bias.data.fill_(0.01)"), "zeros"),
+        "two_separate_layers": ("shared_layer", TWO_LAYERS, "count once"),
+        "loaded_net_left_in_train_mode": ("save_load_params", ("    net.eval()\n    return net", "    return net"),
+                                          "training mode"),
+    },
+    "ignored_arguments": {
+        "to_device_not_recursive": ("device_helpers", (
+            "return type(data)(to_device(x, device) for x in data)",
+            "return type(data)(x.to(device) for x in data)"), "nested list"),
+        "loss_fn_ignored": ("loss_batch", ("loss = loss_fn(y_hat, y)", "loss = F.cross_entropy(y_hat, y)"),
+                            "loss_fn it is given"),
+        "plain_mean_of_batch_losses": ("evaluate_loop", PLAIN_MEAN_EVALUATE, "without weighting"),
+        "fit_always_evaluates": ("fit_loop", FIT_ALWAYS_EVALUATES, "valid_iter=None"),
+        "sigmoid_hidden_layer": ("mnist_mlp", ("F.relu(self.linear1(X))", "torch.sigmoid(self.linear1(X))"),
+                                 "ReLU"),
+        "parameters_as_plain_tensors": ("custom_layer", PLAIN_TENSOR_LAYER, "nn.Parameter"),
+        "xavier_normal": ("init_apply", ("nn.init.xavier_uniform_(m.weight)", "nn.init.xavier_normal_(m.weight)"),
+                          "Xavier-uniform"),
+        "shared_layer_copied": ("shared_layer", DEEPCOPY_SHARED, "count once"),
+        "whole_model_saved": ("save_load_params", WHOLE_MODEL_SAVED, "state_dict"),
+    },
+    "counts_and_sizes": {
+        "len_of_the_dataset": ("device_helpers", ("return len(self.dl)", "return len(self.dl.dataset)"), "len(dl)"),
+        "gradients_never_zeroed": ("loss_batch", ("        optimizer.zero_grad()\n", ""), "parameters"),
+        "metric_called_by_name": ("evaluate_loop", ACCURACY_BY_NAME_EVALUATE, "metric"),
+        "no_progress_parameter": ("fit_loop", FIT_WITHOUT_PROGRESS, "progress=True"),
+        "input_size_hard_coded": ("mnist_mlp", ("X = X.reshape(X.shape[0], -1)", "X = X.view(-1, 784)"),
+                                  "MnistModel(196, 20, 4)"),
+        "d2l_randn_initialisation": ("custom_layer", D2L_RANDN_LAYER, "N(0, 0.01^2)"),
+        "every_module_with_a_weight": ("init_apply", ("if isinstance(m, nn.Linear):",
+                                                      'if hasattr(m, "weight"):'), "raised"),
+        "model_class_by_name": ("save_load_params", HARD_CODED_MODEL, "load_params"),
+    },
+    "edges": {
+        "single_pass_loader": ("device_helpers", SINGLE_PASS_LOADER, "fresh pass"),
+        "metric_after_the_step": ("loss_batch", (
+            "value = metric(y_hat, y) if metric is not None else None",
+            "value = metric(net(X), y) if metric is not None else None"), "before the step"),
+        "unweighted_training_loss": ("fit_loop", FIT_UNWEIGHTED, "plain mean of the batch losses"),
+        "summed_loss": ("mnist_mlp", ("loss_fn = F.cross_entropy",
+                                      'def loss_fn(y_hat, y):\n    return F.cross_entropy(y_hat, y, reduction="sum")'),
+                        "sum"),
+        "bias_zeroed_without_none_check": ("init_apply", ("        if m.bias is not None:\n            nn.init.zeros_(m.bias)",
+                                                          "        nn.init.zeros_(m.bias)"), "raised"),
+        "state_never_loaded": ("save_load_params", ("    net.load_state_dict(torch.load(path))\n", ""),
+                               "predictions"),
+    },
+}
+
+
+def apply_edits(nb, mistakes):
+    """``nb`` with every (task, edit) of ``mistakes`` applied to its task's solution cell."""
+    for task, edit, _ in mistakes.values():
+        if isinstance(edit, tuple):
+            nb = edit_solution(nb, task, *edit)
+        else:
+            nb = replace_solution(nb, task, edit)
+    return nb
+
+
+def test_grouped_mistakes_touch_each_task_once():
+    for group in GROUPS.values():
+        tasks = [task for task, _, _ in group.values()]
+        assert len(tasks) == len(set(tasks))
+
+
+@pytest.mark.parametrize("group", sorted(GROUPS))
+def test_grouped_mistakes_each_lose_exactly_their_task(reference, group):
+    mistakes = GROUPS[group]
+    report = grade(apply_edits(reference, mistakes))
+    assert report.error is None
+    assert report.failed_tasks() == {task for task, _, _ in mistakes.values()}, failures(report)
+    for name, (task, _, words) in mistakes.items():
+        assert words in report.by_task[task].output, (name, report.by_task[task].output)
+
+
+# Correct but different, one per task, graded together: full marks.
+GROUPED_VARIANTS = {
+    "device_helpers": """
+def get_default_device():
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def to_device(data, device):
+    if isinstance(data, torch.Tensor):
+        return data.to(device)
+    if isinstance(data, dict):
+        return {k: to_device(v, device) for k, v in data.items()}
+    return [to_device(x, device) for x in data]
+
+
+class DeviceDataLoader:
+    def __init__(self, dl, device):
+        self.dl, self.device = dl, device
+
+    def __iter__(self):
+        return (to_device(b, self.device) for b in self.dl)
+
+    def __len__(self):
+        return len(self.dl)
+""",
+    "loss_batch": """
+import numpy as np
+
+
+def accuracy(y_hat, y):
+    return np.mean((y_hat.argmax(dim=1) == y).numpy())
+
+
+def loss_batch(net, loss_fn, X, y, optimizer=None, metric=None):
+    y_hat = net(X)
+    loss = loss_fn(y_hat, y)
+    if optimizer is not None:
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return loss.item(), y.shape[0], None if metric is None else metric(y_hat, y)
+""",
+    "evaluate_loop": """
+import numpy as np
+
+
+def evaluate(net, loss_fn, valid_dl, metric=None):
+    net.eval()
+    with torch.no_grad():
+        results = [loss_batch(net, loss_fn, xb, yb, metric=metric) for xb, yb in valid_dl]
+        losses, nums, metrics = zip(*results)
+        total = np.sum(nums)
+        avg_loss = np.sum(np.multiply(losses, nums)) / total
+        avg_metric = None
+        if metric is not None:
+            avg_metric = np.sum(np.multiply(metrics, nums)) / total
+    return {"loss": avg_loss, "metric": avg_metric, "n": total}
+""",
+    "fit_loop": """
+from tqdm.auto import tqdm
+
+
+def fit(net, loss_fn, optimizer, train_iter, num_epochs, valid_iter=None, metric=None, progress=False):
+    history = {"epoch": [], "train_loss": []}
+    for epoch in range(num_epochs):
+        net.train()
+        batches = tqdm(train_iter, desc=f"epoch {epoch + 1}", disable=not progress)
+        results = [loss_batch(net, loss_fn, X, y, optimizer=optimizer) for X, y in batches]
+        losses, nums, _ = zip(*results)
+        history["epoch"].append(epoch + 1)
+        history["train_loss"].append(sum(l * n for l, n in zip(losses, nums)) / sum(nums))
+        if valid_iter is not None:
+            result = evaluate(net, loss_fn, valid_iter, metric)
+            history.setdefault("valid_loss", []).append(result["loss"])
+            history.setdefault("valid_metric", []).append(result["metric"])
+            print(f"Epoch [{epoch + 1}/{num_epochs}], val_loss: {result['loss']:.4f}")
+    return history
+""",
+    "mnist_mlp": """
+def MnistModel(in_size=784, hidden_size=32, out_size=10):
+    return nn.Sequential(nn.Flatten(), nn.Linear(in_size, hidden_size), nn.ReLU(),
+                         nn.Linear(hidden_size, out_size), nn.LogSoftmax(dim=1))
+
+
+loss_fn = nn.NLLLoss()
+""",
+    "custom_layer": """
+class MyLinear(nn.Module):
+    def __init__(self, in_features, out_features):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(in_features, out_features))
+        self.bias = nn.Parameter(torch.empty(out_features))
+        nn.init.normal_(self.weight, mean=0.0, std=0.01)
+        nn.init.zeros_(self.bias)
+
+    def forward(self, X):
+        return torch.matmul(X, self.weight) + self.bias
+""",
+    "init_apply": """
+def init_weights(m):
+    if type(m) == nn.Linear:
+        torch.nn.init.xavier_uniform_(m.weight)
+        if m.bias is not None:
+            m.bias.data.fill_(0)
+""",
+    "shared_layer": """
+def make_shared_net(in_features, hidden, out_features):
+    first, second = nn.Linear(hidden, hidden), nn.Linear(hidden, hidden)
+    second.weight, second.bias = first.weight, first.bias      # tied: the same Parameters
+    return nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), first, nn.ReLU(), second, nn.ReLU(),
+                         nn.Linear(hidden, out_features))
+""",
+    "save_load_params": """
+def save_params(net, path):
+    state = net.state_dict()
+    print(f"saving {len(state)} tensors to {path}")
+    torch.save(state, path)
+
+
+def load_params(make_net, path):
+    clone = make_net()
+    clone.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return clone.train(False)
+""",
+}
+
+
+def test_grouped_correct_variants_get_full_marks(reference):
+    nb = reference
+    for task, source in GROUPED_VARIANTS.items():
+        nb = replace_solution(nb, task, source)
+    report = grade(nb)
+    assert report.error is None
     assert report.failed_tasks() == set(), failures(report)
 
 

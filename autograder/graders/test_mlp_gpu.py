@@ -35,6 +35,12 @@ minimum; a model that does not train, e.g. layers created in forward, stays near
 <= 0.50 (twice the reference maximum; softmax before cross_entropy cannot go below 1.46 with 10 classes
 and measured >= 1.59). Training and prediction took a median 1.0 s per run.
 
+ReLU check: the scores of a ReLU network are piecewise linear in the input, so along a line through
+an input (step 1e-2 on a unit direction, float64, scores centred per row; log-probabilities and
+probabilities are turned back into centred scores) their second difference is zero unless a hidden unit
+switches within the step. Over grading seeds 0-19 the reference had at most 2.7e-15 on at least 7 of 8
+rows (the check asks for 6 within 1e-11); tanh had at least 1.4e-8 on every row.
+
 Not enforced (with reasons): see the CONTRACT table below.
 """
 import math
@@ -229,8 +235,12 @@ def probe_mlp_structure(ns, seed):
     torch.manual_seed(seed)
     small = MnistModel(196, 20, 4)
     gen = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        out["small_y_hat"] = small(torch.randn(5, 196, generator=gen))
+    try:
+        with torch.no_grad():
+            out["small_y_hat"] = small(torch.randn(5, 196, generator=gen))
+    except Exception as exc:
+        out["small_y_hat"] = None
+        out["small_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
     torch.manual_seed(seed)
     net = MnistModel(784, 32, 10)
     X = torch.randn(6, 1, 28, 28, generator=gen)
@@ -258,7 +268,7 @@ def probe_mlp_structure(ns, seed):
         X64 = torch.randn(8, 784, generator=gen, dtype=torch.float64)
         d = torch.randn(8, 784, generator=gen, dtype=torch.float64)
         d = d / d.norm(dim=1, keepdim=True)
-        eps = 1e-3
+        eps = 1e-2
         with torch.no_grad():
             out["line"] = [net64(X64 - eps * d), net64(X64), net64(X64 + eps * d)]
     except Exception:  # a model that cannot run in float64 is not judged on this
@@ -338,8 +348,12 @@ def probe_to_device(ns):
                     "items": [describe(v) for v in value]}
         return {"type": "none" if value is None else type(value).__name__}
 
-    out = {"one": describe(to_device(X, meta)), "pair": describe(to_device([X, y], meta)),
-           "tuple": describe(to_device((X, y), meta)), "nested": describe(to_device([[X, y], X], meta))}
+    out = {}
+    for key, data in (("one", X), ("pair", [X, y]), ("tuple", (X, y)), ("nested", [[X, y], X])):
+        try:
+            out[key] = describe(to_device(data, meta))
+        except Exception as exc:
+            out[key] = {"type": "error", "error": f"{type(exc).__name__}: {str(exc)[:200]}"}
     back = to_device(X, torch.device("cpu"))
     out.update({"back": back if isinstance(back, torch.Tensor) else None, "X": X})
     return out
@@ -698,7 +712,8 @@ def probe_custom_layer(ns, seed):
         R = torch.randn(n, fan_out, generator=gen)
         y_hat = layer(X)
         case = {"X": X, "R": R, "W": layer.weight.detach().clone(), "b": layer.bias.detach().clone(),
-                "y_hat": y_hat.detach() if isinstance(y_hat, torch.Tensor) else None}
+                "y_hat": y_hat.detach() if isinstance(y_hat, torch.Tensor) else None,
+                "graph": isinstance(y_hat, torch.Tensor) and y_hat.requires_grad}
         try:
             (y_hat * R).sum().backward()
             case["W_grad"], case["b_grad"] = layer.weight.grad, layer.bias.grad
@@ -799,6 +814,7 @@ def probe_shared_layer(ns, seed, sizes):
 def probe_save_load(ns, seed, X):
     """save_params / load_params in a fresh folder of the working folder, for two different networks."""
     import os
+    import re
     import shutil
     import tempfile
     import torch
@@ -840,7 +856,14 @@ def probe_save_load(ns, seed, X):
             net.eval()
             with torch.no_grad():
                 case["expected"] = net(X)
-            loaded = load_params(make_net, path)
+            try:
+                loaded = load_params(make_net, path)
+            except Exception as exc:
+                message = re.sub(r"\x1b\[[0-9;]*m", "", str(exc).splitlines()[0]) if str(exc) else ""
+                case["load_error"] = f"{type(exc).__name__}: {message[:160]}"
+                case["loaded_module"] = False
+                out[name] = case
+                continue
             case["loaded_module"] = isinstance(loaded, nn.Module)
             if case["loaded_module"]:
                 case["loaded_training"] = loaded.training
@@ -886,6 +909,8 @@ def test_mlp_output_shape_and_batch(mlp_structure):
                  "whole batch (flatten each image, keep the batch dimension)", rtol=1e-4, atol=1e-5)
     expect_tensor(out["flat"], "the output for X of shape (6, 784)", shape=(6, 10))
     expect_close(out["flat"], out["y_hat"], "the output for X reshaped to (6, 784)", rtol=1e-4, atol=1e-5)
+    expect("small_error" not in out, f"MnistModel(196, 20, 4) applied to X of shape (5, 196) raised "
+           f"{out.get('small_error')}: use in_size, hidden_size and out_size, not fixed numbers.")
     expect_tensor(out["small_y_hat"], "MnistModel(196, 20, 4) applied to X of shape (5, 196) (use in_size and "
                   "out_size, not fixed numbers)", shape=(5, 4), dtype=torch.float32)
 
@@ -928,11 +953,11 @@ def test_mlp_hidden_activation_is_relu(mlp_structure):
     a, b, c = (_log_probs(v.double(), kind) for v in line)
     a, b, c = (v - v.mean(dim=1, keepdim=True) for v in (a, b, c))   # scores up to a constant per row
     second = (a - 2 * b + c).abs().amax(dim=1)
-    straight = int((second <= 1e-9).sum())
+    straight = int((second <= 1e-11).sum())
     expect(straight >= 6,
            "MnistModel's hidden activation does not behave like ReLU: along a straight line through an input, "
            f"the scores of a ReLU network change linearly except where a hidden unit switches on or off, but "
-           f"yours curve for {8 - straight} of 8 inputs (tolerance 1e-9 in float64). Use F.relu / nn.ReLU for "
+           f"yours curve for {8 - straight} of 8 inputs (tolerance 1e-11 in float64). Use F.relu / nn.ReLU for "
            "the hidden layer (not sigmoid or tanh).")
 
 
@@ -1016,6 +1041,8 @@ def _in_words(value):
         return f"a tensor on the {value['device']} device"
     if kind in ("list", "tuple"):
         return f"a {kind} of [" + ", ".join(_in_words(v) for v in value["items"]) + "]"
+    if kind == "error":
+        return f"nothing: it raised {value['error']}"
     return "None" if kind == "none" else f"a {kind}"
 
 
@@ -1308,6 +1335,9 @@ def test_custom_layer_forward(custom_layer_out):
         y_hat = expect_tensor(case["y_hat"], what, shape=(n, fan_out), dtype=torch.float32)
         X, W, b = case["X"].double(), case["W"].double(), case["b"].double()
         expect_close(y_hat, X @ W + b, f"{what} (X @ weight + bias)", rtol=1e-5, atol=1e-5)
+        expect(case["graph"], f"The output of {what} does not require grad: it is cut off from weight and bias, "
+               "so no gradient reaches them and training cannot change them. Use self.weight and self.bias "
+               "themselves in forward (not self.weight.data or a detached copy).")
         expect("backward_error" not in case, f"backward through {what} failed: {case.get('backward_error')}.")
         for name, grad, want in (("weight", case["W_grad"], X.T @ case["R"].double()),
                                  ("bias", case["b_grad"], case["R"].double().sum(0))):
@@ -1458,6 +1488,9 @@ def test_save_params_writes_state_dict(save_load_out):
 @pytest.mark.save_load_params
 def test_load_params_reproduces(save_load_out):
     for name, case in save_load_out.items():
+        expect("load_error" not in case, f"load_params(make_net, path) raised {case.get('load_error')}. Build the "
+               "network with the make_net it is given, then net.load_state_dict(torch.load(path)) with the "
+               "state_dict that save_params wrote.")
         expect(case["loaded_module"], "load_params(make_net, path) should return the network (an nn.Module).")
         expect(not case["loaded_is_original"], "load_params should build a new network with make_net().")
         pred = expect_tensor(case["pred"], "the loaded network's output", shape=tuple(case["expected"].shape))
