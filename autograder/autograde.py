@@ -19,6 +19,7 @@ import json
 import os
 import re
 import sys
+import warnings
 
 from autograder.classroom import (Job, ResultsCache, Summary, content_key, read_submission,
                                   remove_stale_temporaries, run_gradings)
@@ -154,50 +155,77 @@ def autograde(assignment, students=None, jobs=None, force=False, scheduler=None,
                 summary.graded[label] = report
             else:
                 todo.append(Job((student, path), label, data, os.path.basename(path), key=key))
-    for outcome in run_gradings(todo, assignment, jobs, scheduler, limits, desc=f"grading {assignment}"):
-        label, report = outcome.job.label, outcome.report
-        summary.seconds[label] = report.execution_time
-        if report.error:
-            summary.failed[label] = report.error
-        else:
-            cache.put(outcome.job.key, report)
-            summary.graded[label] = report
-            summary.fresh.add(label)
-    _write_gradebook(root, assignment, found, keys, summary, cache, ledger, ledger_path, force, limits, several)
+    writer = GradebookWriter(root, assignment, cache.folder, limits, ledger, ledger_path, keys, summary, force)
+    remaining = {student: 0 for student in found}
+    for job in todo:
+        remaining[job.id[0]] += 1
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module="nbgrader")       # SQLAlchemy chatter of nbgrader's gradebook
+        for outcome in run_gradings(todo, assignment, jobs, scheduler, limits, desc=f"grading {assignment}"):
+            student, label, report = outcome.job.id[0], outcome.job.label, outcome.report
+            summary.seconds[label] = report.execution_time
+            if report.error:
+                summary.failed[label] = report.error
+            else:
+                cache.put(outcome.job.key, report)
+                summary.graded[label] = report
+                summary.fresh.add(label)
+            remaining[student] -= 1
+            if remaining[student] == 0:
+                writer.record(student)      # while the other gradings go on
+        writer.record_all([s for s in sorted(found) if s not in writer.done])
     for line in summary.lines():
         print(line)
     return 0 if summary.graded or not summary.failed else 2
 
 
-def _write_gradebook(root, assignment, found, keys, summary, cache, ledger, ledger_path, force, limits, several):
-    """nbgrader writes the gradebook for every student whose grades are not in it yet (or changed)."""
-    from autograder.classroom import _progress
+class GradebookWriter:
+    """nbgrader writes the gradebook for each student whose grades are not in it yet (or changed)."""
 
-    config, coursedir = _nbgrader_app(root, cache.folder, limits)
-    failed_students = {label.split("/", 1)[0] if several else label for label in summary.failed}
-    present = _graded_in_gradebook(coursedir, assignment, found)
-    todo = []
-    for student in sorted(found):
-        if student in failed_students:
-            continue
-        autograded = os.path.join(root, "autograded", student, assignment)
-        if not force and ledger.get(student) == keys[student] and student in present and os.path.isdir(autograded):
-            continue
-        todo.append(student)
-    if not todo:
-        return
-    bar = _progress(len(todo), "gradebook")
-    try:
-        for student in todo:
-            reason = _nbgrader_autograde(config, coursedir, assignment, student)
-            if reason is None:
-                ledger[student] = keys[student]
-                write_json_atomic(ledger_path, ledger)
-            else:
-                summary.failed[student] = f"nbgrader could not record the grades: {reason}"
-                for label in [lb for lb in summary.graded if lb == student or lb.startswith(student + "/")]:
-                    summary.graded.pop(label)
-                    summary.fresh.discard(label)
-            bar.update(1)
-    finally:
-        bar.close()
+    def __init__(self, root, assignment, cache_dir, limits, ledger, ledger_path, keys, summary, force):
+        self.root, self.assignment = root, assignment
+        self.config, self.coursedir = _nbgrader_app(root, cache_dir, limits)
+        self.ledger, self.ledger_path, self.keys = ledger, ledger_path, keys
+        self.summary, self.force = summary, force
+        self.present = _graded_in_gradebook(self.coursedir, assignment, list(keys))
+        self.done = set()
+
+    def _failed(self, student):
+        return any(label == student or label.startswith(student + "/") for label in self.summary.failed)
+
+    def _needed(self, student):
+        autograded = os.path.join(self.root, "autograded", student, self.assignment)
+        return (self.force or self.ledger.get(student) != self.keys[student] or student not in self.present
+                or not os.path.isdir(autograded))
+
+    def record(self, student):
+        """Let nbgrader grade ``student`` from the cache into the gradebook, if needed; then note it."""
+        self.done.add(student)
+        if self._failed(student) or not self._needed(student):
+            return False
+        reason = _nbgrader_autograde(self.config, self.coursedir, self.assignment, student)
+        if reason is None:
+            self.ledger[student] = self.keys[student]
+            write_json_atomic(self.ledger_path, self.ledger)
+            return True
+        self.summary.failed[student] = f"nbgrader could not record the grades: {reason}"
+        for label in [lb for lb in self.summary.graded if lb == student or lb.startswith(student + "/")]:
+            self.summary.graded.pop(label)
+            self.summary.fresh.discard(label)
+        return False
+
+    def record_all(self, students):
+        """``record`` each of ``students`` that needs it, with a progress bar."""
+        from autograder.classroom import _progress
+
+        todo = [s for s in students if not self._failed(s) and self._needed(s)]
+        self.done.update(students)
+        if not todo:
+            return
+        bar = _progress(len(todo), "gradebook")
+        try:
+            for student in todo:
+                self.record(student)
+                bar.update(1)
+        finally:
+            bar.close()

@@ -101,9 +101,10 @@ def write_csv(path, assignment, reports):
     from autograder.tasks import load_assignment
 
     try:
-        order = [t.id for t in load_assignment(assignment).tasks]
+        tasks = load_assignment(assignment).tasks
+        order, total = [t.id for t in tasks], float(sum(t.points for t in tasks))
     except Exception:  # noqa: BLE001 - unknown assignment: columns from the reports
-        order = []
+        order, total = [], 0.0
     seen = order + [t.id for r in reports.values() for t in r.tasks if t.id not in order]
     columns = list(dict.fromkeys(seen))
     buffer = io.StringIO()
@@ -112,7 +113,7 @@ def write_csv(path, assignment, reports):
     for student in sorted(reports):
         report = reports[student]
         scores = report.scores()
-        writer.writerow([student, report.score, report.max_score,
+        writer.writerow([student, report.score, report.max_score if report.tasks else total,
                          *[scores.get(c, "") for c in columns], report.error or ""])
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
