@@ -201,6 +201,7 @@ def test_student_runs_fills_and_validates_in_jupyterlab(lab, tmp_path):
         print(f"{time.monotonic() - started:6.1f} s  screenshot: {path}")
 
     started = time.monotonic()
+    print(f"JupyterLab serves {folder} at {base}")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -210,7 +211,9 @@ def test_student_runs_fills_and_validates_in_jupyterlab(lab, tmp_path):
             try:
                 page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}", timeout=STARTUP_S * 1000)
                 page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=STARTUP_S * 1000)
+                print(f"{time.monotonic() - started:6.1f} s  notebook shown")
                 page.locator(".jp-StatusBar-TextItem", has_text="| Idle").wait_for(timeout=STARTUP_S * 1000)
+                print(f"{time.monotonic() - started:6.1f} s  kernel idle")
                 validate = page.locator(".jp-NotebookPanel .jp-Toolbar-item", has_text="Validate")
                 assert validate.count() == 1, "nbgrader's Validate button is missing: is its JupyterLab " \
                                               "extension (@jupyter/nbgrader) installed and enabled?"
