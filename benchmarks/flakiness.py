@@ -1,15 +1,15 @@
-"""Flakiness check and grading time of the lessons whose graders follow COURSE_GRADING_SEED.
+"""Flakiness check and grading time of every lesson: graders follow COURSE_GRADING_SEED.
 
-Covers 03-linear-regression, 04-logistic-regression and 05-softmax-regression (all three by default).
+Covers all seven assignments (01-datasets .. 07-mnist-cnn) by default, or the ones named.
 
 1. Grades each reference notebook under COURSE_GRADING_SEED = 0 .. N-1 (the graders' data change with
-   it; one sandboxed student per assignment serves all seeds) and prints every task that lost a point:
-   the reference must never lose one.
+   it; one sandboxed student per assignment serves all seeds) and prints every task that lost a point
+   and the points lost: the reference must never lose one.
 2. Grades each reference notebook from scratch (a fresh sandbox, as the CLI does) several times and
    prints the median grading time (target: at most 15 s each on 2 CPU cores).
 
 Usage: python benchmarks/flakiness.py [ASSIGNMENT ...] [--seeds 20] [--timing-runs 5]
-e.g.   python benchmarks/flakiness.py 05-softmax-regression --timing-runs 0
+e.g.   python benchmarks/flakiness.py 03-linear-regression 05-softmax-regression --timing-runs 0
 """
 import argparse
 import os
@@ -21,11 +21,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from autograder.engine import grade_notebook  # noqa: E402
+from autograder.library import ASSIGNMENTS  # noqa: E402
 from autograder.notebook import program_cells  # noqa: E402
 from autograder.sandbox import SandboxStudent  # noqa: E402
 from tests.notebooks import source_notebook  # noqa: E402
-
-ASSIGNMENTS = ["03-linear-regression", "04-logistic-regression", "05-softmax-regression"]
 
 
 def flakiness(assignment, seeds):
@@ -41,7 +40,8 @@ def flakiness(assignment, seeds):
             report = grade_notebook(nb, assignment=assignment, student=student)
             failed = report.failed_tasks()
             if failed or report.error:
-                lost[seed] = {t: report.by_task[t].output for t in failed} or report.error
+                lost[seed] = {t: f"lost {report.by_task[t].max_score - report.by_task[t].score:g} point(s): "
+                                 f"{report.by_task[t].output}" for t in failed} or report.error
     finally:
         student.close()
         if saved is None:
@@ -73,12 +73,13 @@ def main():
     assignments = args.assignments or ASSIGNMENTS
     unknown = [a for a in assignments if a not in ASSIGNMENTS]
     if unknown:
-        parser.error(f"no seeded graders for {', '.join(unknown)} (choose from {', '.join(ASSIGNMENTS)})")
+        parser.error(f"unknown assignment {', '.join(unknown)} (choose from {', '.join(ASSIGNMENTS)})")
     ok = True
     for assignment in assignments:
+        start = time.perf_counter()
         lost = flakiness(assignment, range(args.seeds))
-        print(f"{assignment}: reference graded under {args.seeds} seeds: "
-              f"{'never lost a point' if not lost else 'LOST POINTS'}")
+        print(f"{assignment}: reference graded under {args.seeds} seeds ({time.perf_counter() - start:.0f} s): "
+              f"{'never lost a point' if not lost else f'LOST POINTS under {len(lost)} seed(s)'}", flush=True)
         for seed, tasks in lost.items():
             print(f"  seed {seed}: {tasks}")
         ok = ok and not lost

@@ -54,6 +54,26 @@ def grad_norm(params):
     return math.sqrt(total)
 
 
+DIAGNOSES = ("healthy", "lr_too_high", "lr_too_low", "no_zero_grad")
+
+
+def diagnose_training(history):
+    """Diagnose a run from history {"train_loss": [float per epoch], "grad_norm": [float per epoch]}.
+
+    Returns "lr_too_high" (some value inf or nan, or the loss ends above its start), else "no_zero_grad"
+    (the gradient norm ends above twice its start: gradients pile up in .grad), else "lr_too_low" (the loss
+    fell by less than 10%), else "healthy".
+    """
+    losses, norms = list(history["train_loss"]), list(history["grad_norm"])
+    if not all(math.isfinite(v) for v in losses + norms) or losses[-1] > losses[0]:
+        return "lr_too_high"
+    if norms[-1] > 2 * norms[0]:
+        return "no_zero_grad"
+    if losses[0] - losses[-1] < 0.1 * losses[0]:
+        return "lr_too_low"
+    return "healthy"
+
+
 def train_logreg(w, b, X, y, lr, num_epochs, batch_size, net=linreg, loss=bce_with_logits,
                  updater=sgd, generator=None):
     """Train w (d, 1) and b (1,) in place by minibatch SGD on the binary cross-entropy; return the history.

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from course.logistic_regression import (bce_with_logits, binary_accuracy, grad_norm, sigmoid, train_logreg,
-                                        train_logreg_fast)
+from course.logistic_regression import (bce_with_logits, binary_accuracy, diagnose_training, grad_norm, sigmoid,
+                                        train_logreg, train_logreg_fast)
 from tests.notebooks import edit_solution, grade, release_notebook, replace_solution, source_notebook
 
 A = "04-logistic-regression"
@@ -258,3 +258,13 @@ def test_library_is_stable_and_trains():
     assert history["train_loss"][-1] < 0.3
     net, history = train_logreg_fast(X, labels, 0.1, 3, 10, generator=gen)
     assert binary_accuracy(torch.sigmoid(net(X)), labels) > 0.85
+
+
+def test_library_diagnoses_the_graders_runs():
+    from autograder.graders import test_logistic_regression as G
+    for kind in G.DIAGNOSES:
+        for seed in (0, 1):
+            for run in G.make_runs(kind, seed):
+                history = {key: value.tolist() for key, value in run.items()}
+                assert diagnose_training(history) == kind, (kind, history)
+    assert binary_accuracy(torch.tensor([0.5, 0.5]), torch.tensor([1, 0])) == 0.5

@@ -141,6 +141,36 @@ FEEDBACK = {
 }
 
 
+# Mistakes of different tasks graded together (each task is judged on its own): name -> {task: (old, new)}.
+# Every notebook must lose exactly the tasks it changes.
+GROUPED_MISTAKES = {
+    "dtypes_shapes_scales_and_averages": {
+        "softmax_stable": ("O_exp = torch.exp(O - shift)", "O_exp = torch.exp((O - shift).float())"),
+        "softmax_cross_entropy": ("return -log_probs[torch.arange(O.shape[0]), y].mean()",
+                                  "return -log_probs.gather(1, y.reshape(-1, 1)).mean(dim=0)"),
+        "softmax_regression_model": ("W = torch.normal(0.0, 0.01, size=(num_inputs, num_outputs), requires_grad=True)",
+                                     "W = torch.randn(num_inputs, num_outputs, requires_grad=True)"),
+        "softmax_train_manual": ("            total += loss.item() * len(X_batch)\n            count += len(X_batch)",
+                                 "            total += loss.item()\n            count += 1"),
+        "softmax_train_fast": ("torch.optim.SGD(net.parameters(), lr=lr)",
+                               "torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)"),
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(GROUPED_MISTAKES))
+def test_grouped_mistakes_lose_exactly_their_tasks(reference, name):
+    nb = reference
+    for task, (old, new) in GROUPED_MISTAKES[name].items():
+        nb = edit_solution(nb, task, old, new)
+    report = grade(nb)
+    assert report.error is None
+    assert report.failed_tasks() == set(GROUPED_MISTAKES[name]), outputs(report)
+    for task in GROUPED_MISTAKES[name]:
+        output = report.by_task[task].output
+        assert output.strip() and "probe" not in output and "Traceback" not in output, output
+
+
 # Correct variants, each must get full marks. Variants of different tasks are graded together, two
 # notebooks in all (each task is judged on its own, so they cannot hide each other's failures).
 OWN_FAST_LOOP = '''
@@ -209,14 +239,14 @@ def train_softmax(W, b, X, y, lr, num_epochs, batch_size):
 '''
 
 VARIANTS = {
-    "detached_max_shift+zero_init+own_fast_loop_with_other_init": [
+    "detached_max_shift+scaled_randn_init+own_fast_loop_with_other_init": [
         ("softmax_stable", "edit", [("shift = O.max(dim=1, keepdim=True).values",
                                      "shift = O.max(dim=1, keepdim=True).values.detach()")]),
         ("softmax_cross_entropy", "edit", [("shift = O.max(dim=1, keepdim=True).values",
                                             "shift = torch.max(O, dim=1, keepdim=True)[0].detach()")]),
         ("softmax_regression_model", "edit", [(
             "W = torch.normal(0.0, 0.01, size=(num_inputs, num_outputs), requires_grad=True)",
-            "W = torch.zeros(num_inputs, num_outputs).requires_grad_()")]),
+            "W = (torch.randn(num_inputs, num_outputs) * 0.01).requires_grad_()")]),
         ("softmax_train_fast", "replace", OWN_FAST_LOOP),
     ],
     "log_softmax_and_nll_loss+logsumexp_softmax+data_updates": [

@@ -46,6 +46,18 @@ accuracy (0.97) but its loss is 0.79-0.81 (its floor is log(1 + 3/e) = 0.743 for
 size a second time, loss 0.2160-0.2263; gradients never zeroed, loss 0.79-5.4. Labels reshaped to
 (n, 1) or made float raise an error in the loss; parameters rebound instead of updated in place raise
 an error or stay at their initial values (caught directly).
+
+Method checks (no threshold). The manual loop is replayed in the judging process from the same W, b on
+the same minibatches (37 points in batches of 5, so the last one is smaller, 2 epochs; ``minibatches``
+without a generator draws its order from the global generator, which the probe seeds, and so does the
+replay): W and b within 1e-4, each epoch's train_loss within 1e-5 relative. The fast loop gets one
+minibatch per epoch (37 points, batch size 64), so the order inside it does not matter: its starting
+parameters are read when it creates its torch.optim.SGD and 3 steps of plain gradient descent on the mean
+cross-entropy are replayed from them; the trained net's log-probabilities (``log_softmax`` of its
+outputs, so a model that ends in ``LogSoftmax`` with ``NLLLoss`` is the same) within 1e-4.
+
+No grader reads a data file: everything is made here with seeded generators (the Fashion-MNIST part of
+the lesson is a demo).
 """
 import math
 import os
@@ -75,6 +87,67 @@ NUM_CLASSES, NUM_INPUTS, N_PER_CLASS = 4, 3, 100
 LR, NUM_EPOCHS, BATCH_SIZE = 0.5, 5, 16
 TRAIN_SEED = 0
 MIN_ACCURACY, MAX_LOSS = 0.92, 0.17
+
+# Method checks: replayed in the judging process (see the module docstring).
+TRACE_N, TRACE_LR, TRACE_BATCH, TRACE_EPOCHS = 37, 0.5, 5, 2
+FAST_TRACE_LR, FAST_TRACE_BATCH, FAST_TRACE_EPOCHS = 0.5, 64, 3
+TOL_TRACE_PARAMS, TOL_TRACE_LOSS = 1e-4, 1e-5
+
+CONTRACT = {
+    "softmax_stable": {
+        "softmax of each row (over the classes, dim=1); rows sum to 1; same shape as O":
+            ["test_softmax_odd_shape_float32", "test_softmax_float64_and_square"],
+        "keeps the dtype of O (float32 in, float32 out; float64 in, float64 out)":
+            ["test_softmax_odd_shape_float32", "test_softmax_float64_and_square"],
+        "stable for logits like [1000, 0, -1000], all-equal rows and a single class": "test_softmax_stability",
+        "O is not modified": ["test_softmax_odd_shape_float32", "test_softmax_stability"],
+        "gradients flow to O": "test_softmax_gradients",
+        "written with torch.exp and arithmetic, not torch.softmax": "not enforced: the graders judge what the "
+                                                                    "function computes, and torch.softmax computes it right",
+    },
+    "softmax_cross_entropy": {
+        "the mean loss over the batch as a 0-dimensional tensor": "test_cross_entropy_odd_shape",
+        "in the dtype of O": ["test_cross_entropy_odd_shape", "test_cross_entropy_stability"],
+        "stable form: finite for logits like [1000, 0, -1000], a single class": "test_cross_entropy_stability",
+        "differentiable with respect to O, with the right gradient": "test_cross_entropy_gradients",
+        "O and y are not modified": "test_cross_entropy_odd_shape",
+    },
+    "softmax_regression_model": {
+        "init_softmax_params returns (W (d, C), b (C,)), float32 leaves that require grad": "test_init_params",
+        "W ~ N(0, 0.01^2), b zeros": "test_init_params_values",
+        "softmax_regression returns the logits X @ W + b of shape (N, C), no softmax":
+            "test_model_logits_and_gradients",
+        "gradients reach W and b": "test_model_logits_and_gradients",
+    },
+    "softmax_train_manual": {
+        "minibatches(X, y, batch_size) in their order, the mean cross-entropy, backward(), sgd([W, b], lr, 1) "
+        "once per minibatch": "test_train_manual_follows_the_method",
+        "train_loss is the mean over each epoch's examples (a smaller last batch weighs less)":
+            "test_train_manual_follows_the_method",
+        "W and b trained in place, still leaves that require grad": "test_train_manual_outcome",
+        "history {'epoch': [1..num_epochs], 'train_loss': [...]}": ["test_train_manual_outcome",
+                                                                    "test_train_manual_odd_sizes"],
+        "X and y are not modified": "test_train_manual_outcome",
+        "any n, d, C and batch size (a smaller last batch)": "test_train_manual_odd_sizes",
+        "the trained model's accuracy and loss on new data": "test_train_manual_outcome",
+        "calls the notebook's softmax_regression and cross_entropy": "not enforced: a loop that computes the "
+            "same logits and loss inline trains identically, which the method check compares",
+    },
+    "softmax_train_fast": {
+        "softmax_net: an nn.Module from (N, d) to logits (N, C), d*C + C parameters": "test_train_fast_odd_sizes",
+        "nn.CrossEntropyLoss() and torch.optim.SGD(net.parameters(), lr=lr), one step per batch":
+            "test_train_fast_follows_the_method",
+        "model and every batch on the device given": "test_train_fast_follows_the_device",
+        "returns (net, history) with one train_loss per epoch": ["test_train_fast_outcome",
+                                                                 "test_train_fast_follows_the_method"],
+        "train_loss is the mean over each epoch's examples": "test_train_fast_follows_the_method",
+        "the trained net's accuracy and loss on new data": "test_train_fast_outcome",
+        "a shuffling DataLoader, fit(..., progress=False)": "not enforced: the order of the shuffled batches "
+            "follows the global generator, which correct solutions use differently; an own loop trains the same",
+        "device None picks CUDA when available": "not enforced: graders run without a GPU; the device "
+                                                 "argument itself is checked",
+    },
+}
 
 
 def grading_seed():
@@ -352,6 +425,59 @@ def probe_net(ns, num_inputs, num_outputs, X):
     return {"O": O.detach() if isinstance(O, torch.Tensor) else f"a {type(O).__name__}", "n_params": n_params}
 
 
+def probe_init_values(ns, num_inputs, num_outputs):
+    import torch
+    torch.manual_seed(3)
+    result = ns.require("init_softmax_params")(num_inputs, num_outputs)
+    if not isinstance(result, (tuple, list)) or len(result) != 2 or not all(
+            isinstance(t, torch.Tensor) for t in result):
+        return {"error": f"returned a {type(result).__name__}, not a tuple of two tensors (W, b)"}
+    return {"W": result[0].detach().clone(), "b": result[1].detach().clone()}
+
+
+def probe_train_fast_traced(ns, X, y, num_classes, lr, num_epochs, batch_size, seed, X_eval):
+    """train_softmax_fast with torch.optim.SGD replaced by a subclass that records the starting parameters."""
+    import contextlib
+    import io
+
+    import torch
+    train = ns.require("train_softmax_fast")
+    real_sgd = torch.optim.SGD
+    created = []
+
+    class SGD(real_sgd):
+        def __init__(self, params, *args, **kwargs):
+            params = list(params)
+            super().__init__(params, *args, **kwargs)
+            group = self.param_groups[0]
+            created.append({"start": [p.detach().cpu().clone() for g in self.param_groups for p in g["params"]],
+                            "lr": float(group["lr"]), "momentum": float(group.get("momentum", 0.0)),
+                            "weight_decay": float(group.get("weight_decay", 0.0))})
+
+    aliases = [name for name, value in ns.globals.items() if value is real_sgd]
+    torch.optim.SGD = SGD
+    for name in aliases:
+        ns.globals[name] = SGD
+    try:
+        torch.manual_seed(seed)
+        with contextlib.redirect_stderr(io.StringIO()):  # progress bars and warnings are not graded
+            result = train(X, y, num_classes, lr, num_epochs, batch_size, device=torch.device("cpu"))
+    finally:
+        torch.optim.SGD = real_sgd
+        for name in aliases:
+            ns.globals[name] = real_sgd
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        return {"error": f"train_softmax_fast returned a {type(result).__name__}, not a tuple (net, history)"}
+    net, history = result
+    net.eval()
+    with torch.no_grad():
+        O = net(X_eval)
+    out = {"O": O.detach().cpu().clone(), "created": created}
+    if isinstance(history, dict) and isinstance(history.get("train_loss"), (list, tuple)):
+        out["train_loss"] = [float(v) for v in history["train_loss"]]
+    return out
+
+
 # ---------------------------------------------------------------------------------------- helpers
 def _expect_result(out, what):
     value = out["out"] if isinstance(out, dict) and "out" in out else out
@@ -386,6 +512,9 @@ def _check_cross_entropy(student, O, y, what, tol):
     expect_tensor(loss, f"cross_entropy(O, y) for {what}")
     expect(loss.numel() == 1, f"cross_entropy(O, y) should return the mean loss over the batch, a single "
                               f"number, but for {what} it returned shape {tuple(loss.shape)}.")
+    expect(loss.dim() == 0, f"cross_entropy(O, y) should return a 0-dimensional tensor (shape ()), but for {what} "
+                            f"it returned shape {tuple(loss.shape)}: reduce with .mean() over all entries, or "
+                            f"pick the true class with log_probs[torch.arange(N), y], which is (N,).")
     expect(loss.dtype == O.dtype, f"cross_entropy(O, y) should keep the dtype of O ({O.dtype}), "
                                   f"but it returned {loss.dtype} for {what}.")
     expect(bool(torch.isfinite(loss).all()),
@@ -670,3 +799,129 @@ def test_train_fast_follows_the_device(student):
            f"checked with a device other than the CPU, the model's parameters were on {seen.get('net')} and "
            f"the batches given to fit on {seen.get('batch')}. Note that X.to(device) returns a new tensor "
            f"(keep the result), while net.to(device) moves the module itself.")
+
+
+
+@pytest.mark.softmax_regression_model
+def test_init_params_values(student):
+    out = student.probe(probe_init_values, 400, 10, label="`init_softmax_params`")
+    if "error" in out:
+        fail(f"init_softmax_params(400, 10) {out['error']}.")
+    W = expect_tensor(out["W"], "W from init_softmax_params(400, 10)", shape=(400, 10), dtype=torch.float32,
+                      finite=True).double()
+    b = expect_tensor(out["b"], "b from init_softmax_params(400, 10)", shape=(10,), dtype=torch.float32)
+    expect(bool((b == 0).all()), f"b from init_softmax_params should be zeros, but it is {b.tolist()}.")
+    std, mean = W.std().item(), W.mean().item()
+    # 4000 draws: the standard error of the std is 0.01 / 89, of the mean 0.01 / 63; both bands are 6+ of them.
+    expect(0.009 <= std <= 0.011 and abs(mean) <= 0.001,
+           f"The entries of W should be drawn from N(0, 0.01^2); over the 4000 entries of init_softmax_params(400, "
+           f"10) their mean is {mean:.3g} and their standard deviation {std:.3g} (allowed: mean within 0.001 of 0, "
+           f"standard deviation within 10% of 0.01).")
+
+
+def replay_manual(X, y, W0, b0, lr, num_epochs, batch_size, seed):
+    """The loop of the instructions in the judging process: (W, b, train_loss per epoch)."""
+    W = W0.clone().requires_grad_()
+    b = b0.clone().requires_grad_()
+    gen = torch.Generator().manual_seed(seed)   # the same stream as torch.manual_seed(seed) in the probe
+    losses = []
+    for _ in range(num_epochs):
+        order = torch.randperm(len(X), generator=gen)
+        total = 0.0
+        for start in range(0, len(X), batch_size):
+            rows = order[start:start + batch_size]
+            loss = F.cross_entropy(X[rows] @ W + b, y[rows])
+            loss.backward()
+            with torch.no_grad():
+                for p in (W, b):
+                    p -= lr * p.grad
+                    p.grad.zero_()
+            total += loss.item() * len(rows)
+        losses.append(total / len(X))
+    return W.detach(), b.detach(), losses
+
+
+@pytest.mark.softmax_train_manual
+def test_train_manual_follows_the_method(student):
+    seed = grading_seed()
+    gen = torch.Generator().manual_seed(_seed(17))
+    X = torch.randn(TRACE_N, NUM_INPUTS, generator=gen)
+    y = torch.randint(0, NUM_CLASSES, (TRACE_N,), generator=gen)
+    W0 = 0.01 * torch.randn(NUM_INPUTS, NUM_CLASSES, generator=gen)
+    b0 = torch.zeros(NUM_CLASSES)
+    out = student.probe(probe_train_manual, X, y, W0, b0, TRACE_LR, TRACE_EPOCHS, TRACE_BATCH, seed,
+                        label="`train_softmax`")
+    W, b, losses = replay_manual(X, y, W0, b0, TRACE_LR, TRACE_EPOCHS, TRACE_BATCH, seed)
+    got = torch.cat([expect_tensor(out["W"], "W after train_softmax", shape=(NUM_INPUTS, NUM_CLASSES)).reshape(-1),
+                     expect_tensor(out["b"], "b after train_softmax", shape=(NUM_CLASSES,)).reshape(-1)]).double()
+    want = torch.cat([W.reshape(-1), b.reshape(-1)]).double()
+    worst = (got - want).abs().max().item() if torch.isfinite(got).all() else math.inf
+    expect(worst <= TOL_TRACE_PARAMS,
+           f"After {TRACE_EPOCHS} epochs on {TRACE_N} examples (lr {TRACE_LR}, minibatches of {TRACE_BATCH}), W and "
+           f"b differ by up to {worst:.3g} from what the loop described in the instructions gives from the same "
+           f"start (tolerance {TOL_TRACE_PARAMS:g}). Check that you iterate over minibatches(X, y, batch_size), "
+           f"take one step of sgd([W, b], lr, 1) per minibatch on the batch's mean cross-entropy (the mean is "
+           f"already divided by the batch size), and nothing else changes W and b.")
+    history = out["history"]
+    reported = history.get("train_loss") if isinstance(history, dict) else None
+    expect(isinstance(reported, list) and len(reported) == TRACE_EPOCHS,
+           f"train_softmax should return a history whose 'train_loss' holds one number per epoch ({TRACE_EPOCHS}).")
+    for epoch, (value, expected) in enumerate(zip(reported, losses), start=1):
+        expect(value is not None and abs(value - expected) <= TOL_TRACE_LOSS * max(1.0, abs(expected)),
+               f"In epoch {epoch}, train_softmax reports train_loss {value}, but the mean cross-entropy over that "
+               f"epoch's examples is {expected:.6g} (relative tolerance {TOL_TRACE_LOSS:g}). With {TRACE_N} "
+               f"examples in batches of {TRACE_BATCH} the last batch is smaller: weigh each batch's loss by its "
+               f"size.")
+
+
+@pytest.mark.softmax_train_fast
+def test_train_fast_follows_the_method(student):
+    gen = torch.Generator().manual_seed(_seed(18))
+    X = torch.randn(TRACE_N, NUM_INPUTS, generator=gen)
+    y = torch.randint(0, NUM_CLASSES, (TRACE_N,), generator=gen)
+    X_eval = torch.randn(20, NUM_INPUTS, generator=gen)
+    out = student.probe(probe_train_fast_traced, X, y, NUM_CLASSES, FAST_TRACE_LR, FAST_TRACE_EPOCHS,
+                        FAST_TRACE_BATCH, grading_seed(), X_eval, label="`train_softmax_fast`")
+    if "error" in out:
+        fail(out["error"] + ".")
+    created = out["created"]
+    expect(len(created) >= 1, "train_softmax_fast should train with torch.optim.SGD(net.parameters(), lr=lr); no "
+                              "torch.optim.SGD was created.")
+    start, opts = created[-1]["start"], created[-1]
+    weights = [t for t in start if tuple(t.shape) == (NUM_CLASSES, NUM_INPUTS)]
+    biases = [t for t in start if tuple(t.shape) == (NUM_CLASSES,)]
+    expect(len(start) == 2 and len(weights) == 1 and len(biases) == 1,
+           f"train_softmax_fast should optimise the weight and bias of one nn.Linear({NUM_INPUTS}, {NUM_CLASSES}); "
+           f"the optimizer was given tensors of shapes {[tuple(t.shape) for t in start]}.")
+    expect(opts["lr"] == FAST_TRACE_LR and opts["momentum"] == 0 and opts["weight_decay"] == 0,
+           f"train_softmax_fast should use torch.optim.SGD(net.parameters(), lr=lr) with the lr it is given "
+           f"({FAST_TRACE_LR}) and nothing else; it used lr={opts['lr']:g}, momentum={opts['momentum']:g}, "
+           f"weight_decay={opts['weight_decay']:g}.")
+    W = weights[0].T.clone().requires_grad_()
+    b = biases[0].clone().requires_grad_()
+    losses = []
+    for _ in range(FAST_TRACE_EPOCHS):   # one minibatch per epoch: plain gradient descent
+        loss = F.cross_entropy(X @ W + b, y)
+        loss.backward()
+        with torch.no_grad():
+            for p in (W, b):
+                p -= FAST_TRACE_LR * p.grad
+                p.grad.zero_()
+        losses.append(loss.item())
+    O = expect_tensor(out["O"], "the trained net's output for 20 inputs", shape=(20, NUM_CLASSES))
+    got = torch.log_softmax(O.double(), dim=1)
+    want = torch.log_softmax((X_eval @ W + b).detach().double(), dim=1)
+    worst = (got - want).abs().max().item() if torch.isfinite(got).all() else math.inf
+    expect(worst <= TOL_TRACE_PARAMS,
+           f"After {FAST_TRACE_EPOCHS} epochs on {TRACE_N} examples in one batch (lr {FAST_TRACE_LR}), the trained "
+           f"net's log-probabilities differ by up to {worst:.3g} from {FAST_TRACE_EPOCHS} steps of gradient descent on "
+           f"the mean cross-entropy of its logits from the same start (tolerance {TOL_TRACE_PARAMS:g}). Check: the "
+           f"model outputs logits (no softmax), nn.CrossEntropyLoss() with its default mean, gradients cleared "
+           f"before each backward(), one optimizer.step() per batch.")
+    reported = out.get("train_loss")
+    expect(isinstance(reported, list) and len(reported) == FAST_TRACE_EPOCHS,
+           f"The history of train_softmax_fast should hold one train_loss per epoch ({FAST_TRACE_EPOCHS}).")
+    for epoch, (value, expected) in enumerate(zip(reported, losses), start=1):
+        expect(abs(value - expected) <= TOL_TRACE_LOSS * max(1.0, abs(expected)),
+               f"In epoch {epoch}, train_softmax_fast reports train_loss {value:.6g}, but the mean cross-entropy of "
+               f"that epoch is {expected:.6g} (relative tolerance {TOL_TRACE_LOSS:g}).")
