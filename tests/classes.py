@@ -120,6 +120,7 @@ def nbgrader(course, *args):
 def make_course(path, students):
     """A course folder with 01-datasets generated and ``students`` ({name: fill(release)}) submitted."""
     course = str(path)
+    os.makedirs(course, exist_ok=True)
     shutil.copy(os.path.join(ROOT, "nbgrader_config.py"), course)
     shutil.copytree(os.path.join(ROOT, "source", A), os.path.join(course, "source", A))
     nbgrader(course, "generate_assignment", A, "--force")
@@ -139,3 +140,26 @@ def gradebook_points(course, student):
     with Gradebook(f"sqlite:///{course}/gradebook.db") as gradebook:
         notebook = gradebook.find_submission_notebook("datasets", A, student)
         return {g.name: g.score for g in notebook.grades}
+
+
+def processes_in(folder):
+    """Pids of processes whose working folder is ``folder`` or below (grading processes left behind)."""
+    folder = os.path.realpath(folder)
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                cwd = os.readlink(f"/proc/{pid}/cwd")
+            except OSError:
+                continue
+            if cwd == folder or cwd.startswith(folder + os.sep):
+                found.append(int(pid))
+    return found
+
+
+def left_behind(folder, patience=30.0):
+    """``processes_in(folder)`` once they had ``patience`` seconds to notice their judge is gone."""
+    deadline = time.monotonic() + patience
+    while processes_in(folder) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return processes_in(folder)

@@ -3,7 +3,7 @@ import os
 import sqlite3
 
 from tests.classes import (A, TASKS, as_submission, cli, gradebook_points, kill_repeatedly, make_course,
-                           source_notebook, wrong)
+                           left_behind, source_notebook, wrong)
 
 
 def test_kill_9_at_random_moments_then_rerun(tmp_path):
@@ -18,6 +18,7 @@ def test_kill_9_at_random_moments_then_rerun(tmp_path):
     course, made = make_course(tmp_path / "course", students)
     moments = kill_repeatedly(["autograde", A, "--jobs", "2"], course, kills=10, seed=8, low=0.5, high=14.0)
     assert len(moments) >= 10, moments
+    assert left_behind(course) == [], "a killed run left grading processes behind"
     proc = cli("autograde", A, "--jobs", "2", cwd=course)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "Failed to grade: 0" in proc.stdout, proc.stdout

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tests.classes import A, EXPECTED, TASKS, cli, kill_repeatedly, mixed_class, write_class
+from tests.classes import A, EXPECTED, TASKS, cli, kill_repeatedly, left_behind, mixed_class, write_class
 
 
 def read_csv(path):
@@ -100,6 +100,7 @@ def test_kill_9_at_random_moments_then_rerun(tmp_path):
     args = ["batch", str(tmp_path / "submitted"), "--assignment", A, "--out", str(out), "--jobs", "2"]
     moments = kill_repeatedly(args, str(tmp_path), kills=10, seed=9, low=0.5, high=12.0)
     assert len(moments) >= 10, moments
+    assert left_behind(tmp_path) == [], "a killed run left grading processes behind"
     proc = cli(*args)
     assert proc.returncode == 0, proc.stderr[-2000:]
     found = results_of(out)
@@ -117,3 +118,12 @@ def test_kill_9_at_random_moments_then_rerun(tmp_path):
     assert "(0 in this run" in again.stdout
     leftovers = [n for n in os.listdir(out) if n.startswith(".")]
     assert not leftovers, leftovers
+
+
+def test_unsafe_no_sandbox_is_explicit_and_said(tmp_path):
+    write_class(str(tmp_path / "in"), {"eve": mixed_class()["grades.csv"]}, layout="flat")
+    proc = cli("batch", str(tmp_path / "in"), "--assignment", A, "--out", str(tmp_path / "out"),
+               "--unsafe-no-sandbox")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads((tmp_path / "out" / "results" / "eve" / "results.json").read_text())
+    assert "without a sandbox" in results["output"].lower()
