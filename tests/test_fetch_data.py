@@ -6,8 +6,11 @@ unreachable mirror stands for a machine without network.
 import functools
 import gzip
 import http.server
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -164,3 +167,20 @@ def test_debian_fashion_mnist_is_verified_with_the_package_checksums(clone, monk
     assert fetch_data.main(["fashion-mnist"]) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert out.count("(verified: Debian package MD5)") == 2, out
+
+
+def test_set_up_command_on_a_copy_without_sibling_shared_folder_fails_with_what_to_do(tmp_path):
+    clone = tmp_path / "clone"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for package in ("course", "autograder"):
+        shutil.copytree(Path(data.REPO_ROOT) / package, clone / package, ignore=ignore)
+    env = {name: value for name, value in os.environ.items()
+           if name not in (data.DATA_DIR_ENV, data.SHARED_DATA_ENV, "PYTHONPATH")}
+    env.update({fetch_data.MIRROR_ENV: closed_port_url(), data.CACHE_DIR_ENV: str(tmp_path / "cache")})
+    result = subprocess.run([sys.executable, "-m", "autograder.fetch_data", "mnist"], cwd=clone, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"downloading into {clone / 'data' / 'mnist'}" in result.stdout, result.stdout
+    for expected in ["Set-up cannot provide the MNIST test split", str(tmp_path / "shared" / "data" / "mnist"),
+                     "COURSE_DATA_DIR", "./setup.sh", "shared/data/mnist"]:
+        assert expected in result.stderr, f"{expected!r} missing from:\n{result.stderr}"
