@@ -3,9 +3,10 @@
 Runs the reference training functions (course.logistic_regression) on the graders' data and budgets for
 20+ seeds and prints min / median / max of the judged quantities (held-out accuracy, held-out binary
 cross-entropy of the logits, last training loss), then the same for known-wrong variants, which must land
-clearly on the other side of the thresholds.
+clearly on the other side of the thresholds; and the margins of the method checks (replayed loops).
 Usage: python benchmarks/calibrate_logistic_regression.py [num_seeds]
 """
+import os
 import statistics
 import sys
 
@@ -88,6 +89,9 @@ def main():
         summary("held-out accuracy", [r[0] for r in runs])
         summary("held-out loss", [r[1] for r in runs])
         summary("last train loss", [r[2] for r in runs])
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from calibrate_linear_regression import method_margins
+    method_margins(seeds, G, train_logreg_fast)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Runs the graders' own training probes (``manual_outcome``, ``fast_outcome``) aga
 notebook's code for many grading seeds (as COURSE_GRADING_SEED does: the training points, the initial
 W and the training seed follow the seed; the held-out set stays fixed), prints min / median / max of
 held-out accuracy and loss, checks that every seed passes the thresholds (the flakiness check),
-runs the wrong variants that the thresholds must reject, and finally times the CLI grading of the
+runs the wrong variants that the thresholds must reject, runs the method checks (replayed loops) on the
+reference and on wrong methods that they must reject, and finally times the CLI grading of the
 reference notebook (median of 5).
 
     .venv/bin/python benchmarks/calibrate_softmax_regression.py [--seeds 30] [--timing-runs 5]
@@ -70,6 +71,40 @@ def outcomes(student, pipeline, seeds):
     return (accs, losses), ""
 
 
+# Wrong methods the method checks must reject (name, pipeline, old text, new text); thresholds miss some.
+WRONG_METHODS = [
+    ("epoch loss as a plain mean of batch means", "manual",
+     "total += loss.item() * len(X_batch)\n            count += len(X_batch)",
+     "total += loss.item()\n            count += 1"),
+    ("sgd step divided by the batch size twice", "manual", "sgd([W, b], lr, 1)", "sgd([W, b], lr, len(X_batch))"),
+    ("SGD with momentum 0.9", "fast", "torch.optim.SGD(net.parameters(), lr=lr)",
+     "torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)"),
+    ("softmax before nn.CrossEntropyLoss", "fast", "nn.Linear(num_inputs, num_outputs))",
+     "nn.Linear(num_inputs, num_outputs), nn.Softmax(dim=1))"),
+]
+
+
+def method_check_failures(student, pipeline, seeds):
+    """Seeds under which the graders' method check of ``pipeline`` rejects the student's code."""
+    check = (graders.test_train_manual_follows_the_method if pipeline == "manual"
+             else graders.test_train_fast_follows_the_method)
+    saved = os.environ.get("COURSE_GRADING_SEED")
+    rejected = []
+    try:
+        for seed in seeds:
+            os.environ["COURSE_GRADING_SEED"] = str(seed)
+            try:
+                check(student)
+            except AssertionError:
+                rejected.append(seed)
+    finally:
+        if saved is None:
+            os.environ.pop("COURSE_GRADING_SEED", None)
+        else:
+            os.environ["COURSE_GRADING_SEED"] = saved
+    return rejected
+
+
 def passes(acc, loss):
     return acc >= graders.MIN_ACCURACY and loss <= graders.MAX_LOSS
 
@@ -102,6 +137,16 @@ def main():
         rejected = sum(not passes(a, l) for a, l in zip(accs, losses))
         print(f"wrong: {name:45s} accuracy {summary(accs)} | loss {summary(losses)} | "
               f"rejected {rejected}/{len(accs)}")
+
+    print()
+    reference = InProcessStudent(reference_namespace())
+    for pipeline in ("manual", "fast"):
+        bad = method_check_failures(reference, pipeline, seeds)
+        failures += len(bad)
+        print(f"method check, reference {pipeline:6s}: rejected under seeds {bad or 'none'}")
+    for name, pipeline, old, new in WRONG_METHODS:
+        bad = method_check_failures(InProcessStudent(reference_namespace((old, new))), pipeline, seeds)
+        print(f"method check, wrong: {name:45s} rejected {len(bad)}/{len(seeds)}")
 
     if args.timing_runs:
         times = []
