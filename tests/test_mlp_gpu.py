@@ -730,3 +730,41 @@ def test_reference_code_trains_unchanged_on_cuda(reference):
     history = ns["fit"](net, ns["loss_fn"], torch.optim.SGD(net.parameters(), lr=0.1), loader, 2, loader,
                         ns["accuracy"])
     assert len(history["valid_metric"]) == 2 and history["train_loss"][1] < history["train_loss"][0]
+
+
+# A count is any integral number: the tutorial's evaluate sums batch sizes with np.sum (a NumPy integer).
+# Judged in this process with evaluate_loop's graders only (no sandbox), so these run fast.
+COUNTS = {"a Python int": ("total_n", True), "a NumPy integer": ("np.int64(total_n)", True),
+          "a 0-d integer tensor": ("torch.tensor(total_n)", True), "a float": ("float(total_n)", False)}
+
+
+def judge_in_process(nb, task_id):
+    """Failure messages of ``task_id``'s graders run against ``nb``'s code executed in this process."""
+    import contextlib
+    import io
+
+    from autograder.notebook import program_cells
+    from autograder.runner import run_graders
+    from autograder.sandbox import InProcessStudent
+    from autograder.tasks import load_assignment
+
+    ns = {"__name__": "__main__"}
+    with contextlib.redirect_stdout(io.StringIO()):
+        for _, source in program_cells(nb):
+            exec(compile(source, "<cell>", "exec"), ns)
+        outcomes = run_graders(load_assignment(A), InProcessStudent(ns), [task_id])
+    assert outcomes
+    return [o.message for o in outcomes if not o.passed]
+
+
+@pytest.mark.parametrize("kind", sorted(COUNTS))
+def test_evaluate_count_may_be_any_integral_number(reference, kind):
+    expression, accepted = COUNTS[kind]
+    nb = edit_solution(reference, "evaluate_loop", '"n": total_n}', f'"n": {expression}}}')
+    nb = edit_solution(nb, "evaluate_loop", "def evaluate(", "import numpy as np\n\n\ndef evaluate(")
+    messages = judge_in_process(nb, "evaluate_loop")
+    if accepted:
+        assert messages == []
+    else:
+        assert messages and "it is 23" in messages[0], messages
+    assert not any("int64" in m or "'float'" in m for m in messages), messages
