@@ -95,27 +95,33 @@ DIRECT_LOOP = '''
 def train_logged(net, loss_fn, optimizer, train_iter, num_epochs, writer, valid_iter=None):
     history = {"epoch": [], "train_loss": []}
     for epoch in range(1, num_epochs + 1):
-        losses = []
+        net.train()
+        losses, sizes = [], []
         for X, y in train_iter:
             loss = loss_fn(net(X), y)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
-        train_loss = sum(losses) / len(losses)
+            sizes.append(len(X))
+        train_loss = sum(l * n for l, n in zip(losses, sizes)) / sum(sizes)
         writer.add_scalar("loss/train", train_loss, global_step=epoch)
         history["epoch"].append(epoch)
         history["train_loss"].append(train_loss)
         if valid_iter is not None:
+            net.eval()
             with torch.no_grad():
-                valid_losses = [loss_fn(net(X), y).item() for X, y in valid_iter]
-            valid_loss = sum(valid_losses) / len(valid_losses)
+                valid_losses = [(loss_fn(net(X), y).item(), len(X)) for X, y in valid_iter]
+            net.train()
+            valid_loss = sum(l * n for l, n in valid_losses) / sum(n for _, n in valid_losses)
             writer.add_scalar("loss/valid", valid_loss, global_step=epoch)
             history.setdefault("valid_loss", []).append(valid_loss)
     return history
 '''
 
-LAST_BATCH_LOGGED = DIRECT_LOOP.replace("train_loss = sum(losses) / len(losses)", "train_loss = losses[-1]")
+WEIGHTED_MEAN = "train_loss = sum(l * n for l, n in zip(losses, sizes)) / sum(sizes)"
+assert WEIGHTED_MEAN in DIRECT_LOOP
+LAST_BATCH_LOGGED = DIRECT_LOOP.replace(WEIGHTED_MEAN, "train_loss = losses[-1]")
 
 TOP_DIRECTORY_ONLY = '''
 def read_scalars(log_dir):
@@ -163,6 +169,149 @@ def test_mistake_loses_exactly_its_task(reference, name):
     assert report.by_task[task].output.strip()
     if name in MESSAGE_HINTS:
         assert MESSAGE_HINTS[name] in report.by_task[task].output, report.by_task[task].output
+
+
+# ------------------------------------------------------------------ more mistakes, graded in groups
+COMPARE_VIA_TRAIN_LOGGED = """
+def compare_lrs(lrs, make_net, loss_fn, train_iter, valid_iter, num_epochs, log_dir):
+    results = {}
+    for lr in lrs:
+        net = make_net()
+        optimizer = torch.optim.SGD(net.parameters(), lr=lr)
+        with SummaryWriter(os.path.join(log_dir, f"lr_{lr}")) as writer:
+            history = train_logged(net, loss_fn, optimizer, train_iter, num_epochs, writer, valid_iter=valid_iter)
+            results[lr] = float(history["valid_loss"][-1])
+            writer.add_hparams({"lr": lr}, {"hparam/valid_loss": results[lr]}, run_name=".")
+    return results
+"""
+
+HISTORY_ALWAYS_VALID = """
+def log_history(writer, history):
+    for i, epoch in enumerate(history["epoch"]):
+        writer.add_scalar("loss/train", history["train_loss"][i], global_step=epoch)
+        writer.add_scalar("loss/valid", history["valid_loss"][i], global_step=epoch)
+"""
+
+HISTORY_STEP_FROM_ENUMERATE = """
+def log_history(writer, history):
+    for step, loss in enumerate(history["train_loss"], start=1):
+        writer.add_scalar("loss/train", loss, step)
+    for step, loss in enumerate(history.get("valid_loss", []), start=1):
+        writer.add_scalar("loss/valid", loss, step)
+"""
+
+HISTORY_CLOSES_WRITER = """
+def log_history(writer, history):
+    for i, epoch in enumerate(history["epoch"]):
+        writer.add_scalar("loss/train", history["train_loss"][i], epoch)
+        if "valid_loss" in history:
+            writer.add_scalar("loss/valid", history["valid_loss"][i], epoch)
+    writer.close()
+"""
+
+PARAMETERS_FROM_STATE_DICT = """
+def log_parameters(writer, net, step):
+    for name, tensor in net.state_dict().items():
+        writer.add_histogram(f"weights/{name}", tensor, step)
+        if tensor.grad is not None:
+            writer.add_histogram(f"grads/{name}", tensor.grad, step)
+"""
+
+GRAD_LOGGED_WHILE_NONE = """
+def log_parameters(writer, net, step):
+    for name, param in net.named_parameters():
+        writer.add_histogram(f"weights/{name}", param.detach(), step)
+        writer.add_histogram(f"grads/{name}", param.grad, step)
+"""
+
+OPTIMIZER_IGNORED = DIRECT_LOOP.replace(
+    "            optimizer.step()\n",
+    "            lr = optimizer.param_groups[0]['lr']\n"
+    "            with torch.no_grad():\n"
+    "                for param in net.parameters():\n"
+    "                    param -= lr * param.grad\n")
+EVAL_MODE_NEVER_LEFT = DIRECT_LOOP.replace("        net.train()\n        losses, sizes", "        losses, sizes").replace(
+    "            net.train()\n            valid_loss", "            valid_loss")
+
+SCALARS_WITHOUT_SORT = """
+def read_scalars(log_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    curves = {}
+    for root, _, files in os.walk(log_dir):
+        if any("tfevents" in f for f in files):
+            acc = EventAccumulator(root)
+            acc.Reload()
+            for tag in acc.Tags()["scalars"]:
+                curves[(os.path.relpath(root, log_dir), tag)] = [(e.step, e.value) for e in acc.Scalars(tag)]
+    return curves
+"""
+SCALARS_FULL_PATHS = SCALARS_WITHOUT_SORT.replace("(os.path.relpath(root, log_dir), tag)", "(root, tag)").replace(
+    "[(e.step, e.value) for e in acc.Scalars(tag)]", "sorted((e.step, e.value) for e in acc.Scalars(tag))")
+SCALAR_EVENTS_RETURNED = SCALARS_WITHOUT_SORT.replace("[(e.step, e.value) for e in acc.Scalars(tag)]",
+                                                      "list(acc.Scalars(tag))")
+
+# name: (task it must cost, how to make it)
+GROUPED_MISTAKES = {
+    "valid_loss_assumed_in_history": ("log_history", ("replace", HISTORY_ALWAYS_VALID)),
+    "steps_counted_from_one": ("log_history", ("replace", HISTORY_STEP_FROM_ENUMERATE)),
+    "closes_the_callers_writer": ("log_history", ("replace", HISTORY_CLOSES_WRITER)),
+    "state_dict_has_no_grads": ("log_parameters", ("replace", PARAMETERS_FROM_STATE_DICT)),
+    "gradient_logged_while_none": ("log_parameters", ("replace", GRAD_LOGGED_WHILE_NONE)),
+    "summed_epoch_loss": ("train_logged", ("replace", DIRECT_LOOP.replace(
+        WEIGHTED_MEAN, "train_loss = sum(l * n for l, n in zip(losses, sizes))"))),
+    "unweighted_mean_of_batches": ("train_logged", ("replace", DIRECT_LOOP.replace(
+        WEIGHTED_MEAN, "train_loss = sum(losses) / len(losses)"))),
+    "eval_mode_never_left": ("train_logged", ("replace", EVAL_MODE_NEVER_LEFT)),
+    "optimizer_ignored_for_plain_sgd": ("train_logged", ("replace", OPTIMIZER_IGNORED)),
+    "runs_named_by_index": ("compare_lrs", ("edit", 'os.path.join(log_dir, f"lr_{lr}")',
+                                             'os.path.join(log_dir, f"run_{lrs.index(lr)}")')),
+    "momentum_added": ("compare_lrs", ("edit", "torch.optim.SGD(net.parameters(), lr=lr)",
+                                       "torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)")),
+    "points_left_unsorted": ("read_scalars", ("replace", SCALARS_WITHOUT_SORT)),
+    "runs_as_full_paths": ("read_scalars", ("replace", SCALARS_FULL_PATHS)),
+    "scalar_events_returned": ("read_scalars", ("replace", SCALAR_EVENTS_RETURNED)),
+}
+GROUP_HINTS = {
+    "gradient_logged_while_none": "param.grad is not None",
+    "closes_the_callers_writer": "belongs to the caller",
+    "eval_mode_never_left": "net.train()",
+}
+# One grading per group, at most one mistake per task. compare_lrs calling train_logged (a correct
+# variant) rides along with a train_logged mistake: the mistake must cost train_logged only.
+MISTAKE_GROUPS = [
+    ["valid_loss_assumed_in_history", "gradient_logged_while_none", "summed_epoch_loss", "points_left_unsorted"],
+    ["steps_counted_from_one", "state_dict_has_no_grads", "unweighted_mean_of_batches", "runs_as_full_paths"],
+    ["closes_the_callers_writer", "eval_mode_never_left", "runs_named_by_index", "scalar_events_returned"],
+    ["optimizer_ignored_for_plain_sgd", "momentum_added"],
+]
+RIDE_ALONG = {0: ("compare_lrs", COMPARE_VIA_TRAIN_LOGGED), 1: ("compare_lrs", COMPARE_VIA_TRAIN_LOGGED)}
+
+
+def test_mistake_groups_cover_the_bank():
+    grouped = [name for group in MISTAKE_GROUPS for name in group]
+    assert sorted(grouped) == sorted(GROUPED_MISTAKES)
+    for group in MISTAKE_GROUPS:
+        tasks = [GROUPED_MISTAKES[name][0] for name in group]
+        assert len(set(tasks)) == len(tasks), group
+
+
+@pytest.mark.parametrize("index", range(len(MISTAKE_GROUPS)), ids=lambda i: "+".join(MISTAKE_GROUPS[i]))
+def test_grouped_mistakes_lose_exactly_their_tasks(reference, index):
+    nb = reference
+    if index in RIDE_ALONG:
+        nb = replace_solution(nb, *RIDE_ALONG[index])
+    for name in MISTAKE_GROUPS[index]:
+        task, how = GROUPED_MISTAKES[name]
+        nb = _apply(nb, task, how)
+    report = grade(nb)
+    expected = {GROUPED_MISTAKES[name][0] for name in MISTAKE_GROUPS[index]}
+    assert report.failed_tasks() == expected, {t.id: t.output for t in report.tasks}
+    for name in MISTAKE_GROUPS[index]:
+        output = report.by_task[GROUPED_MISTAKES[name][0]].output
+        assert output.strip() and "not implemented" not in output and "/tmp" not in output, output
+        assert "runs-" not in output and "judged-run" not in output, output
+        if name in GROUP_HINTS:
+            assert GROUP_HINTS[name] in output, output
 
 
 # ------------------------------------------------------------------------------------ correct variants
@@ -213,6 +362,40 @@ def read_scalars(log_dir):
             out[(run, tag)] = sorted((e.step, e.value) for e in mux.Scalars(run, tag))
     return out
 '''),
+    "log_history_tqdm_and_print": ("log_history", """
+from tqdm.auto import tqdm
+def log_history(writer, history):
+    for i, epoch in enumerate(tqdm(history["epoch"], desc="logging")):
+        writer.add_scalar("loss/train", history["train_loss"][i], epoch)
+        if history.get("valid_loss"):
+            writer.add_scalar("loss/valid", history["valid_loss"][i], epoch)
+    print(f"logged {len(history['epoch'])} epochs")
+"""),
+    "log_parameters_warns_without_grad": ("log_parameters", """
+import warnings
+def log_parameters(writer, net, step):
+    for name, param in net.named_parameters():
+        writer.add_histogram("weights/" + name, param, global_step=step)
+        if param.grad is None:
+            warnings.warn(f"{name} has no gradient yet")
+            continue
+        writer.add_histogram("grads/" + name, param.grad, global_step=step)
+"""),
+    "compare_lrs_via_train_logged": ("compare_lrs", COMPARE_VIA_TRAIN_LOGGED),
+    "read_scalars_with_glob": ("read_scalars", """
+import glob
+def read_scalars(log_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    pattern = os.path.join(log_dir, "**", "*tfevents*")
+    curves = {}
+    for directory in sorted({os.path.dirname(path) for path in glob.glob(pattern, recursive=True)}):
+        acc = EventAccumulator(directory)
+        acc.Reload()
+        run = os.path.relpath(directory, log_dir)
+        for tag in acc.Tags()["scalars"]:
+            curves[(run, tag)] = sorted(((e.step, e.value) for e in acc.Scalars(tag)), key=lambda p: p[0])
+    return curves
+"""),
 }
 
 
@@ -250,8 +433,8 @@ def test_course_callback_logs_fit_and_readers_agree(tmp_path):
     from torch.utils.tensorboard import SummaryWriter
 
     from course.datasets import make_regression
-    from course.tensorboard import (TensorBoardCallback, log_history, read_hparams, read_histograms,
-                                    read_scalars, scalar_curves)
+    from course.tensorboard import (TensorBoardCallback, log_history, log_parameters, read_hparams,
+                                    read_histograms, read_scalars, scalar_curves)
     from course.training import fit
 
     X, y = make_regression(torch.tensor([2.0, -3.4]), 4.2, 100, seed=0)
@@ -260,7 +443,8 @@ def test_course_callback_logs_fit_and_readers_agree(tmp_path):
     net = nn.Linear(2, 1)
     with SummaryWriter(str(tmp_path / "fit")) as writer:
         history = fit(net, nn.MSELoss(), torch.optim.SGD(net.parameters(), lr=0.05), batches, 3,
-                      valid_iter=batches, callbacks=[TensorBoardCallback(writer, net)], progress=False)
+                      valid_iter=batches, progress=False,
+                      callbacks=[TensorBoardCallback(writer), lambda epoch, record: log_parameters(writer, net, epoch)])
         writer.add_hparams({"lr": 0.05}, {"hparam/valid_loss": history["valid_loss"][-1]}, run_name=".")
     with SummaryWriter(str(tmp_path / "scalars")) as writer:
         writer.add_scalars("loss", {"train": 1.0, "valid": 2.0}, 1)
