@@ -472,6 +472,17 @@ def load_params(make_net, path):
     return net
 """
 
+WEIGHT_LIKE_NN_LINEAR = """
+class MyLinear(nn.Module):
+    def __init__(self, in_features, out_features):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) * 0.01)
+        self.bias = nn.Parameter(torch.zeros(out_features))
+
+    def forward(self, X):
+        return X @ self.weight.T + self.bias
+"""
+
 HARD_CODED_MODEL = """
 def save_params(net, path):
     torch.save(net.state_dict(), path)
@@ -537,6 +548,7 @@ GROUPS = {
             "value = metric(y_hat, y) if metric is not None else None",
             "value = metric(net(X), y) if metric is not None else None"), "before the step"),
         "unweighted_training_loss": ("fit_loop", FIT_UNWEIGHTED, "plain mean of the batch losses"),
+        "weight_stored_like_nn_linear": ("custom_layer", WEIGHT_LIKE_NN_LINEAR, "(in_features, out_features)"),
         "summed_loss": ("mnist_mlp", ("loss_fn = F.cross_entropy",
                                       'def loss_fn(y_hat, y):\n    return F.cross_entropy(y_hat, y, reduction="sum")'),
                         "sum"),
@@ -768,3 +780,51 @@ def test_evaluate_count_may_be_any_integral_number(reference, kind):
     else:
         assert messages and "it is 23" in messages[0], messages
     assert not any("int64" in m or "'float'" in m for m in messages), messages
+
+
+# More mistakes, each judged in this process with its own task's graders only (fast; the grouped gradings
+# above show that an edit confined to one task's cell costs no other task).
+SINGLE_TASK_MISTAKES = {
+    "path_ignored": ("save_load_params", """
+def save_params(net, path):
+    torch.save(net.state_dict(), "mlp.params")
+
+
+def load_params(make_net, path):
+    net = make_net()
+    net.load_state_dict(torch.load("mlp.params"))
+    net.eval()
+    return net
+""", "no file at path"),
+    "named_parameters_only": ("save_load_params", """
+def save_params(net, path):
+    torch.save({name: p.detach() for name, p in net.named_parameters()}, path)
+
+
+def load_params(make_net, path):
+    net = make_net()
+    net.load_state_dict(torch.load(path), strict=False)
+    net.eval()
+    return net
+""", "state_dict"),
+    "shared_layer_without_relu_between": ("shared_layer", """
+def make_shared_net(in_features, hidden, out_features):
+    shared = nn.Linear(hidden, hidden)
+    return nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), shared, shared, nn.ReLU(),
+                         nn.Linear(hidden, out_features))
+""", "the output of"),
+    "init_normal_std_0_01": ("init_apply", """
+def init_weights(m):
+    if type(m) == nn.Linear:
+        nn.init.normal_(m.weight, mean=0, std=0.01)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+""", "Xavier-uniform"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SINGLE_TASK_MISTAKES))
+def test_single_task_mistake_fails_its_task(reference, name):
+    task, source, words = SINGLE_TASK_MISTAKES[name]
+    messages = judge_in_process(replace_solution(reference, task, source), task)
+    assert messages and any(words in m for m in messages), messages

@@ -1332,6 +1332,10 @@ def test_custom_layer_forward(custom_layer_out):
         n, fan_in = case["X"].shape
         fan_out = case["R"].shape[1]
         what = f"MyLinear({fan_in}, {fan_out}) applied to X of shape ({n}, {fan_in})"
+        expect(tuple(case["W"].shape) == (fan_in, fan_out) and tuple(case["b"].shape) == (fan_out,),
+               f"MyLinear({fan_in}, {fan_out}) should have weight of shape ({fan_in}, {fan_out}) (in_features, "
+               f"out_features), so that forward computes X @ weight + bias, and bias of shape ({fan_out},); they "
+               f"have shapes {tuple(case['W'].shape)} and {tuple(case['b'].shape)}.")
         y_hat = expect_tensor(case["y_hat"], what, shape=(n, fan_out), dtype=torch.float32)
         X, W, b = case["X"].double(), case["W"].double(), case["b"].double()
         expect_close(y_hat, X @ W + b, f"{what} (X @ weight + bias)", rtol=1e-5, atol=1e-5)
@@ -1452,7 +1456,12 @@ def test_shared_net_forward_and_gradients(shared_out):
             layer = out["linears"][c]
             expect(layer["weight"] is not None and layer["bias"] is not None,
                    f"Every linear layer of {call} should have a registered weight and bias.")
-            h_ = h_ @ values[layer["weight"]].T + values[layer["bias"]]
+            W, b = values[layer["weight"]], values[layer["bias"]]
+            expect(W.shape[1] == h_.shape[1] and b.shape == (W.shape[0],),
+                   f"The linear layers of {call} do not fit together: layer {step + 1} has weight of shape "
+                   f"{tuple(W.shape)} for inputs of {h_.shape[1]} features. Use Linear({i}, {h}), the shared "
+                   f"Linear({h}, {h}) twice, then Linear({h}, {o}).")
+            h_ = h_ @ W.T + b
             if step < 3:
                 h_ = torch.relu(h_)
         expect_close(y_hat, h_.detach(), f"the output of {call} (Linear, ReLU, shared, ReLU, shared, ReLU, Linear)",
