@@ -7,11 +7,16 @@ from nbgrader.preprocessors import (CheckCellMetadata, ClearHiddenTests, ClearMa
                                     ComputeChecksums, GetGrades, IncludeHeaderFooter, InstantiateTests,
                                     LockCells, SaveCells)
 
+import nbgrader.api
 import autograder
-from autograder.release import TaskStubs
+from autograder.release import TaskStubs, alembic_head
 
 c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+# nbgrader runs the `alembic` program from PATH to create a gradebook, which is only there in an activated
+# environment: ask alembic's Python API instead, so `.venv/bin/nbgrader ...` works without activating.
+nbgrader.api.get_alembic_version = alembic_head
 
 # Loading this file changes no environment variable: JupyterLab's nbgrader extension loads it too, and
 # students' kernels must run the demos in full, with progress bars. Grading runs set their own.

@@ -130,22 +130,39 @@ class TaskStubs(ClearSolutions):
         return super().preprocess_cell(cell, resources, cell_index)
 
 
+def alembic_head():
+    """The gradebook schema version nbgrader writes into a new gradebook.db, from alembic's Python API.
+
+    nbgrader asks the ``alembic`` program on PATH instead, which is missing unless the virtual environment
+    is activated, so ``.venv/bin/nbgrader ...`` failed on a new gradebook (nbgrader_config.py uses this).
+    """
+    from alembic.script import ScriptDirectory
+    from nbgrader.dbutil import ALEMBIC_DIR
+
+    return ScriptDirectory(ALEMBIC_DIR).get_current_head()
+
+
 def source_assignments(root=ROOT):
     """Assignment folders present under source/."""
     folder = os.path.join(root, "source")
     return sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
 
 
-def generate_into(course_dir, assignments, root=ROOT):
-    """Run ``nbgrader generate_assignment`` for ``assignments`` in a copy of the course at ``course_dir``."""
+def generate_into(course_dir, assignments, root=ROOT, gradebook=None):
+    """Run ``nbgrader generate_assignment`` for ``assignments`` in a copy of the course at ``course_dir``.
+
+    With ``gradebook`` (a path), the assignments and their grade cells are recorded in that gradebook.db,
+    as ``nbgrader autograde`` needs; without it no database is written.
+    """
     shutil.copy(os.path.join(root, "nbgrader_config.py"), course_dir)
     for assignment in assignments:
         shutil.copytree(os.path.join(root, "source", assignment), os.path.join(course_dir, "source", assignment),
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    database = ["--CourseDirectory.db_url=sqlite:///" + os.path.abspath(gradebook)] if gradebook else ["--no-db"]
     for assignment in assignments:
         result = subprocess.run(
-            [sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force", "--no-db",
-             "--CourseDirectory.root=" + course_dir],
+            [sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force",
+             "--CourseDirectory.root=" + course_dir, *database],
             cwd=course_dir, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n{result.stdout}{result.stderr}")
@@ -153,10 +170,11 @@ def generate_into(course_dir, assignments, root=ROOT):
 
 
 def generate_releases(assignments=None, root=ROOT):
-    """Replace release/<assignment>/ with a fresh nbgrader release, and dist/student/<assignment>/ with its bundle."""
+    """Replace release/<assignment>/ with a fresh nbgrader release and dist/student/<assignment>/ with its
+    bundle, and record the assignments in the course's gradebook.db (for collect and autograde)."""
     assignments = assignments or source_assignments(root)
     with tempfile.TemporaryDirectory() as course_dir:
-        release = generate_into(course_dir, assignments, root)
+        release = generate_into(course_dir, assignments, root, gradebook=os.path.join(root, "gradebook.db"))
         for assignment in assignments:
             target = os.path.join(root, "release", assignment)
             shutil.rmtree(target, ignore_errors=True)

@@ -1,0 +1,128 @@
+"""`nbgrader validate` (what JupyterLab's Validate button runs) tells the truth, in a student's bundle folder:
+it fails an untouched release naming every task, fails a notebook whose quick checks fail naming that task,
+passes the reference and a release filled with the reference answers, and never shows hidden tests or
+grader code. nbgrader validate exits 0 whatever it finds, so its output is what is judged."""
+import copy
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from autograder.bundle import write_bundle
+from autograder.library import ASSIGNMENTS
+from autograder.notebook import nbgrader_meta, source_of
+from autograder.tasks import lesson_name
+from tests.notebooks import release_notebook, source_notebook
+
+SUCCESS = "Success! Your notebook passes all the tests."
+SOLUTION_MARKERS = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*(\n|$)", re.M)
+NEVER_SHOWN = ("check_task", "HIDDEN TESTS", "autograder", "BEGIN SOLUTION", "graders", "probe_")
+
+
+def filled_release(reference, release):
+    """The release notebook with each answer cell holding the reference's answer (as a student would)."""
+    answers = {nbgrader_meta(c).get("grade_id"): SOLUTION_MARKERS.sub("", source_of(c))
+               for c in reference["cells"] if nbgrader_meta(c).get("solution")}
+    nb = copy.deepcopy(release)
+    for cell in nb["cells"]:
+        grade_id = nbgrader_meta(cell).get("grade_id")
+        if nbgrader_meta(cell).get("solution") and grade_id in answers:
+            cell["source"] = answers[grade_id]
+    return nb
+
+
+def validate(folder, assignment, nb):
+    """Write ``nb`` as the bundle's notebook and run ``nbgrader validate`` on it there; returns its output."""
+    name = lesson_name(assignment) + ".ipynb"
+    with open(os.path.join(folder, name), "w") as handle:
+        json.dump(nb, handle)
+    # The demos shrink as in CI; nothing else of grading applies (no COURSE_GRADING, progress bars on).
+    env = dict(os.environ, COURSE_QUICK="1", MPLBACKEND="Agg",
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    for key in ("COURSE_GRADING", "TQDM_DISABLE"):
+        env.pop(key, None)
+    proc = subprocess.run([sys.executable, "-m", "nbgrader", "validate", name, "--Validator.width=200"],
+                          cwd=folder, capture_output=True, text=True, timeout=1200, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def failed_tasks(output):
+    """Task ids of the grade cells that validate lists as failed (each begins '# Task `<id>`')."""
+    blocks = output.split("The following cell failed:")[1:]
+    found = []
+    for block in blocks:
+        match = re.search(r"^\s*# Task `([a-z0-9_]+)`", block, re.M)
+        found.append(match.group(1) if match else None)
+    return found
+
+
+def task_ids(assignment):
+    return [nbgrader_meta(c)["grade_id"] for c in release_notebook(assignment)["cells"]
+            if nbgrader_meta(c).get("grade") and not nbgrader_meta(c).get("solution")]
+
+
+def assert_nothing_hidden_shown(output):
+    for leak in NEVER_SHOWN:
+        assert leak not in output, f"validate showed {leak!r}"
+
+
+@pytest.fixture
+def bundle(tmp_path):
+    def make(assignment):
+        return write_bundle(assignment, dest=str(tmp_path / assignment))
+    return make
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_untouched_release_fails_naming_every_task(bundle, assignment):
+    output = validate(bundle(assignment), assignment, release_notebook(assignment))
+    assert SUCCESS not in output
+    tasks = task_ids(assignment)
+    assert f"VALIDATION FAILED ON {len(tasks)} CELL(S)" in output, output[-3000:]
+    assert sorted(failed_tasks(output)) == sorted(tasks)
+    assert "NotImplementedError: Task `" in output, "the stubs' messages name their task"
+    assert_nothing_hidden_shown(output)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_release_filled_with_the_reference_passes(bundle, assignment):
+    output = validate(bundle(assignment), assignment, filled_release(source_notebook(assignment),
+                                                                     release_notebook(assignment)))
+    assert SUCCESS in output, output[-4000:]
+    assert_nothing_hidden_shown(output)
+
+
+WRONG_MINIBATCHES = '''
+def minibatches(X, y, batch_size, shuffle=True, generator=None):
+    """Yield (X_batch, y_batch); this one drops the last, smaller batch."""
+    n = len(X)
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    for start in range(0, n - batch_size + 1, batch_size):
+        idx = order[start:start + batch_size]
+        yield X[idx], y[idx]
+'''
+
+
+def test_failing_quick_check_fails_naming_its_task(bundle):
+    assignment = "01-datasets"
+    nb = filled_release(source_notebook(assignment), release_notebook(assignment))
+    for cell in nb["cells"]:
+        if nbgrader_meta(cell).get("grade_id") == "minibatches_code":
+            cell["source"] = WRONG_MINIBATCHES.strip()
+    output = validate(bundle(assignment), assignment, nb)
+    assert "VALIDATION FAILED ON 1 CELL(S)" in output, output[-3000:]
+    assert failed_tasks(output) == ["minibatches"]
+    assert "AssertionError: Task `minibatches`: 7 samples in batches of 3" in output
+    assert_nothing_hidden_shown(output)
+
+
+def test_reference_notebook_passes(bundle):
+    """The source notebook itself (its hidden tests run the graders in the kernel) validates."""
+    output = validate(bundle("01-datasets"), "01-datasets", source_notebook("01-datasets"))
+    assert SUCCESS in output, output[-4000:]
