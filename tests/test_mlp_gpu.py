@@ -828,3 +828,22 @@ def test_single_task_mistake_fails_its_task(reference, name):
     task, source, words = SINGLE_TASK_MISTAKES[name]
     messages = judge_in_process(replace_solution(reference, task, source), task)
     assert messages and any(words in m for m in messages), messages
+
+
+# The course library's finished versions (course.devices, course.training, course.mlp) pass the graders.
+LIBRARY = {
+    "device_helpers": "from course.devices import DeviceDataLoader, get_default_device, to_device",
+    "loss_batch": "from course.training import accuracy, loss_batch",
+    "evaluate_loop": "from course.training import evaluate",
+    "fit_loop": "from course.training import fit",
+    "mnist_mlp": "from course.mlp import MnistModel, loss_fn",
+    "custom_layer": "from course.mlp import MyLinear",
+    "init_apply": "from course.mlp import init_weights",
+    "shared_layer": "from course.mlp import make_shared_net",
+    "save_load_params": "from course.mlp import load_params, save_params",
+}
+
+
+@pytest.mark.parametrize("task", sorted(LIBRARY))
+def test_course_library_passes_the_graders(reference, task):
+    assert judge_in_process(replace_solution(reference, task, LIBRARY[task]), task) == []
