@@ -37,7 +37,8 @@ MISTAKES = {
     "float_labels": ("blobs_data", "y = torch.arange(C).repeat_interleave(n_per_class)",
                      "y = torch.arange(C).repeat_interleave(n_per_class).float()"),
     "spread_ignored": ("blobs_data", "+ spread * torch.randn", "+ torch.randn"),
-    "random_shuffle_on_tensor": ("minibatches", "order = torch.randperm(n) if shuffle else torch.arange(n)",
+    "random_shuffle_on_tensor": ("minibatches",
+                                 "order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)",
                                  "order = torch.arange(n)\n    if shuffle:\n        import random\n"
                                  "        X, y = X.clone(), y.clone()\n        random.shuffle(X)\n        random.shuffle(y)"),
     "last_partial_batch_dropped": ("minibatches", "for start in range(0, n, batch_size):",
@@ -89,8 +90,8 @@ def make_blobs(n_per_class, centers, spread=1.0, seed=None):
     return X[perm], y[perm]
 ''',
     "minibatches": '''
-def minibatches(X, y, batch_size, shuffle=True):
-    idx = torch.randperm(len(X)) if shuffle else torch.arange(len(X))
+def minibatches(X, y, batch_size, shuffle=True, generator=None):
+    idx = torch.randperm(len(X), generator=generator) if shuffle else torch.arange(len(X))
     for chunk in torch.split(idx, batch_size):
         yield X.index_select(0, chunk), y.index_select(0, chunk)
 ''',
@@ -126,4 +127,200 @@ class PairDataset(Dataset):
 @pytest.mark.parametrize("task", sorted(VARIANTS))
 def test_correct_variant_gets_full_marks(reference, task):
     report = grade(replace_solution(reference, task, VARIANTS[task]))
+    assert report.failed_tasks() == set(), {t.id: t.output for t in report.tasks if not t.passed}
+
+
+# ------------------------------------------------------------------ more mistakes, graded in groups
+SEEDED_GEN = """gen = torch.Generator()
+    if seed is None:
+        gen.seed()
+    else:
+        gen.manual_seed(seed)"""
+SEED_ZERO_IS_NO_SEED = """gen = torch.Generator()
+    if seed:
+        gen.manual_seed(seed)
+    else:
+        gen.seed()"""
+
+NUMPY_NOISE = """
+import numpy as np
+def make_regression(w, b, n, noise=0.01, seed=None, power=1):
+    if seed is not None:
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+    X = torch.randn(n, len(w))
+    y = (X ** power) @ w + b
+    y = y.numpy() + np.random.normal(0, noise, size=n)
+    return X, torch.from_numpy(y).reshape(-1, 1)
+"""
+
+BLOBS_UNSEEDED = """
+def make_blobs(n_per_class, centers, spread=1.0, seed=None):
+    X = torch.cat([c + spread * torch.randn(n_per_class, len(c)) for c in centers])
+    y = torch.arange(len(centers)).repeat_interleave(n_per_class)
+    return X, y
+"""
+
+D2L_SHUFFLE_IGNORES_GENERATOR = """
+import random
+def minibatches(X, y, batch_size, shuffle=True, generator=None):
+    indices = list(range(len(X)))
+    if shuffle:
+        random.shuffle(indices)
+    for i in range(0, len(indices), batch_size):
+        batch_indices = torch.tensor(indices[i: i + batch_size])
+        yield X[batch_indices], y[batch_indices]
+"""
+
+SPLIT_AS_LISTS = """
+import random
+def split_indices(n, val_frac, seed=None):
+    indices = list(range(n))
+    random.Random(seed).shuffle(indices)
+    n_val = int(n * val_frac)
+    return indices[n_val:], indices[:n_val]
+"""
+
+VAL_SIZE_FROM_TRAIN_FRACTION = """
+def split_indices(n, val_frac, seed=None):
+    gen = torch.Generator()
+    if seed is not None:
+        gen.manual_seed(seed)
+    perm = torch.randperm(n, generator=gen)
+    n_train = int(n * (1 - val_frac))
+    return perm[:n_train], perm[n_train:]
+"""
+
+# name: (task it must cost, [edits (old, new)] or a replacement source)
+GROUPED_MISTAKES = {
+    "seed_zero_is_no_seed_regression": ("regression_data", [(SEEDED_GEN, SEED_ZERO_IS_NO_SEED)]),
+    "numpy_noise_float64": ("regression_data", NUMPY_NOISE),
+    "power_after_the_product": ("nonlinear_data", [("y = (X ** power) @ w + b + noise *",
+                                                    "y = (X @ w) ** power + b + noise *")]),
+    "blobs_seed_ignored": ("blobs_data", BLOBS_UNSEEDED),
+    "d2l_shuffle_ignores_generator": ("minibatches", D2L_SHUFFLE_IGNORES_GENERATOR),
+    "generator_not_passed_to_randperm": ("minibatches", [("torch.randperm(n, generator=generator)",
+                                                          "torch.randperm(n)")]),
+    "indices_as_python_lists": ("split_indices", SPLIT_AS_LISTS),
+    "seed_zero_is_no_seed_split": ("split_indices", [(SEEDED_GEN, SEED_ZERO_IS_NO_SEED)]),
+    "val_size_from_train_fraction": ("split_indices", VAL_SIZE_FROM_TRAIN_FRACTION),
+    "seed_not_passed_to_split_indices": ("split_loaders", [("split_indices(len(dataset), val_frac, seed)",
+                                                            "split_indices(len(dataset), val_frac)")]),
+    "batch_size_not_given_to_loader": ("split_loaders", [
+        ("DataLoader(dataset, batch_size=batch_size, sampler=SubsetRandomSampler(train_idx.tolist()))",
+         "DataLoader(dataset, sampler=SubsetRandomSampler(train_idx.tolist()))")]),
+    "labels_made_float": ("pair_dataset", [("self.X, self.y = X, y", "self.X, self.y = X, y.float()")]),
+    "features_flattened": ("pair_dataset", [("self.X, self.y = X, y", "self.X, self.y = X.reshape(len(X), -1), y")]),
+    "module_minibatches_without_generator": ("reusable_module", [
+        ("def minibatches(X, y, batch_size, shuffle=True, generator=None):",
+         "def minibatches(X, y, batch_size, shuffle=True):"),
+        ("torch.randperm(n, generator=generator)", "torch.randperm(n)")]),
+}
+# The code cell each mistake is written in (nonlinear_data's code lives in make_regression's cell).
+CELL_OF = {"nonlinear_data": "regression_data"}
+# One grading per group; a group holds at most one mistake per task and leaves some tasks untouched, so
+# that a mistake leaking into another task shows (e.g. a split_indices mistake with split_loaders intact).
+MISTAKE_GROUPS = [
+    ["seed_zero_is_no_seed_regression", "blobs_seed_ignored", "d2l_shuffle_ignores_generator",
+     "indices_as_python_lists", "labels_made_float"],
+    ["power_after_the_product", "val_size_from_train_fraction", "seed_not_passed_to_split_indices",
+     "features_flattened", "module_minibatches_without_generator"],
+    ["numpy_noise_float64", "generator_not_passed_to_randperm", "seed_zero_is_no_seed_split",
+     "batch_size_not_given_to_loader"],
+]
+
+
+def _with_mistakes(nb, names):
+    for name in names:
+        task, how = GROUPED_MISTAKES[name]
+        cell = CELL_OF.get(task, task)
+        if isinstance(how, str):
+            nb = replace_solution(nb, cell, how)
+        else:
+            for old, new in how:
+                nb = edit_solution(nb, cell, old, new)
+    return nb
+
+
+def test_mistake_groups_cover_the_bank():
+    grouped = [name for group in MISTAKE_GROUPS for name in group]
+    assert sorted(grouped) == sorted(GROUPED_MISTAKES)
+    for group in MISTAKE_GROUPS:
+        tasks = [GROUPED_MISTAKES[name][0] for name in group]
+        assert len(set(tasks)) == len(tasks), group
+
+
+@pytest.mark.parametrize("group", MISTAKE_GROUPS, ids=lambda group: "+".join(group))
+def test_grouped_mistakes_lose_exactly_their_tasks(reference, group):
+    report = grade(_with_mistakes(reference, group))
+    expected = {GROUPED_MISTAKES[name][0] for name in group}
+    assert report.failed_tasks() == expected, {t.id: t.output for t in report.tasks}
+    for task in expected:
+        output = report.by_task[task].output
+        assert output.strip() and "not implemented" not in output, output
+        assert "/tmp" not in output, output
+
+
+GROUPED_VARIANTS = {
+    "regression_data": """
+import numpy as np
+def make_regression(w, b, n, noise=0.01, seed=None, power=1):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, len(w))).astype(np.float32)
+    eps = rng.normal(0.0, noise, size=(n, 1)).astype(np.float32)
+    y = (X ** power) @ w.numpy().reshape(-1, 1) + b + eps
+    return torch.from_numpy(X), torch.from_numpy(y.astype(np.float32))
+""",
+    "blobs_data": """
+def make_blobs(n_per_class, centers, spread=1.0, seed=None):
+    if seed is not None:
+        torch.manual_seed(seed)
+    X = torch.cat([torch.normal(c.repeat(n_per_class, 1), spread) for c in centers])
+    y = torch.cat([torch.full((n_per_class,), k, dtype=torch.long) for k in range(len(centers))])
+    return X, y
+""",
+    "minibatches": """
+import random
+def minibatches(X, y, batch_size, shuffle=True, generator=None):
+    num_examples = len(X)
+    indices = list(range(num_examples))
+    if shuffle and generator is not None:
+        indices = torch.randperm(num_examples, generator=generator).tolist()
+    elif shuffle:
+        random.shuffle(indices)
+    for i in range(0, num_examples, batch_size):
+        batch_indices = torch.tensor(indices[i: min(i + batch_size, num_examples)])
+        yield X[batch_indices], y[batch_indices]
+""",
+    "split_indices": """
+import numpy as np
+def split_indices(n, val_frac, seed=None):
+    rng = np.random.default_rng(seed)
+    perm = torch.from_numpy(rng.permutation(n))
+    n_val = int(n * val_frac)
+    return perm[n_val:], perm[:n_val]
+""",
+    "split_loaders": """
+def split_loaders(dataset, batch_size, val_frac, seed=None):
+    train_idx, val_idx = split_indices(n=len(dataset), val_frac=val_frac, seed=seed)
+    print(f"{len(train_idx)} training and {len(val_idx)} validation samples")
+    train_loader = DataLoader(dataset, batch_size=batch_size, sampler=SubsetRandomSampler(train_idx))
+    valid_loader = DataLoader(dataset, batch_size=batch_size, sampler=SubsetRandomSampler(val_idx))
+    return train_loader, valid_loader
+""",
+    "pair_dataset": """
+class PairDataset(TensorDataset):
+    def __init__(self, X, y):
+        super().__init__(X, y)
+""",
+}
+
+
+def test_grouped_variants_get_full_marks(reference):
+    """Correct variants of six tasks in one notebook (numpy generators, d2l's index list, torch.normal,
+    keyword calls with a print, a TensorDataset subclass): every task keeps full marks."""
+    nb = reference
+    for task, source in GROUPED_VARIANTS.items():
+        nb = replace_solution(nb, task, source)
+    report = grade(nb)
     assert report.failed_tasks() == set(), {t.id: t.output for t in report.tasks if not t.passed}

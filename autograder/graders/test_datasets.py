@@ -54,7 +54,7 @@ CONTRACT = {
         "power=2 and power=3: each feature raised elementwise to the power before the linear map":
             "test_nonlinear_targets",
         "X keeps its shape (n, d) with power": "test_nonlinear_targets",
-        "shapes, dtypes, noise and bias with power": "not enforced here: the same code path is graded by "
+        "shapes, dtypes, noise and bias with power": "not enforced: here; the same code path is graded by "
                                                      "regression_data, so one mistake costs one task",
     },
     "blobs_data": {
