@@ -140,6 +140,191 @@ def test_mistake_loses_exactly_its_task(reference, name):
     assert report.by_task[task].output.strip()
 
 
+# ------------------------------------------------------------------------------ more realistic mistakes
+# The published example's loops and ConvNet with one slip each. The graders of each task call only that
+# task's functions (Net is trained by the graders' own loop), so mistakes in different tasks can share a
+# grading: each group below holds at most one mistake per task, is graded in full, and must lose exactly
+# the tasks of its mistakes, each with the message that names the slip.
+BOOK_TRAIN = """
+def train(model, device, train_loader, optimizer, epoch, log_interval=100):
+    model.train()
+    total, count = 0.0, 0
+    for batch_idx, (data, target) in enumerate(train_loader):
+        {move}
+        {zero_grad}
+        output = model(data)
+        loss = F.nll_loss(output, target)
+        loss.backward()
+        optimizer.step()
+        {accumulate}
+        if batch_idx % {interval} == 0:
+            print('Train Epoch: {{}} [{{}}/{{}} ({{:.0f}}%)]\\tLoss: {{:.6f}}'.format(
+                epoch, batch_idx * len(data), len(train_loader.dataset),
+                100. * batch_idx / len(train_loader), loss.item()))
+    return {result}
+"""
+BOOK_TEST = """
+def test(model, device, test_loader):
+    model.eval()
+    test_loss = 0
+    correct = 0
+    with torch.no_grad():
+        for data, target in test_loader:
+            {move}
+            output = model(data)
+            test_loss += F.nll_loss(output, target, reduction='sum').item()
+            pred = output.argmax(dim=1, keepdim=True)
+            correct += pred.eq(target.view_as(pred)).sum(){item}
+    test_loss /= len(test_loader.dataset)
+    print('\\nTest set: Average loss: {{:.4f}}, Accuracy: {{}}/{{}} ({{:.0f}}%)\\n'.format(
+        test_loss, correct, len(test_loader.dataset), 100. * correct / len(test_loader.dataset)))
+    return test_loss, {accuracy}
+"""
+BOOK_DEFAULTS = {"move": "data, target = data.to(device), target.to(device)", "zero_grad": "optimizer.zero_grad()",
+                 "accumulate": "total, count = total + loss.item() * len(data), count + len(data)",
+                 "interval": "log_interval", "result": "total / count", "item": ".item()",
+                 "accuracy": "correct / len(test_loader.dataset)"}
+
+
+def book_loops(**changes):
+    """The published example's train() and test(), with ``changes`` to the marked places."""
+    fields = dict(BOOK_DEFAULTS, **changes)
+    train_fields = {k: fields[k] for k in ("move", "zero_grad", "accumulate", "interval", "result")}
+    test_fields = {k: fields.get("test_" + k, BOOK_DEFAULTS[k]) for k in ("move", "item", "accuracy")}
+    return BOOK_TRAIN.format(**train_fields) + "\n" + BOOK_TEST.format(**test_fields)
+
+
+BOOK_NET = """
+class Net(nn.Module):
+    def __init__(self):
+        super(Net, self).__init__()
+        self.conv1 = nn.Conv2d(1, 16, 3, 1)
+        self.conv2 = nn.Conv2d(16, {conv2})
+        self.dropout1 = nn.{dropout}({p1})
+        self.dropout2 = nn.{dropout}({p2})
+        self.fc1 = nn.Linear({features}, 64)
+        self.fc2 = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = self.conv1(x)
+        x = F.relu(x)
+        x = self.conv2(x)
+        {relu2}
+        x = F.{pool}(x, 2)
+        x = self.dropout1(x)
+        x = torch.flatten(x, 1)
+        x = self.fc1(x)
+        x = F.relu(x)
+        x = self.dropout2(x)
+        x = self.fc2(x)
+        output = F.{output}(x, dim=1)
+        return output
+
+
+def make_optimizer(net):
+    return {optimizer}
+"""
+NET_DEFAULTS = {"conv2": "32, 3, 1", "dropout": "Dropout", "p1": "0.25", "p2": "0.5", "features": "4608",
+                "relu2": "x = F.relu(x)", "pool": "max_pool2d", "output": "log_softmax",
+                "optimizer": "optim.Adadelta(net.parameters(), lr=0.5)"}
+
+
+def book_net(**changes):
+    """The published example's Net (the lesson's sizes) and make_optimizer, with ``changes``."""
+    return BOOK_NET.format(**dict(NET_DEFAULTS, **changes))
+
+
+PREDICT = """
+def predict_image(net, image):
+    {mode}
+    device = next(net.parameters()).device
+    {grad}
+        y_hat = net({batch})
+    return {result}
+"""
+PREDICT_DEFAULTS = {"mode": "net.eval()", "grad": "with torch.no_grad():", "batch": "image.unsqueeze(0).to(device)",
+                    "result": "y_hat.argmax(dim=1).item()"}
+
+
+def predict(**changes):
+    """A plain predict_image, with ``changes``."""
+    return PREDICT.format(**dict(PREDICT_DEFAULTS, **changes))
+
+
+# name: {task: solution source}; each group loses exactly its tasks.
+GROUPS = {
+    # forgets optimizer.zero_grad() (gradients pile up) / forgets no_grad when predicting
+    "no_zero_grad+predict_with_gradients": {
+        "cnn_train_test": book_loops(zero_grad="pass"),
+        "predict_image": predict(grad="if True:")},
+    # softmax instead of log_softmax / data.to(device) with the result thrown away / image left on the CPU
+    "softmax_output+train_to_device_discarded+predict_ignores_device": {
+        "mnist_cnn": book_net(output="softmax"),
+        "cnn_train_test": book_loops(move="data.to(device); target.to(device)"),
+        "predict_image": predict(batch="image.unsqueeze(0)")},
+    # average pooling / test's batches never moved / returns a 1-element tensor
+    "avg_pool+test_to_device_discarded+predict_returns_tensor": {
+        "mnist_cnn": book_net(pool="avg_pool2d"),
+        "cnn_train_test": book_loops(test_move="data.to(device)\n            target.to(device)"),
+        "predict_image": predict(result="y_hat.argmax(dim=1)")},
+    # Adam from another tutorial / mean of the batch losses (the small last batch counts as a full one)
+    "adam+train_mean_over_batches": {
+        "mnist_cnn": book_net(optimizer="optim.Adam(net.parameters(), lr=1e-3)"),
+        "cnn_train_test": book_loops(accumulate="total, count = total + loss.item(), count + 1")},
+    # dropout rates swapped / the returned loss is a tensor holding the graph
+    "dropout_rates_swapped+train_returns_tensor": {
+        "mnist_cnn": book_net(p1="0.5", p2="0.25"),
+        "cnn_train_test": book_loops(accumulate="total, count = total + loss * len(data), count + len(data)")},
+    # the optimiser of a new network / accuracy as a percentage, as the example prints it
+    "optimizer_of_a_new_net+test_percentage": {
+        "mnist_cnn": book_net(optimizer="optim.Adadelta(Net().parameters(), lr=0.5)"),
+        "cnn_train_test": book_loops(test_accuracy="100. * correct / len(test_loader.dataset)")},
+    # 5x5 kernels in conv2 (fc1 resized to match) / a fixed logging interval
+    "conv2_kernel_5+fixed_log_interval": {
+        "mnist_cnn": book_net(conv2="32, 5, 1", features="3872"),
+        "cnn_train_test": book_loops(interval="100")},
+    # no ReLU after conv2 / correct predictions counted as a tensor (no .item())
+    "no_relu_after_conv2+test_counts_tensor": {
+        "mnist_cnn": book_net(relu2="pass"),
+        "cnn_train_test": book_loops(test_item="")},
+}
+GROUP_MESSAGES = {
+    "no_zero_grad+predict_with_gradients": {"cnn_train_test": "zero_grad", "predict_image": "no_grad"},
+    "softmax_output+train_to_device_discarded+predict_ignores_device": {
+        "mnist_cnn": "log_softmax", "cnn_train_test": "X.to(device)", "predict_image": "device"},
+    "avg_pool+test_to_device_discarded+predict_returns_tensor": {
+        "mnist_cnn": "max_pool2d", "cnn_train_test": "test does not work", "predict_image": "Python int"},
+    "adam+train_mean_over_batches": {"mnist_cnn": "Adadelta", "cnn_train_test": "averaged the loss over batches"},
+    "dropout_rates_swapped+train_returns_tensor": {"mnist_cnn": "dropout 0.25", "cnn_train_test": "Python float"},
+    "optimizer_of_a_new_net+test_percentage": {"mnist_cnn": "every parameter of net",
+                                               "cnn_train_test": "percentage"},
+    "conv2_kernel_5+fixed_log_interval": {"mnist_cnn": "parameters", "cnn_train_test": "log_interval"},
+    "no_relu_after_conv2+test_counts_tensor": {"mnist_cnn": "ReLU", "cnn_train_test": "Python floats"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(GROUPS))
+def test_mistakes_lose_exactly_their_tasks(reference, name):
+    nb = reference
+    for task, source in GROUPS[name].items():
+        nb = replace_solution(nb, task, source)
+    report = grade(nb)
+    assert report.error is None
+    assert report.failed_tasks() == set(GROUPS[name]), failures(report)
+    for task, phrase in GROUP_MESSAGES[name].items():
+        output = report.by_task[task].output
+        assert phrase in output, (task, output)
+
+
+def test_dropout_message_names_dropout_first(reference):
+    """Dropout left on in eval mode is reported as such, not as a problem of the flatten."""
+    nb = replace_solution(reference, "mnist_cnn", FUNCTIONAL_DROPOUT.replace("{flag}", ""))
+    report = grade(nb, task_ids=["mnist_cnn"])
+    output = report.by_task["mnist_cnn"].output.strip()
+    assert "Dropout is still active after net.eval()" in output.splitlines()[0], output
+    assert "flatten" not in output.lower(), output
+
+
 VARIANTS = {
     "sequential": ("mnist_cnn", '''
 def Net():
@@ -154,31 +339,29 @@ def make_optimizer(net):
 '''),
     "functional_dropout_with_training_flag": ("mnist_cnn",
                                               FUNCTIONAL_DROPOUT.replace("{flag}", ", training=self.training")),
-    "dropout2d_on_features_and_adam": ("mnist_cnn", '''
+}
+NEW_VARIANTS = {
+    "dropout2d_as_published": ("mnist_cnn", book_net(dropout="Dropout2d")),   # warns on the 2-D features
+    "dropout_after_flatten_relu_after_pool": ("mnist_cnn", '''
 class Net(nn.Module):
-    """Dropout2d after pooling and (as published code does) on the 2-D features; Adam."""
+    """Pooling before the ReLU (the same values), dropout on the flattened features (the same rate)."""
 
     def __init__(self):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, 3, 1)
-        self.conv2 = nn.Conv2d(16, 32, 3, 1)
-        self.dropout1 = nn.Dropout2d(0.25)
-        self.dropout2 = nn.Dropout2d(0.5)
-        self.fc1 = nn.Linear(4608, 64)
-        self.fc2 = nn.Linear(64, 10)
+        self.features = nn.Sequential(nn.Conv2d(1, 16, 3), nn.ReLU(), nn.Conv2d(16, 32, 3))
+        self.classifier = nn.Sequential(nn.Dropout(p=0.25), nn.Linear(32 * 12 * 12, 64), nn.ReLU(),
+                                        nn.Dropout(p=0.5), nn.Linear(64, 10))
 
-    def forward(self, x):
-        x = F.relu(self.conv1(x))
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        x = self.dropout1(x)
-        x = x.reshape(x.shape[0], -1)
-        x = self.dropout2(F.relu(self.fc1(x)))
-        return F.log_softmax(self.fc2(x), dim=1)
+    def forward(self, X):
+        X = F.relu(F.max_pool2d(self.features(X), kernel_size=2))
+        return self.classifier(X.reshape(X.shape[0], -1)).log_softmax(dim=-1)
 
 
 def make_optimizer(net):
-    return optim.Adam(net.parameters(), lr=1e-3)
+    return torch.optim.Adadelta(params=net.parameters(), lr=5e-1)
 '''),
+}
+VARIANTS.update({
     "cross_entropy_on_log_probabilities": ("cnn_train_test", '''
 def train(model, device, train_loader, optimizer, epoch, log_interval=100):
     model.train()
@@ -219,13 +402,74 @@ def predict_image(net, image):
         scores = net(image[None].to(next(net.parameters()).device))
     return scores.argmax().item()
 '''),
-}
+})
+NEW_VARIANTS.update({
+    "train_numpy_mean_with_tqdm": ("cnn_train_test", '''
+import numpy as np
+from tqdm.auto import tqdm
+
+
+def train(net, device, train_iter, optimizer, epoch, log_interval=100):
+    """One epoch; a progress bar, and the mean of the per-image losses with NumPy (np.float64)."""
+    net.train()
+    losses, sizes = [], []
+    for batch_idx, (X, y) in enumerate(tqdm(train_iter, desc=f"epoch {epoch}", leave=False)):
+        X, y = X.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(net(X), y)          # log_softmax is idempotent: the same as nll_loss here
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        sizes.append(len(y))
+        if batch_idx % log_interval == 0:
+            tqdm.write(f"epoch {epoch} [{sum(sizes)}/{len(train_iter.dataset)}] loss {loss.item():.4f}")
+    print("epoch", epoch, "done")
+    return np.average(losses, weights=sizes)
+
+
+def test(net, device, test_iter):
+    """Loss and accuracy with NumPy counting."""
+    net.eval()
+    total_loss, correct = 0.0, 0
+    with torch.no_grad():
+        for X, y in test_iter:
+            X, y = X.to(device), y.to(device)
+            y_hat = net(X)
+            total_loss += F.nll_loss(y_hat, y, reduction="sum").item()
+            correct += np.sum((y_hat.argmax(dim=1) == y).cpu().numpy())
+    n = len(test_iter.dataset)
+    print(f"test loss {total_loss / n:.4f}, accuracy {correct / n:.3f}")
+    return float(total_loss / n), float(correct / n)
+'''),
+    "predict_with_argmax_index": ("predict_image", '''
+def predict_image(net, image):
+    device = next(net.parameters()).device
+    net.eval()
+    with torch.no_grad():
+        scores = net(image.reshape(1, 1, 28, 28).to(device))
+    return int(torch.argmax(scores, dim=1)[0])
+'''),
+})
+# Variants of different tasks share a grading (the graders of each task call only its functions).
+VARIANT_GROUPS = [["dropout2d_as_published", "train_numpy_mean_with_tqdm", "predict_with_argmax_index"],
+                  ["dropout_after_flatten_relu_after_pool"]]
 
 
 @pytest.mark.parametrize("name", cases(VARIANTS))
 def test_correct_variant_gets_full_marks(reference, name):
     task, source = VARIANTS[name]
     report = grade(replace_solution(reference, task, source))
+    assert report.failed_tasks() == set(), failures(report)
+
+
+@pytest.mark.parametrize("group", VARIANT_GROUPS, ids="+".join)
+def test_correct_variants_get_full_marks(reference, group):
+    nb = reference
+    for name in group:
+        task, source = NEW_VARIANTS[name]
+        nb = replace_solution(nb, task, source)
+    report = grade(nb)
+    assert report.error is None
     assert report.failed_tasks() == set(), failures(report)
 
 
