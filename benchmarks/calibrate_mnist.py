@@ -109,8 +109,10 @@ def run(lesson, ns, seed):
         from autograder.graders import test_mlp_gpu as g
         X_train, y_train, X_test, y_test = mnist_split()
         cfg = dict(g.MLP_TRAINING, seed=seed)
+        X_heldout = (g.normalize(X_test) if NO_DISGUISE
+                     else g.heldout_inputs(X_test, secret=SECRET_BASE + seed))   # as for the CNN below
         start = time.perf_counter()
-        out = g.probe_mlp_training(ns, X_train, y_train, X_test, cfg["hidden"], cfg["lr"], cfg["num_epochs"],
+        out = g.probe_mlp_training(ns, X_train, y_train, X_heldout, cfg["hidden"], cfg["lr"], cfg["num_epochs"],
                                    cfg["batch_size"], cfg["seed"], g.MNIST_MEAN, g.MNIST_STD)
     else:
         from autograder.graders import test_mnist_cnn as g
