@@ -183,12 +183,18 @@ class GradebookWriter:
     """nbgrader writes the gradebook for each student whose grades are not in it yet (or changed)."""
 
     def __init__(self, root, assignment, cache_dir, limits, ledger, ledger_path, keys, summary, force):
-        self.root, self.assignment = root, assignment
+        self.root, self.assignment, self.cache_dir = root, assignment, cache_dir
         self.config, self.coursedir = _nbgrader_app(root, cache_dir, limits)
         self.ledger, self.ledger_path, self.keys = ledger, ledger_path, keys
         self.summary, self.force = summary, force
         self.present = _graded_in_gradebook(self.coursedir, assignment, list(keys))
         self.done = set()
+
+    def _cached(self):
+        try:
+            return set(os.listdir(self.cache_dir))
+        except OSError:
+            return set()
 
     def _failed(self, student):
         return any(label == student or label.startswith(student + "/") for label in self.summary.failed)
@@ -203,7 +209,11 @@ class GradebookWriter:
         self.done.add(student)
         if self._failed(student) or not self._needed(student):
             return False
+        before = self._cached()
         reason = _nbgrader_autograde(self.config, self.coursedir, self.assignment, student)
+        if self._cached() - before:
+            # nbgrader's sanitising changed the code (e.g. restored an edited read-only cell): graded again.
+            self.summary.regraded.add(student)
         if reason is None:
             self.ledger[student] = self.keys[student]
             write_json_atomic(self.ledger_path, self.ledger)

@@ -248,6 +248,7 @@ class Summary:
     fresh: set = field(default_factory=set)           # labels graded in this run
     failed: dict = field(default_factory=dict)        # label -> reason
     seconds: dict = field(default_factory=dict)       # label -> grading seconds (this run)
+    regraded: set = field(default_factory=set)        # graded again by nbgrader: its sanitising changed the code
 
     def lines(self, slowest=5):
         """The summary as printable lines."""
@@ -261,6 +262,9 @@ class Summary:
                 out.append(f"  {label}: {reason}")
         else:
             out.append("Failed to grade: 0")
+        if self.regraded:
+            out.append(f"Graded again while nbgrader recorded them ({len(self.regraded)}: nbgrader restored "
+                       f"read-only cells they had edited): {', '.join(sorted(self.regraded))}")
         reports = [r for r in self.graded.values() if not r.error]
         if reports:
             try:

@@ -66,6 +66,7 @@ def test_expected_scores_and_export(autograded):
     assert {k for k, v in points["bob"].items() if v == 0} == {"regression_data", "minibatches"}
     assert sum(points["carol"].values()) == 0
     assert "Graded: 3 submission(s)" in proc.stdout
+    assert "Graded again" not in proc.stdout           # nbgrader recorded the parallel gradings as they were
     with open(os.path.join(course, "grades.csv"), newline="") as handle:
         rows = {row["student_id"]: row for row in csv.DictReader(handle)}
     assert float(rows["alice"]["raw_score"]) == 13 and float(rows["bob"]["raw_score"]) == 9
