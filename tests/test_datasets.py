@@ -211,6 +211,7 @@ GROUPED_MISTAKES = {
          "DataLoader(dataset, sampler=SubsetRandomSampler(train_idx.tolist()))")]),
     "labels_made_float": ("pair_dataset", [("self.X, self.y = X, y", "self.X, self.y = X, y.float()")]),
     "features_flattened": ("pair_dataset", [("self.X, self.y = X, y", "self.X, self.y = X.reshape(len(X), -1), y")]),
+    "getitem_misspelled": ("pair_dataset", [("def __getitem__(self, i):", "def __get_item__(self, i):")]),
     "module_minibatches_without_generator": ("reusable_module", [
         ("def minibatches(X, y, batch_size, shuffle=True, generator=None):",
          "def minibatches(X, y, batch_size, shuffle=True):"),
@@ -226,7 +227,7 @@ MISTAKE_GROUPS = [
     ["power_after_the_product", "val_size_from_train_fraction", "seed_not_passed_to_split_indices",
      "features_flattened", "module_minibatches_without_generator"],
     ["numpy_noise_float64", "generator_not_passed_to_randperm", "seed_zero_is_no_seed_split",
-     "batch_size_not_given_to_loader"],
+     "batch_size_not_given_to_loader", "getitem_misspelled"],
 ]
 
 
@@ -259,6 +260,8 @@ def test_grouped_mistakes_lose_exactly_their_tasks(reference, group):
         output = report.by_task[task].output
         assert output.strip() and "not implemented" not in output, output
         assert "/tmp" not in output, output
+    if "getitem_misspelled" in group:
+        assert "__getitem__" in report.by_task["pair_dataset"].output
 
 
 GROUPED_VARIANTS = {

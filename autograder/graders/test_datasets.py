@@ -98,7 +98,7 @@ CONTRACT = {
         "a new random order each epoch, the same samples": "test_split_loaders_disjoint",
     },
     "pair_dataset": {
-        "subclasses torch.utils.data.Dataset": "test_pair_dataset",
+        "subclasses torch.utils.data.Dataset, defining __len__ and __getitem__": "test_pair_dataset",
         "len(ds) is n": "test_pair_dataset",
         "ds[i] is (X[i], y[i]), same shape and dtype": "test_pair_dataset",
         "X (n, ...) with any number of feature dimensions, y (n, ...)": "test_pair_dataset",
@@ -270,7 +270,14 @@ def probe_pair_dataset(ns, n, x_shape, y_kind, batch_size):
     y = torch.arange(n) if y_kind == "labels" else torch.arange(n, dtype=torch.float32).reshape(n, 1) / 4
     dataset = cls(X, y)
     picks = (0, n // 2, n - 1)
-    items = [tuple(dataset[i]) if isinstance(dataset[i], (tuple, list)) else (dataset[i],) for i in picks]
+    try:
+        items = [tuple(dataset[i]) if isinstance(dataset[i], (tuple, list)) else (dataset[i],) for i in picks]
+    except NotImplementedError as exc:
+        import traceback
+        frames = traceback.extract_tb(exc.__traceback__)
+        if frames and "torch" in frames[-1].filename and type(dataset).__getitem__ is Dataset.__getitem__:
+            return {"no_getitem": True}  # torch's Dataset.__getitem__: the class defines none of its own
+        raise
     loaded = [tuple(batch) for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False)]
     return {"is_dataset": isinstance(dataset, Dataset), "len": len(dataset), "items": items,
             "loaded": loaded, "X": X, "y": y}
@@ -623,6 +630,10 @@ def test_pair_dataset(student, case):
     out = student.probe(probe_pair_dataset, n, x_shape, y_kind, batch_size, label="`PairDataset`")
     where = (f"PairDataset(X, y) with X of shape {(n, *x_shape)} float32 and y of shape "
              f"{(n,) if y_kind == 'labels' else (n, 1)} {'int64' if y_kind == 'labels' else 'float32'}")
+    expect(not out.get("no_getitem"),
+           f"{where}: dataset[i] raised NotImplementedError from torch's Dataset: PairDataset defines no "
+           f"__getitem__ of its own. Define `def __getitem__(self, i):` (two underscores on each side) "
+           f"returning (X[i], y[i]).")
     expect(out["is_dataset"], "PairDataset should subclass torch.utils.data.Dataset.")
     expect(out["len"] == n, f"{where}: len(dataset) should be the number of samples {n}, got {out['len']}.")
     X, y = out["X"], out["y"]
