@@ -47,6 +47,8 @@ c.CourseDirectory.course_id = "{course_id}"
 c.Exchange.root = os.environ.get("COURSE_EXCHANGE_DIR") or "/srv/nbgrader/exchange"
 # Validate runs the whole notebook, demos included: nbgrader's default of 30 s per cell is too short.
 c.Execute.timeout = 1800
+# `nbgrader validate` cuts lines at 90 characters, which would cut the tasks' messages short.
+c.Validator.width = 160
 '''
 COURSE_ID = "pytorch-course"
 

@@ -44,7 +44,7 @@ def validate(folder, assignment, nb):
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     for key in ("COURSE_GRADING", "TQDM_DISABLE"):
         env.pop(key, None)
-    proc = subprocess.run([sys.executable, "-m", "nbgrader", "validate", name, "--Validator.width=200"],
+    proc = subprocess.run([sys.executable, "-m", "nbgrader", "validate", name],
                           cwd=folder, capture_output=True, text=True, timeout=1200, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
