@@ -158,6 +158,36 @@ def test_release_holds_no_solution_and_no_grader_code(assignment):
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_release_stubs_name_their_task(assignment):
+    """Each answer cell of the release keeps `# YOUR CODE HERE` and raises NotImplementedError naming its task."""
+    release = read_notebook(notebook_path(assignment, "release"))
+    cells = [c for c in release["cells"] if nbgrader_meta(c).get("solution") and c["cell_type"] == "code"]
+    assert cells
+    for cell in cells:
+        task_id = nbgrader_meta(cell)["grade_id"].removesuffix("_code")
+        text = source_of(cell)
+        stubs = re.findall(r'raise NotImplementedError\("(.*)"\)', text)
+        assert "# YOUR CODE HERE" in text and stubs, f"{task_id}: no stub"
+        assert "raise NotImplementedError()" not in text, f"{task_id}: a bare stub"
+        for message in stubs:
+            assert message.startswith(f"Task `{task_id}`: ") and message.endswith(" here."), message
+
+
+def test_stub_messages_say_what_to_write():
+    from autograder.release import stub_message
+
+    method = ["class Net(nn.Module):", "    def forward(self, X):", '        """X: (N, 784)."""']
+    assert stub_message("mnist_cnn", method, [], 8) == "Task `mnist_cnn`: write the body of `Net.forward` here."
+    assert stub_message("pair_dataset", ["class PairDataset(Dataset):", ""], [], 4) == (
+        "Task `pair_dataset`: write the methods of class `PairDataset` here.")
+    region = ["def make_regression(w, b):", "    pass", "_helper = 1", "loss_fn = F.cross_entropy"]
+    assert stub_message("reusable_module", ["%%writefile my_datasets.py"], region, 0,
+                        "write make_regression and loss_fn") == (
+        "Task `reusable_module`: define `make_regression` and `loss_fn` here.")
+    assert stub_message("t", [], ["secret_name = 1"], 0, "instructions") == "Task `t`: write your code here."
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_source_notebook_runs_top_to_bottom(assignment, tmp_path):
     """nbval executes every cell (hidden tests included, so the graders pass in-kernel) in quick mode."""
     folder = tmp_path / assignment
