@@ -219,12 +219,17 @@ def _dask_gradings(jobs, assignment, n_jobs, scheduler, limits):
     """The same gradings on a Dask distributed cluster; results come back to the judge as data."""
     from distributed import Client, as_completed
 
-    with Client(scheduler, timeout="60s") as client:
+    try:
+        client = Client(scheduler, timeout="60s")
+    except (OSError, TimeoutError) as exc:
+        raise SystemExit(f"error: cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    with client:
         futures = {}
         started = {}
         for job in jobs:
             job.attempts += 1
-            future = client.submit(grade_submission, job.data, assignment, limits, job.filename, pure=False)
+            future = client.submit(grade_submission, job.data, assignment, limits, job.filename, pure=False,
+                                   retries=1)        # a worker lost mid-grading: graded again elsewhere
             futures[future] = job
             started[job.id] = time.monotonic()
         for future in as_completed(list(futures)):
