@@ -271,4 +271,4 @@ def test_batch_grading_writes_csv(tmp_path, reference):
     assert rows[0].startswith("student,score,max_score")
     assert any(r.startswith("alice,13.0,13.0") for r in rows)
     assert any(r.startswith("bob,0,") or r.startswith("bob,0.0,") for r in rows)
-    assert (tmp_path / "grades" / "alice" / "results.json").exists()
+    assert (tmp_path / "grades" / "results" / "alice" / "results.json").exists()
