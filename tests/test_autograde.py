@@ -2,10 +2,13 @@
 import os
 import sqlite3
 
+import pytest
+
 from tests.classes import (A, TASKS, as_submission, cli, gradebook_points, kill_repeatedly, make_course,
                            left_behind, source_notebook, wrong)
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_then_rerun(tmp_path):
     reference = source_notebook(A)
     students = {
@@ -16,7 +19,7 @@ def test_kill_9_at_random_moments_then_rerun(tmp_path):
         "Zoë Ünal": lambda release: as_submission(wrong(reference), release),
     }
     course, made = make_course(tmp_path / "course", students)
-    moments = kill_repeatedly(["autograde", A, "--jobs", "2"], course, kills=10, seed=8, low=0.5, high=14.0)
+    moments = kill_repeatedly(["autograde", A, "--jobs", "2"], course, kills=10, seed=8, low=0.5, high=10.0)
     assert len(moments) >= 10, moments
     assert left_behind(course) == [], "a killed run left grading processes behind"
     proc = cli("autograde", A, "--jobs", "2", cwd=course)
