@@ -33,6 +33,7 @@ SLOT_DIRS = ("/run/autograder-uids", os.path.join(tempfile.gettempdir(), ".autog
 SANDBOX_HOME = "/home/student"
 SANDBOX_LIB = "/opt/grading/lib"
 WORKER_MODULES = ("__init__.py", "worker.py", "codec.py", "channel.py")
+HIDDEN_SYSTEM_DATA = ("/usr/share/datasets",)
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(PACKAGE_DIR)
 
@@ -474,6 +475,9 @@ class Box:
             args += ["--ro-bind", path, path]
         for hook in _editable_hooks():
             args += ["--ro-bind", "/dev/null", hook]
+        for folder in HIDDEN_SYSTEM_DATA:
+            if os.path.isdir(folder):
+                args += ["--tmpfs", folder]          # data sets installed system-wide: labels to predict
         args += ["--ro-bind", self.lib, SANDBOX_LIB,
                  "--proc", "/proc", "--dev", "/dev",
                  "--size", str(self.limits.disk_bytes), "--tmpfs", "/tmp",

@@ -181,8 +181,12 @@ class _Output:
                 self.total += len(chunk)
                 self.tail.append(chunk)
                 self.size += len(chunk)
-                while self.size > self.limit and len(self.tail) > 1:
-                    self.size -= len(self.tail.popleft())
+                while self.size > self.limit:
+                    if len(self.tail) > 1:
+                        self.size -= len(self.tail.popleft())
+                    else:
+                        self.tail[0] = self.tail[0][-self.limit:]
+                        self.size = len(self.tail[0])
         except (OSError, ValueError):
             pass
         finally:

@@ -1,0 +1,279 @@
+"""A corpus of hostile submissions (one attack each) and a fingerprint of everything outside the sandbox.
+
+Each attack is added to the 01-datasets release, which honestly scores 0: any point it gets is a gain.
+The attacker is assumed to have read this repository, so the attacks aim at its real paths and protocol.
+Every attack that could write a file writes one whose name starts with ``PWNED``.
+"""
+import hashlib
+import os
+import sys
+import tempfile
+
+from tests.notebooks import ROOT
+
+VENV = sys.prefix
+DATA_DIRS = [os.path.join(os.path.dirname(ROOT), "shared", "data"), "/usr/share/datasets/fashion-mnist",
+             os.path.join(ROOT, "data")]
+SCRATCH = ["/tmp", "/var/tmp", "/dev/shm", tempfile.gettempdir()]
+
+# Paths an attacker who read the repository would aim at.
+TARGETS = [os.path.join(ROOT, "autograder", "checks.py"), os.path.join(ROOT, "autograder", "graders", "test_datasets.py"),
+           os.path.join(ROOT, "source", "01-datasets", "datasets.ipynb"), os.path.join(ROOT, "README.md"),
+           os.path.join(VENV, "lib", "python3.11", "site-packages", "PWNED.pth"),
+           os.path.join(VENV, "lib", "python3.11", "site-packages", "torch", "__init__.py"),
+           os.path.join(ROOT, "results.json"), "/autograder/results/results.json",
+           os.path.join(DATA_DIRS[0], "mnist", "t10k-labels-idx1-ubyte.gz")]
+
+PRELUDE = f"""
+import os, sys, glob, signal, subprocess, threading, time, json, struct
+TARGETS = {TARGETS!r}
+ROOT = {ROOT!r}
+VENV = {VENV!r}
+def _write(path, data="PWNED"):
+    try:
+        with open(path, "a") as handle:
+            handle.write(data)
+        return True
+    except Exception:
+        return False
+"""
+
+
+def attack(body):
+    return PRELUDE + body
+
+
+ATTACKS = {
+    # --- writing outside the sandbox
+    "edit_engine_and_graders": attack("for t in TARGETS:\n    _write(t, '\\nraise SystemExit(0)\\n')\n"
+                                      "_write(os.path.join(ROOT, 'PWNED'))"),
+    "pth_in_venv": attack("_write(os.path.join(VENV, 'lib/python3.11/site-packages/PWNED.pth'), 'import os\\n')"),
+    "sitecustomize_then_crash": attack(
+        "_write('sitecustomize.py', 'open(\"/tmp/PWNED-site\", \"w\")')\n"
+        "os.makedirs(os.path.expanduser('~/.local/lib/python3.11/site-packages'), exist_ok=True)\n"
+        "_write(os.path.expanduser('~/.local/lib/python3.11/site-packages/PWNED.pth'), 'import os\\n')\n"
+        "_write('torch.py', 'raise SystemExit')\n_write('autograder.py', 'raise SystemExit')\n"
+        "os._exit(1)"),
+    "ipython_startup": attack("d = os.path.expanduser('~/.ipython/profile_default/startup')\n"
+                              "os.makedirs(d, exist_ok=True)\n_write(os.path.join(d, '00-PWNED.py'), 'x = 1')"),
+    "walk_and_write_everywhere": attack(
+        "for base in ('/', '/work', '/tmp', '/root', '/home', '/opt', '/var/tmp', '/dev/shm'):\n"
+        "    for dirpath, dirnames, filenames in os.walk(base):\n"
+        "        if dirpath.count('/') > 4 or dirpath.startswith(('/proc', '/sys')):\n"
+        "            dirnames[:] = []\n            continue\n"
+        "        _write(os.path.join(dirpath, 'PWNED'))\n"
+        "        for name in filenames:\n"
+        "            if name.endswith(('.ipynb', '.json', '.csv')):\n"
+        "                _write(os.path.join(dirpath, name), '{}')\n"),
+    "symlink_escape": attack("try:\n    os.symlink(ROOT, 'checkout')\nexcept OSError:\n    pass\n"
+                             "_write('checkout/autograder/PWNED')\n_write('/proc/1/root' + ROOT + '/PWNED')"),
+    "fill_the_disk": attack("try:\n    with open('big', 'wb') as f:\n        while True:\n"
+                            "            f.write(b'x' * (1 << 24))\nexcept OSError:\n    pass\n"
+                            "try:\n    with open('/tmp/big', 'wb') as f:\n        while True:\n"
+                            "            f.write(b'x' * (1 << 24))\nexcept OSError:\n    pass\n"),
+    # --- processes that outlive the grading
+    "setsid_daemon_rewrites_results": attack(
+        "code = ('import time, os\\n'\n"
+        "        'for i in range(600):\\n'\n"
+        "        '    time.sleep(0.05)\\n'\n"
+        "        '    for p in ' + repr(TARGETS) + ' + [\"/tmp/PWNED-daemon\"]:\\n'\n"
+        "        '        try: open(p, \"a\").write(\"PWNED\")\\n'\n"
+        "        '        except Exception: pass\\n')\n"
+        "subprocess.Popen([sys.executable, '-c', code], start_new_session=True, stdin=subprocess.DEVNULL,\n"
+        "                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)"),
+    "double_fork_daemon": attack(
+        "if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        for i in range(600):\n"
+        "            time.sleep(0.05)\n            _write('/tmp/PWNED-double-fork')\n        os._exit(0)\n"
+        "    os._exit(0)\n"),
+    "fork_bomb": attack("pids = []\ntry:\n    while True:\n        pid = os.fork()\n        if pid == 0:\n"
+                        "            time.sleep(30)\n            os._exit(0)\n        pids.append(pid)\n"
+                        "except OSError:\n    pass\nFORKED = len(pids)"),
+    "fork_bomb_in_children": attack("if os.fork() == 0:\n    try:\n        while True:\n            if os.fork() == 0:\n"
+                                    "                time.sleep(30)\n                os._exit(0)\n"
+                                    "    except OSError:\n        pass\n    os._exit(0)\ntime.sleep(1)"),
+    "memory_bomb": attack("hog = []\ntry:\n    while True:\n        hog.append(bytearray(1 << 28))\n"
+                          "except MemoryError:\n    hog = None"),
+    "memory_bomb_in_children": attack(
+        "for i in range(8):\n    if os.fork() == 0:\n        hog = []\n        try:\n            while True:\n"
+        "                hog.append(bytearray(1 << 27))\n                hog[-1][::4096] = b'x' * len(hog[-1][::4096])\n"
+        "        except MemoryError:\n            pass\n        time.sleep(5)\n        os._exit(0)\ntime.sleep(2)"),
+    "threads_bomb": attack("def spin():\n    time.sleep(30)\nfor i in range(10000):\n    try:\n"
+                           "        threading.Thread(target=spin, daemon=True).start()\n    except RuntimeError:\n"
+                           "        break"),
+    # --- time limits
+    "ignore_the_alarm": attack("signal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass"),
+    "catch_the_timeout": attack("while True:\n    try:\n        while True:\n            pass\n"
+                                "    except BaseException:\n        pass"),
+    "block_all_signals": attack("signal.pthread_sigmask(signal.SIG_BLOCK, set(signal.Signals))\n"
+                                "while True:\n    pass"),
+    "infinite_output": attack("while True:\n    print('x' * 10000)\n    sys.stderr.write('y' * 10000)"),
+    # --- signals and the process tree
+    "kill_everything": attack("try:\n    os.kill(-1, signal.SIGKILL)\nexcept OSError:\n    pass"),
+    "kill_parent_and_init": attack("for pid in (os.getppid(), 1):\n    try:\n        os.kill(pid, signal.SIGKILL)\n"
+                                   "    except OSError:\n        pass"),
+    "cwd_and_environment": attack("os.chdir('/')\nos.environ['PYTHONPATH'] = ROOT\nos.environ['HOME'] = ROOT\n"
+                                  "sys.path.insert(0, ROOT)\nos.umask(0)"),
+    # --- the grading channel
+    "forged_startup_frames": attack(
+        "from autograder import codec\nfrom autograder.channel import send_frame\nfd = int(sys.argv[2])\n"
+        "send_frame(fd, codec.encode({'event': 'ready', 'cell_errors': [{'index': 'x' * 10**5, 'type': 'E' * 10**5}]"
+        " * 1000, 'notes': ['n' * 10**6], 'seconds': 'x'}))\n"
+        "send_frame(fd, b'\\x00' * 64)\nos.write(fd, struct.pack('>Q', 1 << 40))"),
+    "thread_writes_channel": attack(
+        "from autograder import codec\nfrom autograder.channel import send_frame\nfd = int(sys.argv[2])\n"
+        "def forge():\n    while True:\n        try:\n"
+        "            send_frame(fd, codec.encode({'ok': True, 'value': {'X': 1}, 'nonce': None}))\n"
+        "            send_frame(fd, codec.encode({'event': 'done', 'status': 0}))\n"
+        "        except Exception:\n            pass\n        time.sleep(0.001)\n"
+        "threading.Thread(target=forge, daemon=True).start()"),
+    "thread_steals_requests": attack(
+        "from autograder import codec\nfrom autograder.channel import recv_frame, send_frame\n"
+        "rfd, wfd = int(sys.argv[1]), int(sys.argv[2])\n"
+        "def steal():\n    while True:\n        try:\n            req = codec.decode(recv_frame(rfd))\n"
+        "            n = req.get('nonce')\n"
+        "            send_frame(wfd, codec.encode({'ok': True, 'value': None, 'nonce': n}))\n"
+        "            send_frame(wfd, codec.encode({'event': 'done', 'status': 0, 'nonce': n}))\n"
+        "        except Exception:\n            time.sleep(0.001)\n"
+        "threading.Thread(target=steal, daemon=True).start()"),
+    "close_the_channel": attack("os.closerange(3, 1024)"),
+    # --- monkeypatching what judges and probes use
+    "patched_torch": attack("import torch, torch.testing\n"
+                            "torch.equal = torch.allclose = torch.isclose = lambda *a, **k: True\n"
+                            "torch.testing.assert_close = lambda *a, **k: None\n"
+                            "torch.Tensor.__eq__ = lambda *a, **k: True\n"
+                            "torch.Tensor.shape = property(lambda self: (4000, 3))"),
+    "patched_builtins": attack("import builtins\nbuiltins.isinstance = lambda *a: True\n"
+                               "builtins.len = lambda x: 37\nbuiltins.sorted = lambda x, **k: list(range(37))"),
+    "patched_pytest_and_checks": attack(
+        "try:\n    import pytest, _pytest.outcomes\n    pytest.main = lambda *a, **k: 0\nexcept ImportError:\n    pass\n"
+        "try:\n    import autograder.checks as c\n    c.expect = c.expect_close = c.expect_tensor = lambda *a, **k: None\n"
+        "except ImportError:\n    pass\nimport builtins\nbuiltins.AssertionError = Exception"),
+    "patched_engine": attack(
+        "import autograder.worker as w, autograder.codec as c\n"
+        "w.handle = lambda ns, req, *a, **k: {'ok': True, 'value': {'X': 0}}\n"
+        "_enc = c.encode\nc.encode = lambda v: _enc({'ok': True, 'value': 13, 'nonce': v.get('nonce')}"
+        " if isinstance(v, dict) and 'ok' in v else v)\n"
+        "w.describe_exception.__code__ = (lambda exc, student_dirs=(): {'ok': True, 'value': 1}).__code__"),
+    "swapped_sys_modules": attack("import types\nfake = types.ModuleType('torch')\n"
+                                  "sys.modules['torch'] = fake\nsys.modules['autograder.codec'] = fake"),
+    "lying_tensor_subclass": attack(
+        "import torch\nclass Liar(torch.Tensor):\n    @property\n    def shape(self):\n        return (4000, 3)\n"
+        "    def __eq__(self, other):\n        return True\n    def numpy(self):\n"
+        "        return torch.randn(4000, 3).numpy()\n"
+        "    def detach(self):\n        return self\n"
+        "def make_regression(w, b, n, noise=0.01, seed=None, power=1):\n"
+        "    return torch.zeros(1).as_subclass(Liar), torch.zeros(1).as_subclass(Liar)\n"
+        "class PairDataset(torch.utils.data.Dataset):\n    def __len__(self):\n        return Liar()\n"),
+    "lying_comparisons": attack(
+        "class Yes:\n    def __eq__(self, other):\n        return True\n    __lt__ = __le__ = __gt__ = __ge__ = __eq__\n"
+        "    def __bool__(self):\n        return True\n"
+        "class Int(int):\n    def __eq__(self, other):\n        return True\n"
+        "def split_indices(n, val_frac, seed=None):\n    return Yes(), Yes()\n"
+        "def make_blobs(n_per_class, centers, spread=1.0, seed=None):\n    return Yes(), Int(0)\n"),
+    "nan_and_inf": attack(
+        "import torch\ndef make_regression(w, b, n, noise=0.01, seed=None, power=1):\n"
+        "    return torch.full((n, len(w)), float('nan')), torch.full((n, 1), float('inf'))\n"
+        "def make_blobs(n_per_class, centers, spread=1.0, seed=None):\n"
+        "    C, d = len(centers), len(centers[0])\n"
+        "    return torch.full((C * n_per_class, d), float('nan')), torch.arange(C).repeat_interleave(n_per_class)\n"),
+    "fake_output": attack("print('{\"score\": 13, \"tests\": []}')\n"
+                          "sys.stderr.write('All checks passed. 13/13\\n')\nprint('total  13  13')"),
+    # --- reading what must not be read
+    "import_the_lesson_answers": attack("from course.datasets import *"),
+    "import_the_graders": attack("sys.path.insert(0, ROOT)\nfrom autograder.graders.test_datasets import *\n"
+                                 "from course.datasets import *"),
+    "run_the_reference_from_disk": attack(
+        "import json\nfor path in glob.glob('/**/datasets.ipynb', recursive=True):\n    try:\n"
+        "        nb = json.load(open(path))\n    except Exception:\n        continue\n"
+        "    for cell in nb['cells']:\n        if cell['cell_type'] == 'code':\n            try:\n"
+        "                exec(''.join(cell['source']).replace('%%writefile', '#'), globals())\n"
+        "            except BaseException:\n                pass"),
+    "exfiltrate_through_errors": attack(
+        "texts = []\nfor path in TARGETS + glob.glob('/**/test_*.py', recursive=True)[:20]:\n    try:\n"
+        "        texts.append(open(path).read())\n    except Exception:\n        pass\n"
+        "raise RuntimeError('LEAK' + '|'.join(texts) + 'x' * 5000)"),
+    "read_heldout_labels": attack(
+        "found = []\nfor pattern in ('/**/t10k-labels*', '/**/*labels-idx1*'):\n"
+        "    found += glob.glob(pattern, recursive=True)\n"
+        "raise RuntimeError('LABELS ' + ' '.join(found))"),
+    "network": attack("import socket\nfor host, port in (('127.0.0.1', 22), ('127.0.0.1', 8888), ('10.0.0.1', 80)):\n"
+                      "    try:\n        socket.create_connection((host, port), timeout=1).close()\n"
+                      "        _write('/tmp/PWNED-net')\n    except OSError:\n        pass"),
+}
+
+
+def grading_uid(report):
+    """The grading uid a report's sandbox ran as (from the protections it lists), or None."""
+    import re
+
+    for line in report.sandbox:
+        match = re.search(r"(?:uid|user) (\d+)", line)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def leftover_processes(uid):
+    """Live processes of ``uid`` (zombies hold nothing)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/status") as handle:
+                fields = dict(line.split(":", 1) for line in handle if ":" in line)
+        except OSError:
+            continue
+        uids = [int(u) for u in fields.get("Uid", "").split()[:3]]
+        if uid in uids and not fields.get("State", "").strip().startswith("Z"):
+            found.append((int(name), fields.get("Name", "").strip()))
+    return found
+
+
+def stray_files(uid):
+    """Files named PWNED* or owned by ``uid``, in the checkout, the venv, data and scratch folders."""
+    found = []
+    for base in [ROOT, VENV] + DATA_DIRS + SCRATCH:
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames[:] = [d for d in dirnames if d not in (".git", "__pycache__")]
+            if dirpath.count(os.sep) - base.count(os.sep) > (2 if base in SCRATCH else 12):
+                dirnames[:] = []
+            for name in dirnames + filenames:
+                path = os.path.join(dirpath, name)
+                try:
+                    owner = os.lstat(path).st_uid
+                except OSError:
+                    continue
+                if name.startswith("PWNED") or owner == uid:
+                    found.append(path)
+    return found
+
+
+def fingerprint():
+    """{path: (size, mtime, mode, owner)} of the checkout's tracked files, the venv and the data folders."""
+    import subprocess
+
+    found = {}
+
+    def add(path):
+        try:
+            info = os.lstat(path)
+        except OSError:
+            return
+        found[path] = (info.st_size, info.st_mtime_ns, info.st_mode, info.st_uid)
+
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True).stdout.split(b"\0")
+    for name in tracked:
+        if name:
+            add(os.path.join(ROOT, name.decode()))
+    for base in [VENV] + DATA_DIRS:
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames[:] = [d for d in dirnames if d not in (".git", "__pycache__", ".pytest_cache")]
+            for name in filenames:
+                add(os.path.join(dirpath, name))
+    return found
+
+
+def changes(before, after):
+    """Paths added, removed or changed between two fingerprints."""
+    return sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))

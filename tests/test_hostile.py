@@ -1,0 +1,58 @@
+"""Hostile submissions gain nothing and leave the host as it was; honest classmates keep their scores.
+
+Each chunk grades an honest submission, then a series of attacks (each on the 01 release, which honestly
+scores 0), then the honest submission again, one after another as in a batch. After every attack: no point
+gained, no process of a grading uid left, no stray file; after the chunk: the checkout, the virtual
+environment and the data folders unchanged.
+"""
+import pytest
+
+from autograder.sandbox import Limits
+from tests.hostile import ATTACKS, changes, fingerprint, grading_uid, leftover_processes, stray_files
+from tests.notebooks import append_cell, grade, release_notebook, source_notebook
+
+A = "01-datasets"
+LIMITS = Limits(cell_timeout=15, call_timeout=60, startup_timeout=240)
+CHUNKS = 4
+NAMES = sorted(ATTACKS)
+
+
+def test_the_corpus_is_large_enough():
+    assert len(ATTACKS) >= 35
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chunk", range(CHUNKS))
+def test_attacks_gain_nothing_and_leave_no_trace(chunk):
+    names = NAMES[chunk::CHUNKS]
+    before = fingerprint()
+    honest = source_notebook(A)
+    release = release_notebook(A)
+    assert grade(honest, limits=LIMITS).score == 13
+    problems = {}
+    for name in names:
+        report = grade(append_cell(release, ATTACKS[name], index=3), limits=LIMITS)
+        found = []
+        if report.error is not None:
+            found.append(f"error: {report.error}")
+        if report.score != 0:
+            found.append(f"gained {report.score} points: {sorted(t.id for t in report.tasks if t.passed)}")
+        text = " ".join(report.messages + [line for t in report.tasks for line in t.feedback])
+        if "LEAK" in text and ("def test_" in text or "expect(" in text or "BEGIN SOLUTION" in text):
+            found.append("grader or solution text reached the report")
+        if any(len(m) > 400 for m in report.messages):
+            found.append("a note longer than 400 characters")
+        if "LABELS /" in text:
+            found.append("held-out label files were visible")
+        uid = grading_uid(report)
+        if uid is None:
+            found.append(f"no grading uid in {report.sandbox}")
+        elif leftover_processes(uid):
+            found.append(f"processes left: {leftover_processes(uid)}")
+        if stray_files(uid):
+            found.append(f"files left: {stray_files(uid)[:5]}")
+        if found:
+            problems[name] = found
+    assert not problems, problems
+    assert grade(honest, limits=LIMITS).score == 13
+    assert not changes(before, fingerprint())

@@ -1,0 +1,123 @@
+"""The sandbox tiers: what the student's process sees and can do, the fallback user tier, refusal, unsafe mode.
+
+bubblewrap is the tier used here (root, Debian's bwrap); the unprivileged-user tier is forced with
+``Limits(isolation="user")``; refusal is shown by making both unavailable.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from autograder import isolation
+from autograder.notebook import program_cells
+from autograder.sandbox import Limits, SandboxStudent, _Output
+from tests.hostile import ATTACKS, grading_uid, leftover_processes, stray_files
+from tests.notebooks import ROOT, append_cell, grade, notebook_path, release_notebook, source_notebook
+
+A = "01-datasets"
+LIMITS = Limits(cell_timeout=20, call_timeout=60, startup_timeout=240)
+
+
+def _view_probe(ns, paths):
+    import importlib
+    import os
+    out = {"exists": {p: os.path.exists(p) for p in paths}, "uid": os.getuid(), "cwd": os.getcwd()}
+    for module in ("course.datasets", "course.training", "course.tensorboard", "course.data"):
+        try:
+            importlib.import_module(module)
+            out[module] = "ok"
+        except ImportError as exc:
+            out[module] = str(exc)
+    try:
+        with open(os.path.join(os.path.dirname(os.__file__), "os.py"), "a"):
+            out["runtime_writable"] = True
+    except OSError:
+        out["runtime_writable"] = False
+    return out
+
+
+SECRETS = [os.path.join(ROOT, "source"), os.path.join(ROOT, "autograder", "graders"),
+           os.path.join(os.path.dirname(ROOT), "shared", "data"), "/usr/share/datasets/fashion-mnist",
+           os.path.join(ROOT, "data")]
+
+
+def test_bwrap_is_the_tier_here_and_hides_everything_but_the_runtime():
+    if not isolation.bwrap_works():
+        pytest.skip("bubblewrap cannot start here (setup.sh installs it)")
+    student = SandboxStudent(program_cells(source_notebook("02-tensorboard")), LIMITS, assignment="02-tensorboard")
+    student.start()
+    try:
+        out = student.probe(_view_probe, SECRETS)
+    finally:
+        student.close()
+    assert student.box.tier == "bwrap"
+    assert not any(out["exists"].values()), out["exists"]
+    assert out["uid"] == 65534 and out["cwd"] == isolation.SANDBOX_HOME
+    assert out["runtime_writable"] is False
+    assert out["course.datasets"] == "ok"                      # an earlier lesson's finished code
+    assert out["course.training"] == "ok"                      # the course's trainer, a tool before lesson 06
+    assert "not available while 02-tensorboard is graded" in out["course.tensorboard"]
+
+
+def test_a_lessons_own_answers_cannot_be_imported_or_bound():
+    nb = append_cell(release_notebook(A), "from course.datasets import *", index=3)
+    report = grade(nb, limits=LIMITS)
+    assert report.score == 0
+    assert any("not available while 01-datasets is graded" in m for m in report.messages)
+
+
+def test_user_tier_grades_and_contains_attacks():
+    if os.geteuid() != 0 or not isolation.runtime_readable():
+        pytest.skip("the user tier needs root and a runtime readable by other users (setup.sh)")
+    limits = Limits(cell_timeout=20, call_timeout=60, startup_timeout=240, isolation="user")
+    report = grade(source_notebook(A), limits=limits)
+    assert report.score == 13, report.table()
+    assert any("unprivileged user" in line for line in report.sandbox)
+    for name in ("edit_engine_and_graders", "pth_in_venv", "setsid_daemon_rewrites_results", "fork_bomb",
+                 "kill_everything", "walk_and_write_everywhere", "import_the_lesson_answers"):
+        report = grade(append_cell(release_notebook(A), ATTACKS[name], index=3), limits=limits)
+        uid = grading_uid(report)
+        assert report.error is None and report.score == 0, (name, report.table())
+        assert uid is not None and not leftover_processes(uid), name
+        assert not stray_files(uid), (name, stray_files(uid)[:5])
+
+
+def test_no_sandbox_means_refusal_naming_the_fix(monkeypatch):
+    monkeypatch.setattr(isolation, "bwrap_works", lambda as_uid=None: False)
+    monkeypatch.setattr(isolation, "runtime_readable", lambda: False)
+    report = grade(source_notebook(A), limits=LIMITS)
+    assert report.score == 0 and report.error.startswith("Grading refused")
+    assert "apt-get install bubblewrap" in report.error and "--unsafe-no-sandbox" in report.error
+
+
+def test_unsafe_mode_only_on_request_and_says_so(tmp_path):
+    results = tmp_path / "results.json"
+    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", notebook_path(A), "--results", str(results),
+                           "--unsafe-no-sandbox"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(results.read_text())
+    assert data["score"] == 13
+    assert "WITHOUT a sandbox" in data["output"]
+    assert "NO SANDBOX" in proc.stderr
+
+
+def test_cli_lists_the_protections_in_force(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", notebook_path(A, "release"), "--results",
+                           str(tmp_path / "r.json")], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0
+    for words in ("sandbox:", "network:", "processes:", "memory:", "time:"):
+        assert words in proc.stderr
+
+
+def test_output_is_bounded():
+    read, write = os.pipe()
+    reader = os.fdopen(read, "rb")
+    output = _Output(reader, limit=1000)
+    with os.fdopen(write, "wb") as writer:
+        for _ in range(200):
+            writer.write(b"x" * 999 + b"\n")
+    output.thread.join(timeout=10)
+    assert output.total == 200 * 1000
+    assert output.size <= 2000 and output.last_line() == "x" * 196 + " ..."
