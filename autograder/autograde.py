@@ -183,12 +183,18 @@ class GradebookWriter:
     """nbgrader writes the gradebook for each student whose grades are not in it yet (or changed)."""
 
     def __init__(self, root, assignment, cache_dir, limits, ledger, ledger_path, keys, summary, force):
-        self.root, self.assignment, self.cache_dir = root, assignment, cache_dir
-        self.config, self.coursedir = _nbgrader_app(root, cache_dir, limits)
+        self.root, self.assignment, self.cache_dir, self.limits = root, assignment, cache_dir, limits
         self.ledger, self.ledger_path, self.keys = ledger, ledger_path, keys
         self.summary, self.force = summary, force
-        self.present = _graded_in_gradebook(self.coursedir, assignment, list(keys))
         self.done = set()
+        self._app = None
+
+    def _setup(self):
+        """Load nbgrader and the course's configuration once, when first needed (the gradings run meanwhile)."""
+        if self._app is None:
+            config, coursedir = _nbgrader_app(self.root, self.cache_dir, self.limits)
+            self._app = config, coursedir, _graded_in_gradebook(coursedir, self.assignment, list(self.keys))
+        return self._app
 
     def _cached(self):
         try:
@@ -201,8 +207,9 @@ class GradebookWriter:
 
     def _needed(self, student):
         autograded = os.path.join(self.root, "autograded", student, self.assignment)
-        return (self.force or self.ledger.get(student) != self.keys[student] or student not in self.present
-                or not os.path.isdir(autograded))
+        if self.force or self.ledger.get(student) != self.keys[student] or not os.path.isdir(autograded):
+            return True
+        return student not in self._setup()[2]
 
     def record(self, student):
         """Let nbgrader grade ``student`` from the cache into the gradebook, if needed; then note it."""
@@ -210,7 +217,8 @@ class GradebookWriter:
         if self._failed(student) or not self._needed(student):
             return False
         before = self._cached()
-        reason = _nbgrader_autograde(self.config, self.coursedir, self.assignment, student)
+        config, coursedir, _ = self._setup()
+        reason = _nbgrader_autograde(config, coursedir, self.assignment, student)
         if self._cached() - before:
             # nbgrader's sanitising changed the code (e.g. restored an edited read-only cell): graded again.
             self.summary.regraded.add(student)

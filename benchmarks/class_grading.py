@@ -88,15 +88,24 @@ def build_course(folder, n_students):
     return students
 
 
-def totals(course):
-    """{student: total auto score} from the gradebook."""
+def points(course):
+    """{student: {grade cell: auto score}} from the gradebook."""
     with sqlite3.connect(os.path.join(course, "gradebook.db")) as db:
         rows = db.execute(
-            "SELECT student.id, SUM(grade.auto_score) FROM grade JOIN submitted_notebook ON "
+            "SELECT student.id, base_cell.name, grade.auto_score FROM grade JOIN submitted_notebook ON "
             "grade.notebook_id = submitted_notebook.id JOIN submitted_assignment ON "
             "submitted_notebook.assignment_id = submitted_assignment.id JOIN student ON "
-            "submitted_assignment.student_id = student.id GROUP BY student.id").fetchall()
-    return {student: score for student, score in rows}
+            "submitted_assignment.student_id = student.id JOIN base_cell ON grade.cell_id = base_cell.id"
+        ).fetchall()
+    found = {}
+    for student, cell, score in rows:
+        found.setdefault(student, {})[cell] = score
+    return found
+
+
+def totals(course):
+    """{student: total auto score} from the gradebook."""
+    return {student: sum(cells.values()) for student, cells in points(course).items()}
 
 
 def dask_overhead(course, n):
@@ -143,9 +152,12 @@ def main():
             honest = [s for s, ok in students.items() if ok]
             same = [s for s in honest if mine.get(s) == theirs.get(s)]
             print(f"identical totals on honest submissions: {len(same)}/{len(honest)}")
+            ours_cells, stock_cells = points(ours), points(stock)
             for s in honest:
                 if mine.get(s) != theirs.get(s):
-                    print(f"  differs: {s}: ours {mine.get(s)}, stock {theirs.get(s)}")
+                    cells = {c: (v, stock_cells[s].get(c)) for c, v in ours_cells[s].items()
+                             if v != stock_cells[s].get(c)}
+                    print(f"  differs: {s}: ours {mine.get(s)}, stock {theirs.get(s)}; (ours, stock) by cell: {cells}")
             hostile = [s for s, ok in students.items() if not ok]
             print("hostile submissions, ours vs stock: " + ", ".join(f"{s} {mine.get(s)} vs {theirs.get(s)}"
                                                                    for s in hostile))
