@@ -105,7 +105,7 @@ def points(course):
 
 def totals(course):
     """{student: total auto score} from the gradebook."""
-    return {student: sum(cells.values()) for student, cells in points(course).items()}
+    return {student: sum(v for v in cells.values() if v is not None) for student, cells in points(course).items()}
 
 
 def dask_overhead(course, n):
