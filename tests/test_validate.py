@@ -122,7 +122,13 @@ def test_failing_quick_check_fails_naming_its_task(bundle):
     assert_nothing_hidden_shown(output)
 
 
-def test_reference_notebook_passes(bundle):
-    """The source notebook itself (its hidden tests run the graders in the kernel) validates."""
-    output = validate(bundle("01-datasets"), "01-datasets", source_notebook("01-datasets"))
+def test_reference_notebook_passes(bundle, tmp_path):
+    """The source notebook itself validates where instructors keep it: beside the whole course library (its
+    hidden tests run the graders in the kernel), in a temporary folder with the same nbgrader settings."""
+    import shutil
+
+    folder = tmp_path / "reference"
+    folder.mkdir()
+    shutil.copy(os.path.join(bundle("01-datasets"), "nbgrader_config.py"), folder)
+    output = validate(str(folder), "01-datasets", source_notebook("01-datasets"))
     assert SUCCESS in output, output[-4000:]
