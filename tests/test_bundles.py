@@ -91,6 +91,9 @@ def test_bundle_holds_the_notebook_library_project_and_readme(bundles, assignmen
         project = tomllib.load(handle)
     assert project["project"]["dependencies"] == DEPENDENCIES
     assert project["tool"]["setuptools"]["packages"] == ["course"]
+    course_id = re.search(r'c.CourseDirectory.course_id = "(.+)"', open(os.path.join(ROOT, "nbgrader_config.py")).read())
+    settings = open(os.path.join(folder, "nbgrader_config.py")).read()
+    assert f'c.CourseDirectory.course_id = "{course_id.group(1)}"' in settings, "the course's id, for the exchange"
     readme = open(os.path.join(folder, "README.md")).read()
     for step in (f"jupyter lab {notebook}", f"nbgrader validate {notebook}", "pip install -e .", "Submit"):
         assert step in readme, step
