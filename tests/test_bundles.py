@@ -91,7 +91,8 @@ def test_bundle_holds_the_notebook_library_project_and_readme(bundles, assignmen
         project = tomllib.load(handle)
     assert project["project"]["dependencies"] == DEPENDENCIES
     assert project["tool"]["setuptools"]["packages"] == ["course"]
-    course_id = re.search(r'c.CourseDirectory.course_id = "(.+)"', open(os.path.join(ROOT, "nbgrader_config.py")).read())
+    with open(os.path.join(ROOT, "nbgrader_config.py")) as handle:
+        course_id = re.search(r'c.CourseDirectory.course_id = "(.+)"', handle.read())
     settings = open(os.path.join(folder, "nbgrader_config.py")).read()
     assert f'c.CourseDirectory.course_id = "{course_id.group(1)}"' in settings, "the course's id, for the exchange"
     readme = open(os.path.join(folder, "README.md")).read()
