@@ -36,7 +36,7 @@ dependencies = [
 packages = ["course"]
 """
 
-NBGRADER_CONFIG = '''"""nbgrader settings for working on this assignment (JupyterLab's Validate button and Assignment List)."""
+NBGRADER_CONFIG = '''"""nbgrader settings for this assignment (JupyterLab's Validate button and Assignment List)."""
 import os
 
 c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file

@@ -53,12 +53,14 @@ def check_grade_cell(task_id, source):
     assert asserts, f"{task_id}: no visible quick check"
     for node in asserts:
         message = ast.get_source_segment(visible, node.msg) if node.msg is not None else ""
-        assert f"Task `{task_id}`" in message, f"{task_id}: assert without a message naming the task, line {node.lineno}"
+        assert f"Task `{task_id}`" in message, (
+            f"{task_id}: assert without a message naming the task, line {node.lineno}")
 
 
 def test_grade_cell_rule_rejects_what_it_should():
     good = ('# Task `t`: quick checks (the hidden tests check more).\nassert f(1) == 2, "Task `t`: f(1) should be 2"\n'
-            'print("Task `t`: quick checks passed.")\n### BEGIN HIDDEN TESTS\nfrom autograder.bridge import check_task\n'
+            'print("Task `t`: quick checks passed.")\n### BEGIN HIDDEN TESTS\n'
+            'from autograder.bridge import check_task\n'
             'check_task("t", globals())\n### END HIDDEN TESTS')
     check_grade_cell("t", good)
     bad = [good.replace(', "Task `t`: f(1) should be 2"', ""),                       # assert without a message
