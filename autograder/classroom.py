@@ -101,17 +101,17 @@ def grade_submission(data, assignment, limits=None, filename="submission.ipynb")
     return report.to_dict()
 
 
-def _die_with_parent():
+def _die_with_parent(judge):
     """Worker start-up: die when the judge dies (Linux), so a killed run leaves no grading behind."""
     try:
         import ctypes
         import signal
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
-        if os.getppid() == 1:
-            os._exit(0)
     except (OSError, AttributeError):
         pass
+    if os.getppid() != judge:          # the judge died before this worker was ready
+        os._exit(0)
 
 
 # ------------------------------------------------------------------------------------ many gradings
@@ -189,7 +189,8 @@ def _local_gradings(jobs, assignment, n_jobs, scheduler, limits):
     n_jobs = max(1, min(n_jobs or default_jobs(), len(jobs)))
     context = multiprocessing.get_context("spawn")
     while pending:
-        pool = concurrent.futures.ProcessPoolExecutor(n_jobs, mp_context=context, initializer=_die_with_parent)
+        pool = concurrent.futures.ProcessPoolExecutor(n_jobs, mp_context=context, initializer=_die_with_parent,
+                                                      initargs=(os.getpid(),))
         started = {}
         futures = {}
         for job in pending:

@@ -158,8 +158,16 @@ def processes_in(folder):
 
 
 def left_behind(folder, patience=30.0):
-    """``processes_in(folder)`` once they had ``patience`` seconds to notice their judge is gone."""
+    """Command lines of ``processes_in(folder)`` once they had ``patience`` seconds to notice their judge is gone."""
     deadline = time.monotonic() + patience
     while processes_in(folder) and time.monotonic() < deadline:
         time.sleep(0.5)
-    return processes_in(folder)
+    found = []
+    for pid in processes_in(folder):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                command = handle.read().replace(bytes(1), b" ").decode(errors="replace")
+            found.append(f"{pid}: {command[:200]}")
+        except OSError:
+            continue
+    return found
