@@ -7,11 +7,13 @@ cd "$(dirname "$0")"
 missing=()
 [ -d /usr/share/datasets/fashion-mnist ] || missing+=(dataset-fashion-mnist)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v bwrap >/dev/null || missing+=(bubblewrap)   # the sandbox student code runs in
 if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null; }; then
         echo "setup.sh: apt-get could not install ${missing[*]}: Fashion-MNIST is downloaded below instead," \
-             "and without /usr/bin/chromium the browser test is skipped." >&2
+             "without /usr/bin/chromium the browser test is skipped, and without bubblewrap grading falls" \
+             "back to an unprivileged user (as root) or refuses." >&2
     fi
 fi
 
@@ -25,4 +27,21 @@ quiet .venv/bin/python -m pip install -q -e '.[dev]'
 # The data every lesson and grader reads, verified with checksums: found in COURSE_DATA_DIR, ../shared/data or
 # Debian's folder, else downloaded once into data/ (git-ignored). Fails here, saying what to do, when it cannot.
 .venv/bin/python -m autograder.fetch_data
+
+# Grading as root: student code runs as an unprivileged grading uid (outside bubblewrap's namespaces too).
+# That uid must be able to read the Python runtime (traverse its parent folders, e.g. /root for pyenv), and
+# must not be able to read the course's answers where bubblewrap is unavailable: the folders holding
+# solutions, graders, tests and history become private to their owner.
+if [ "$(id -u)" -eq 0 ]; then
+    for runtime in "$(.venv/bin/python -c 'import sys; print(sys.base_prefix)')" "$PWD/.venv"; do
+        dir="$runtime"
+        while [ "$dir" != "/" ]; do
+            dir="$(dirname "$dir")"
+            chmod o+x "$dir"
+        done
+    done
+    for private in .git source autograder course tests benchmarks data dist build; do
+        [ -e "$private" ] && chmod go-rwx "$private"
+    done
+fi
 echo "Set-up done: activate with 'source .venv/bin/activate'."

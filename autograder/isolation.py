@@ -226,6 +226,33 @@ def kill_uid(uid, rounds=100):
     return not pids_of_uid(uid)
 
 
+SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock", tempfile.gettempdir())
+
+
+def remove_files_of(uid, folders=SCRATCH_DIRS):
+    """Delete every file and folder owned by ``uid`` under ``folders`` (world-writable places it could use)."""
+    for folder in dict.fromkeys(os.path.realpath(f) for f in folders if os.path.isdir(f)):
+        for dirpath, dirnames, filenames in os.walk(folder):
+            keep = []
+            for name in dirnames + filenames:
+                path = os.path.join(dirpath, name)
+                try:
+                    info = os.lstat(path)
+                except OSError:
+                    continue
+                if info.st_uid == uid:
+                    if stat.S_ISDIR(info.st_mode):
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        try:
+                            os.unlink(path)
+                        except OSError:
+                            pass
+                elif stat.S_ISDIR(info.st_mode):
+                    keep.append(name)
+            dirnames[:] = [d for d in dirnames if d in keep]
+
+
 def _become(uid, nproc=None):
     if uid is None:
         return
@@ -543,6 +570,8 @@ class Box:
         self.kill_all()
         if self.cgroups is not None:
             self.cgroups.close()
+        if self.tier == "user" and self.uid is not None:
+            remove_files_of(self.uid)
         if self.slot is not None:
             self.slot.release()
         shutil.rmtree(self.folder, ignore_errors=True)
