@@ -6,8 +6,8 @@ Run in the course folder (where ``nbgrader_config.py`` is). Two steps, both resu
    core by default, or a Dask cluster with ``--scheduler``), each in its own sandbox, into a results
    cache keyed by the submission's content (``.autograder/<assignment>/results/``). A submission whose
    key is already there is not graded again (``--force`` regrades).
-2. nbgrader's own ``Autograde`` converter runs here, student by student, with ``SandboxGrade`` reading
-   that cache: nbgrader writes the gradebook and ``autograded/`` exactly as ``nbgrader autograde`` does,
+2. nbgrader's own ``Autograde`` converter runs here, student by student as their gradings finish (while
+   the others are graded), with ``SandboxGrade`` reading that cache: nbgrader writes the gradebook and ``autograded/`` exactly as ``nbgrader autograde`` does,
    and this process is the gradebook's only writer. A ledger (``.autograder/<assignment>/gradebook.json``,
    written atomically after each student) records which content is in the gradebook, so a re-run
    passes over students whose grades are in place and unchanged.
@@ -57,7 +57,7 @@ def _read_ledger(path):
 
 
 def _nbgrader_app(root, cache_dir, limits):
-    """A factory of nbgrader Autograde converters configured from the course's nbgrader_config.py."""
+    """(config, CourseDirectory) from the course's nbgrader_config.py, with SandboxGrade reading the cache."""
     from nbgrader.apps.nbgraderapp import NbGraderApp
     from nbgrader.coursedir import CourseDirectory
 
