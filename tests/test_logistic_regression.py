@@ -232,6 +232,76 @@ def test_correct_variants_get_full_marks(reference):
     assert report.failed_tasks() == set(), {t.id: t.output for t in report.tasks}
 
 
+# Correct in other styles: F.softplus, tqdm bars, prints, nn.Sequential with fit's progress bar, other thresholds.
+MORE_VARIANTS = {
+    "bce_with_logits": '''
+import torch.nn.functional as F
+
+
+def bce_with_logits(z, y):
+    """softplus(z) = log(1 + exp(z)) computed stably by PyTorch."""
+    y = y.reshape(z.shape).to(z.dtype)
+    return F.softplus(z) - z * y
+''',
+    "binary_accuracy": '''
+def binary_accuracy(y_hat, y):
+    """Counts with sum().item(), divided by a Python int."""
+    correct = (y_hat.view(-1) >= 0.5) == y.view(-1).bool()
+    return correct.sum().item() / len(correct)
+''',
+    "train_logreg": '''
+from tqdm import tqdm
+
+
+def train_logreg(w, b, X, y, lr, num_epochs, batch_size, net=linreg, loss=bce_with_logits, updater=sgd,
+                 generator=None):
+    """A tqdm bar over the minibatches, each step divided by the size of its own batch, a print per epoch."""
+    history = {"epoch": [], "train_loss": []}
+    for epoch in range(num_epochs):
+        losses = []
+        for X_batch, y_batch in tqdm(minibatches(X, y, batch_size, generator=generator), leave=False):
+            l = loss(net(X_batch, w, b), y_batch)
+            l.sum().backward()
+            updater([w, b], lr, len(y_batch))
+            losses.append(l.detach().reshape(-1))
+        epoch_loss = torch.cat(losses).mean().item()
+        print(f"epoch {epoch + 1}: loss {epoch_loss:.4f}")
+        history["epoch"].append(epoch + 1)
+        history["train_loss"].append(epoch_loss)
+    return history
+''',
+    "train_logreg_fast": '''
+def train_logreg_fast(X, y, lr, num_epochs, batch_size, generator=None):
+    """nn.Sequential, targets made with unsqueeze, fit with its progress bar."""
+    net = nn.Sequential(nn.Linear(X.shape[1], 1))
+    train_iter = DataLoader(TensorDataset(X, y.unsqueeze(1).float()), batch_size, shuffle=True, generator=generator)
+    trainer = torch.optim.SGD(net.parameters(), lr)
+    history = fit(net, nn.BCEWithLogitsLoss(), trainer, train_iter, num_epochs)
+    return net, history
+''',
+    "diagnose_training": '''
+def diagnose_training(history):
+    """Other thresholds: the worst of the last three losses, growth against the smallest gradient norm."""
+    losses, norms = history["train_loss"], history["grad_norm"]
+    if any(math.isnan(v) or math.isinf(v) for v in losses + norms) or max(losses[-3:]) > losses[0]:
+        return "lr_too_high"
+    if norms[-1] > 3 * min(norms):
+        return "no_zero_grad"
+    if (losses[0] - min(losses)) / losses[0] < 0.15:
+        return "lr_too_low"
+    return "healthy"
+''',
+}
+
+
+def test_more_correct_variants_get_full_marks(reference):
+    nb = reference
+    for task, source in MORE_VARIANTS.items():
+        nb = replace_solution(nb, task, source)
+    report = grade(nb)
+    assert report.failed_tasks() == set(), {t.id: t.output for t in report.tasks}
+
+
 # ------------------------------------------------------------------------------ the library itself
 def test_library_is_stable_and_trains():
     z = torch.tensor([-1000.0, -50.0, -1e-3, 0.0, 1e-3, 50.0, 1000.0], requires_grad=True)
