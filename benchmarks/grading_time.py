@@ -2,10 +2,13 @@
 
     .venv/bin/python benchmarks/grading_time.py                     # every assignment + nbgrader on 01
     .venv/bin/python benchmarks/grading_time.py --runs 3 01-datasets --no-nbgrader
+    .venv/bin/python benchmarks/grading_time.py --sandbox-cost 01-datasets 03-linear-regression 07-mnist-cnn
 
 Prints medians of ``--runs`` whole-command runs (wall time, process start included). For 01-datasets it
 also times ``nbgrader autograde`` of the same submission in a throw-away course and prints the ratio
 (target: ours <= 0.5x nbgrader's). Targets: <= 15 s per assignment on 2 CPU cores.
+``--sandbox-cost`` alternates sandboxed runs with ``--unsafe-no-sandbox`` runs of the same grading and
+prints both medians and their difference: what the sandbox costs, measured under the same load.
 """
 import argparse
 import json
@@ -33,13 +36,14 @@ def timed(cmd, cwd=ROOT, env=None):
     return elapsed, proc
 
 
-def time_cli(assignment, runs):
+def time_cli(assignment, runs, extra=()):
     notebook = os.path.join(ROOT, "source", assignment, lesson_name(assignment) + ".ipynb")
     times, score = [], None
     with tempfile.TemporaryDirectory() as tmp:
         results = os.path.join(tmp, "results.json")
         for _ in range(runs):
-            elapsed, _ = timed([sys.executable, "-m", "autograder", "grade", notebook, "--results", results])
+            elapsed, _ = timed([sys.executable, "-m", "autograder", "grade", notebook, "--results", results,
+                                *extra])
             times.append(elapsed)
             with open(results) as handle:
                 data = json.load(handle)
@@ -74,8 +78,21 @@ def main():
     parser.add_argument("assignments", nargs="*")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--no-nbgrader", action="store_true")
+    parser.add_argument("--sandbox-cost", action="store_true", help="sandboxed vs --unsafe-no-sandbox, alternating")
     args = parser.parse_args()
     assignments = args.assignments or source_assignments()
+    if args.sandbox_cost:
+        print(f"sandbox cost: medians of {args.runs} alternating runs, {os.cpu_count()} CPU cores")
+        for assignment in assignments:
+            boxed, bare = [], []
+            for _ in range(args.runs):
+                boxed += time_cli(assignment, 1)[0]
+                bare += time_cli(assignment, 1, ["--unsafe-no-sandbox"])[0]
+            cost = statistics.median(boxed) - statistics.median(bare)
+            print(f"  {assignment:<24} sandbox {describe(boxed)}")
+            print(f"  {'':<24} none    {describe(bare)}")
+            print(f"  {'':<24} cost {cost:+.2f} s ({cost / statistics.median(bare):+.0%})")
+        return
     print(f"grading time of each reference notebook, {args.runs} runs, {os.cpu_count()} CPU cores")
     medians = {}
     for assignment in assignments:
