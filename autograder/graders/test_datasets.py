@@ -6,7 +6,8 @@ within 10% of s (n >= 2000) except with probability far below 1e-6.
 
 Seeds. The seeds handed to the student's functions in statistical checks follow COURSE_GRADING_SEED
 (default 0), so that the flakiness check can grade the reference under many seeds; seed 0 itself is always
-tried where a seed must make results reproducible (``if seed:`` treats it as no seed at all).
+tried where a seed must make results reproducible (``if seed:`` treats it as no seed at all). Graded
+under COURSE_GRADING_SEED = 0..19 (benchmarks/flakiness.py's check), the reference never lost a point.
 
 `nonlinear_data` has no code cell of its own: it grades the ``power`` argument of ``make_regression``
 (written in the cell of `regression_data`), with noise 0 and bias 0, so that each task judges one thing.

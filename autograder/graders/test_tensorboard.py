@@ -13,7 +13,7 @@ last batch of each is smaller (20 and 10) and a mean that is not weighted by bat
 shows); ``compare_lrs`` builds plain SGD itself, as its instructions say. ``compare_lrs`` is run with
 correct stand-ins for ``train_logged``, ``log_history`` and ``log_parameters`` in the notebook's namespace,
 so that a mistake in one of those costs only its own task. The data and initial weights follow
-COURSE_GRADING_SEED (default 0).
+COURSE_GRADING_SEED (default 0); graded under seeds 0..19, the reference never lost a point.
 
 Tolerances and thresholds (benchmarks/calibrate_tensorboard.py: 20 seeds x the graders' 3 learning rates
 0.01, 0.05, 0.1 = 60 runs of 3 epochs, 7 batches each, momentum 0.5):
@@ -506,7 +506,8 @@ def probe_read_scalars(ns, layout):
     out = []
     for key, points in found.items():
         if not (isinstance(key, tuple) and len(key) == 2 and all(isinstance(k, str) for k in key)):
-            return {"bad_key": type(key).__name__ if not isinstance(key, tuple) else f"a tuple of {len(key)}"}
+            return {"bad_key": f"a {type(key).__name__}" if not isinstance(key, tuple) else
+                    f"a tuple of {len(key)} item(s), not two strings"}
         run, tag = key
         absolute = os.path.isabs(run)
         if absolute:
