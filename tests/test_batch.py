@@ -7,6 +7,9 @@ import pytest
 
 from tests.classes import A, EXPECTED, TASKS, cli, kill_repeatedly, left_behind, mixed_class, write_class
 
+# The tests below share one graded class: one xdist worker grades it once.
+pytestmark = pytest.mark.xdist_group("batch")
+
 
 def read_csv(path):
     with open(path, encoding="utf-8", newline="") as handle:
