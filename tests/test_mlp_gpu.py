@@ -736,11 +736,21 @@ def judge_in_process(nb, task_id):
     from autograder.sandbox import InProcessStudent
     from autograder.tasks import load_assignment
 
+    import os
+    import shutil
+    import tempfile
+
     ns = {"__name__": "__main__"}
-    with contextlib.redirect_stdout(io.StringIO()):
-        for _, source in program_cells(nb):
-            exec(compile(source, "<cell>", "exec"), ns)
-        outcomes = run_graders(load_assignment(A), InProcessStudent(ns), [task_id])
+    here, folder = os.getcwd(), tempfile.mkdtemp(prefix="in-process-")
+    os.chdir(folder)                       # files the code writes stay out of the checkout
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            for _, source in program_cells(nb):
+                exec(compile(source, "<cell>", "exec"), ns)
+            outcomes = run_graders(load_assignment(A), InProcessStudent(ns), [task_id])
+    finally:
+        os.chdir(here)
+        shutil.rmtree(folder, ignore_errors=True)
     assert outcomes
     return [o.message for o in outcomes if not o.passed]
 
