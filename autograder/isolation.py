@@ -143,7 +143,8 @@ class UidSlot:
                 os.close(fd)
                 continue
             self.uid, self.fd = uid, fd
-            kill_uid(uid)           # anything a crashed earlier grading left behind
+            kill_uid(uid)           # anything a grading that was itself killed left behind
+            remove_files_of(uid)
             return
         raise IsolationUnavailable("all grading uids are in use")
 
@@ -572,6 +573,6 @@ class Box:
             self.cgroups.close()
         if self.tier == "user" and self.uid is not None:
             remove_files_of(self.uid)
+        shutil.rmtree(self.folder, ignore_errors=True)
         if self.slot is not None:
             self.slot.release()
-        shutil.rmtree(self.folder, ignore_errors=True)
