@@ -94,8 +94,16 @@ def grade_notebook(notebook, assignment=None, limits=None, task_ids=None, studen
             report.messages.append(UNSAFE_WARNING)
         student.start()                       # the notebook loads while the graders are imported
     from autograder.runner import GraderError
+    from autograder.sandbox import SandboxFault
     try:
         _grade(report, nb, student, task_ids)
+        if getattr(student, "failure", None) and not getattr(student, "cells_started", True) and \
+                not getattr(student, "skipped", None):
+            raise SandboxFault(student.failure)
+    except SandboxFault as exc:
+        report.error = f"Grading could not run: {exc}. This is a fault of the grading machine; tell the staff."
+        for task in report.tasks:
+            task.score = 0.0
     except GraderError as exc:
         report.error = f"Grading could not run: {exc}. This is a fault of the course; tell the staff."
     except Exception as exc:  # noqa: BLE001 - never let one submission stop a class

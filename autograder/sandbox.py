@@ -161,6 +161,10 @@ class ProtocolViolation(Exception):
     """The student's process sent something the protocol does not allow."""
 
 
+class SandboxFault(RuntimeError):
+    """The sandbox died before any of the student's code ran: a fault of the grading machine."""
+
+
 class _Output:
     """Drains what the student's process prints; keeps only the last ``limit`` bytes."""
 
@@ -218,6 +222,7 @@ class SandboxStudent(Student):
         self.failure = None               # set when the process cannot be (re)started at all
         self.startup_nonce = None
         self.exit_status = None
+        self.cells_started = False
 
     @property
     def protections(self):
@@ -290,6 +295,7 @@ class SandboxStudent(Student):
             event = message.get("event")
             if event == "cell" and message.get("index") in known:
                 self.last_cell = message["index"]
+                self.cells_started = True
             elif event == "ready":
                 self.ready = True
                 if self.startup is None:
@@ -304,6 +310,11 @@ class SandboxStudent(Student):
     def _startup_failed(self, exc):
         hung = isinstance(exc, ChannelTimeout)
         self._kill()
+        if self.last_cell is None and not self.skipped and not self.cells_started:
+            # Nothing of the notebook ran yet: the runtime itself could not start in the sandbox.
+            self.failure = (f"the sandbox stopped before the notebook's first cell ran "
+                            f"({'no answer in time' if hung else 'it exited'}){self._log_hint()}")
+            raise SandboxFault(self.failure)
         if self.last_cell is not None and self.last_cell not in self.skipped and len(self.skipped) < 3:
             # The notebook itself killed or hung the process in that cell: leave the cell out and retry.
             self.skipped.append(self.last_cell)
@@ -316,7 +327,7 @@ class SandboxStudent(Student):
 
     def _ensure_ready(self):
         if self.failure:
-            raise _failure_base()(self.failure)
+            raise (SandboxFault if not self.cells_started and not self.skipped else _failure_base())(self.failure)
         if self.proc is None:
             if self.restarts >= self.limits.max_restarts:
                 self.failure = ("Your code stopped or hung the grading process too many times; "

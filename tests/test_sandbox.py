@@ -121,3 +121,10 @@ def test_output_is_bounded():
     output.thread.join(timeout=10)
     assert output.total == 200 * 1000
     assert output.size <= 2000 and output.last_line() == "x" * 196 + " ..."
+
+
+def test_a_sandbox_that_cannot_start_is_a_fault_of_the_machine_not_of_the_student(monkeypatch):
+    monkeypatch.setattr(isolation.Box, "command", lambda self, argv: ["/bin/sh", "-c", "echo runtime missing; exit 3"])
+    report = grade(source_notebook(A), limits=LIMITS)
+    assert report.error and "fault of the grading machine" in report.error and "runtime missing" in report.error
+    assert report.score == 0
