@@ -129,7 +129,7 @@ def choose_tier(requested="auto"):
 class UidSlot:
     """A grading uid held for the duration of one grading (an exclusive lock file per uid)."""
 
-    def __init__(self):
+    def __init__(self, clean_files=False):
         self.uid = None
         self.fd = None
         folder = self._folder()
@@ -144,7 +144,8 @@ class UidSlot:
                 continue
             self.uid, self.fd = uid, fd
             kill_uid(uid)           # anything a grading that was itself killed left behind
-            remove_files_of(uid)
+            if clean_files:
+                remove_files_of(uid)
             return
         raise IsolationUnavailable("all grading uids are in use")
 
@@ -464,14 +465,14 @@ class Box:
         self.uid = None
         root = os.geteuid() == 0
         if tier in ("bwrap", "user") and root and (tier == "user" or runtime_readable()):
-            self.slot = UidSlot()
+            self.slot = UidSlot(clean_files=tier == "user")
             self.uid = self.slot.uid
             if tier == "bwrap" and not bwrap_works(self.uid):
                 self.uid = None          # bubblewrap cannot run unprivileged here: run it as root instead
         if tier != "none":
             memory = limits.memory_bytes + limits.runtime_bytes
             self.cgroups = Cgroups(limits.max_processes + 8, memory)
-        if self.uid is not None:
+        if self.uid is not None and tier == "user":
             os.chown(self.workdir, self.uid, self.uid)
         os.chmod(self.workdir, 0o700 if tier != "none" else 0o755)
 
@@ -497,7 +498,11 @@ class Box:
         if self.tier != "bwrap":
             return list(argv)
         args = [bwrap_path(), "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534",
-                "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--hostname", "grading"]
+                "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--hostname", "grading",
+                # private scratch space first: the runtime may itself live under /tmp and is bound over it
+                "--proc", "/proc", "--dev", "/dev",
+                "--size", str(self.limits.disk_bytes), "--tmpfs", "/tmp",
+                "--size", str(self.limits.disk_bytes), "--tmpfs", SANDBOX_HOME]
         args += _system_binds()
         for path in runtime_paths():
             args += ["--ro-bind", path, path]
@@ -506,11 +511,7 @@ class Box:
         for folder in HIDDEN_SYSTEM_DATA:
             if os.path.isdir(folder):
                 args += ["--tmpfs", folder]          # data sets installed system-wide: labels to predict
-        args += ["--ro-bind", self.lib, SANDBOX_LIB,
-                 "--proc", "/proc", "--dev", "/dev",
-                 "--size", str(self.limits.disk_bytes), "--tmpfs", "/tmp",
-                 "--size", str(self.limits.disk_bytes), "--tmpfs", SANDBOX_HOME,
-                 "--chdir", SANDBOX_HOME]
+        args += ["--ro-bind", self.lib, SANDBOX_LIB, "--chdir", SANDBOX_HOME]
         return args + list(argv)
 
     def preexec(self):
