@@ -81,8 +81,9 @@ def bwrap_path():
 
 def bwrap_works(as_uid=None):
     """Whether bubblewrap can start a sandbox here (tried once per process and uid)."""
-    if as_uid in _bwrap_ok:
-        return _bwrap_ok[as_uid]
+    key = None if as_uid is None else "grading uid"     # every grading uid behaves alike
+    if key in _bwrap_ok:
+        return _bwrap_ok[key]
     exe = bwrap_path()
     ok = False
     if exe:
@@ -95,7 +96,7 @@ def bwrap_works(as_uid=None):
                                 stderr=subprocess.DEVNULL, timeout=30, preexec_fn=preexec).returncode == 0
         except (OSError, subprocess.SubprocessError):
             ok = False
-    _bwrap_ok[as_uid] = ok
+    _bwrap_ok[key] = ok
     return ok
 
 
