@@ -22,7 +22,7 @@ def _grade(args):
     report = grade_notebook(args.notebook, assignment=args.assignment, limits=limits)
     print(report.table())
     if report.sandbox:
-        print("sandbox: " + "; ".join(report.sandbox), file=sys.stderr)
+        print("protections in force: " + "; ".join(report.sandbox), file=sys.stderr)
     report.write(args.results)
     print(f"Results written to {args.results}")
     if report.error:

@@ -154,7 +154,7 @@ def run_gradescope(assignment, root):
     write_json_atomic(os.path.join(root, "results", "results.json"), report.to_gradescope())
     print(report.table())
     if report.sandbox:
-        print("sandbox: " + "; ".join(report.sandbox))
+        print("protections in force: " + "; ".join(report.sandbox))
     return 0
 
 
