@@ -230,10 +230,11 @@ def leftover_processes(uid):
     return found
 
 
-def stray_files(uid):
-    """Files named PWNED* or owned by ``uid``, in the checkout, the venv, data and scratch folders."""
+def stray_files(uid, uids=None, bases=None):
+    """Files named PWNED* or owned by ``uid`` (or by any uid in ``uids``), in the checkout, the venv, data
+    and scratch folders."""
     found = []
-    for base in [ROOT, VENV] + DATA_DIRS + SCRATCH:
+    for base in bases or [ROOT, VENV] + DATA_DIRS + SCRATCH:
         for dirpath, dirnames, filenames in os.walk(base):
             dirnames[:] = [d for d in dirnames if d not in (".git", "__pycache__")]
             if dirpath.count(os.sep) - base.count(os.sep) > (2 if base in SCRATCH else 12):
@@ -244,9 +245,16 @@ def stray_files(uid):
                     owner = os.lstat(path).st_uid
                 except OSError:
                     continue
-                if name.startswith("PWNED") or owner == uid:
+                if name.startswith("PWNED") or owner == uid or (uids is not None and owner in uids):
                     found.append(path)
     return found
+
+
+def grading_files():
+    """Files that gradings of any grading uid have left so far (killed gradings of earlier runs among them)."""
+    from autograder.isolation import UID_BASE, UID_COUNT
+
+    return set(stray_files(None, range(UID_BASE, UID_BASE + UID_COUNT), bases=SCRATCH))
 
 
 def fingerprint():
