@@ -97,9 +97,8 @@ def grade_notebook(notebook, assignment=None, limits=None, task_ids=None, studen
     from autograder.sandbox import SandboxFault
     try:
         _grade(report, nb, student, task_ids)
-        if getattr(student, "failure", None) and not getattr(student, "cells_started", True) and \
-                not getattr(student, "skipped", None):
-            raise SandboxFault(student.failure)
+        if getattr(student, "machine_fault", None):
+            raise SandboxFault(student.machine_fault)
     except SandboxFault as exc:
         report.error = f"Grading could not run: {exc}. This is a fault of the grading machine; tell the staff."
         for task in report.tasks:

@@ -225,6 +225,11 @@ class SandboxStudent(Student):
         self.cells_started = False
 
     @property
+    def machine_fault(self):
+        """The failure, when the sandbox died before any of the notebook's code ran (else None)."""
+        return self.failure if self.failure and not self.cells_started and not self.skipped else None
+
+    @property
     def protections(self):
         return self.box.protections() if self.box is not None else []
 
@@ -327,7 +332,7 @@ class SandboxStudent(Student):
 
     def _ensure_ready(self):
         if self.failure:
-            raise (SandboxFault if not self.cells_started and not self.skipped else _failure_base())(self.failure)
+            raise (SandboxFault if self.machine_fault else _failure_base())(self.failure)
         if self.proc is None:
             if self.restarts >= self.limits.max_restarts:
                 self.failure = ("Your code stopped or hung the grading process too many times; "
