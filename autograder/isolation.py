@@ -32,7 +32,7 @@ UID_BASE, UID_COUNT = 61000, 1000       # grading uids: 61000-61999, not in /etc
 SLOT_DIRS = ("/run/autograder-uids", os.path.join(tempfile.gettempdir(), ".autograder-uids"))
 SANDBOX_HOME = "/home/student"
 SANDBOX_LIB = "/opt/grading/lib"
-WORKER_MODULES = ("__init__.py", "worker.py", "codec.py", "channel.py")
+WORKER_MODULES = ("__init__.py", "worker.py", "codec.py", "channel.py", "zygote.py")
 HIDDEN_SYSTEM_DATA = ("/usr/share/datasets",)
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(PACKAGE_DIR)
@@ -494,16 +494,21 @@ class Box:
     def cwd(self):
         return SANDBOX_HOME if self.tier == "bwrap" else self.workdir
 
-    def command(self, argv):
-        """The command line that runs ``argv`` (a Python command) in this box."""
+    def command(self, argv, capabilities=False):
+        """The command line that runs ``argv`` (a Python command) in this box.
+
+        ``capabilities=True`` (a warm box's fork server, ``autograder.zygote``) keeps the capabilities of
+        the sandbox's own user namespace, which it needs to give each grading namespaces of its own; it
+        drops them in every grading process before any of the student's code runs."""
         if self.tier != "bwrap":
             return list(argv)
-        args = [bwrap_path(), "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534",
-                "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--hostname", "grading",
+        caps = ["--cap-add", "ALL"] if capabilities else ["--cap-drop", "ALL"]
+        size = str(self.limits.disk_bytes)
+        args = [bwrap_path(), "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534", *caps,
+                "--die-with-parent", "--new-session", "--hostname", "grading",
                 # private scratch space first: the runtime may itself live under /tmp and is bound over it
-                "--proc", "/proc", "--dev", "/dev",
-                "--size", str(self.limits.disk_bytes), "--tmpfs", "/tmp",
-                "--size", str(self.limits.disk_bytes), "--tmpfs", SANDBOX_HOME]
+                "--proc", "/proc", "--dev", "/dev", "--size", size, "--tmpfs", "/dev/shm",
+                "--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", SANDBOX_HOME]
         args += _system_binds()
         for path in runtime_paths():
             args += ["--ro-bind", path, path]
@@ -511,8 +516,11 @@ class Box:
             args += ["--ro-bind", "/dev/null", hook]
         for folder in HIDDEN_SYSTEM_DATA:
             if os.path.isdir(folder):
-                args += ["--tmpfs", folder]          # data sets installed system-wide: labels to predict
-        args += ["--ro-bind", self.lib, SANDBOX_LIB, "--chdir", SANDBOX_HOME]
+                # data sets installed system-wide hold labels to predict: an empty, read-only folder instead
+                args += ["--tmpfs", folder, "--remount-ro", folder]
+        args += ["--ro-bind", self.lib, SANDBOX_LIB]
+        # nothing but the scratch folders is writable: the sandbox's root and /dev are read-only
+        args += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", SANDBOX_HOME]
         return args + list(argv)
 
     def preexec(self):

@@ -54,7 +54,15 @@ class Limits:
     isolation: str = "auto"           # "auto", "bwrap", "user", or "none" (only with --unsafe-no-sandbox)
     threads: int = 1                  # torch threads: predictable on shared 2-core graders
     max_restarts: int = 4
+    warm: bool = True                 # bwrap tier: fork each grading from a warm sandbox (autograder.warm)
     drop_user: bool = True            # kept for callers of older versions; isolation decides
+
+
+def base_env(limits):
+    """The environment of the student's process (before the box adds its home and library)."""
+    return {"PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0",
+            "PYTHONDONTWRITEBYTECODE": "1", "COURSE_GRADING": "1", "COURSE_QUICK": "1", "TQDM_DISABLE": "1",
+            "OMP_NUM_THREADS": str(limits.threads), "MKL_NUM_THREADS": str(limits.threads), "LANG": "C.UTF-8"}
 
 
 def text(value, limit=TEXT_CHARS):
@@ -165,7 +173,7 @@ class SandboxFault(RuntimeError):
     """The sandbox died before any of the student's code ran: a fault of the grading machine."""
 
 
-class _Output:
+class Output:
     """Drains what the student's process prints; keeps only the last ``limit`` bytes."""
 
     def __init__(self, stream, limit):
@@ -212,6 +220,7 @@ class SandboxStudent(Student):
         self.limits = limits or Limits()
         self.assignment = assignment
         self.box = None
+        self.warm = None                  # the warm box this grading forks from (autograder.warm)
         self.proc = None
         self.output = None
         self.ready = False
@@ -231,7 +240,11 @@ class SandboxStudent(Student):
 
     @property
     def protections(self):
-        return self.box.protections() if self.box is not None else []
+        lines = self.box.protections() if self.box is not None else []
+        if self.warm is not None:
+            lines.append("start: forked from a sandbox with torch loaded into new mount, pid, ipc, network and "
+                         "uts namespaces with empty scratch folders; capabilities dropped first")
+        return lines
 
     # -- process management
     def open_box(self):
@@ -241,9 +254,36 @@ class SandboxStudent(Student):
             from autograder.library import hidden_modules
 
             tier = choose_tier(self.limits.isolation)
-            self.box = Box(tier, self.assignment, self.limits)
             self.hidden = sorted(hidden_modules(self.assignment)) if self.assignment else []
+            if tier == "bwrap" and self.limits.warm:
+                from autograder import warm
+
+                self.warm = warm.acquire(self.assignment, self.limits)
+            if self.warm is not None:
+                self.box = self.warm.box
+            else:
+                self.box = Box(tier, self.assignment, self.limits)
         return self.box
+
+    def _spawn(self, to_child_r, from_child_w):
+        """The student's process on these pipes: forked from the warm box, else a fresh sandbox."""
+        if self.warm is not None:
+            from autograder.warm import WarmBoxError
+
+            try:
+                return self.warm.spawn(to_child_r, from_child_w)
+            except WarmBoxError:
+                self.warm.close()                  # gone: this grading goes on with fresh sandboxes
+                self.warm = None
+                from autograder.isolation import Box
+                self.box = Box(self.box.tier, self.assignment, self.limits)
+        box = self.box
+        argv = box.command([sys.executable, "-s", "-B", "-P", "-c",
+                            "from autograder.worker import main; main()", str(to_child_r), str(from_child_w)])
+        return subprocess.Popen(
+            argv, pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, cwd=box.folder if box.tier == "bwrap" else box.workdir,
+            env=box.env(base_env(self.limits)), start_new_session=True, preexec_fn=box.preexec)
 
     def start(self):
         """Spawn the child and send it the notebook (does not wait for it)."""
@@ -252,19 +292,13 @@ class SandboxStudent(Student):
         box = self.open_box()
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
-        base = {"PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0",
-                "PYTHONDONTWRITEBYTECODE": "1", "COURSE_GRADING": "1", "COURSE_QUICK": "1", "TQDM_DISABLE": "1",
-                "OMP_NUM_THREADS": str(self.limits.threads), "MKL_NUM_THREADS": str(self.limits.threads),
-                "LANG": "C.UTF-8"}
-        argv = box.command([sys.executable, "-s", "-B", "-P", "-c",
-                            "from autograder.worker import main; main()", str(to_child_r), str(from_child_w)])
-        self.proc = subprocess.Popen(
-            argv, pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, cwd=box.folder if box.tier == "bwrap" else box.workdir,
-            env=box.env(base), start_new_session=True, preexec_fn=box.preexec)
-        os.close(to_child_r)
-        os.close(from_child_w)
-        self.output = _Output(self.proc.stdout, self.limits.output_bytes)
+        try:
+            self.proc = self._spawn(to_child_r, from_child_w)
+        finally:
+            os.close(to_child_r)
+            os.close(from_child_w)
+        box = self.box
+        self.output = Output(self.proc.stdout, self.limits.output_bytes)
         self.to_child, self.from_child = to_child_w, from_child_r
         self.startup_nonce = secrets.token_hex(16)
         cells = [c for c in self.cells if c[0] not in self.skipped]
@@ -350,12 +384,15 @@ class SandboxStudent(Student):
     def _kill(self):
         if self.proc is None:
             return
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        if self.box is not None:
-            self.box.kill_all()
+        if hasattr(self.proc, "kill_all"):
+            self.proc.kill_all()                  # a grading forked from the warm box
+        else:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            if self.box is not None:
+                self.box.kill_all()
         self.proc.wait()
         for fd in (self.to_child, self.from_child):
             try:
@@ -378,7 +415,12 @@ class SandboxStudent(Student):
             except Exception:  # noqa: BLE001 - it is killed below anyway
                 pass
         self._kill()
-        if self.box is not None:
+        if self.warm is not None:
+            from autograder import warm
+
+            warm.release(self.warm)               # for the next grading: nothing of this one is left in it
+            self.warm = None
+        elif self.box is not None:
             self.box.close()
 
     # -- requests

@@ -294,29 +294,47 @@ def run_cells(cells, namespace, cell_timeout, progress):
 
 
 # ----------------------------------------------------------------------------------------- main
+def load_runtime(threads=1):
+    """Import torch and what running cells needs (before the memory limit, which counts beyond it)."""
+    import torch
+    import torch.nn.functional  # noqa: F401
+    import torch.optim  # noqa: F401
+    import torch.utils.data  # noqa: F401
+
+    torch.set_num_threads(max(1, int(threads)))
+    try:
+        import IPython.core.inputtransformer2  # noqa: F401 - loaded before the notebook runs
+    except ImportError:
+        pass
+    from autograder import codec  # noqa: F401
+
+
 def main():
+    """A grading process of its own: ``READ_FD WRITE_FD`` on the command line."""
     read_fd, write_fd = int(sys.argv[1]), int(sys.argv[2])
+    load_runtime()
+    serve(read_fd, write_fd)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)                   # no interpreter teardown: nothing is left to save
+
+
+def serve(read_fd, write_fd):
+    """Run the notebook sent on ``read_fd``, then answer requests until told to exit."""
     os.set_inheritable(read_fd, False)
     os.set_inheritable(write_fd, False)
     from autograder.channel import ChannelClosed, recv_frame, send_frame
 
     start = json.loads(recv_frame(read_fd).decode())
-    import torch  # loaded before the memory limit, which is counted beyond it
-    import torch.nn.functional  # noqa: F401
-    import torch.optim  # noqa: F401
-    import torch.utils.data  # noqa: F401
-
-    torch.set_num_threads(max(1, int(start.get("threads", 1))))
-    try:
-        import IPython.core.inputtransformer2  # noqa: F401 - loaded before the notebook runs
-    except ImportError:
-        pass
+    load_runtime(start.get("threads", 1))
     from autograder import codec
 
     set_limits(start["memory_bytes"], start["file_bytes"], start.get("max_processes"))
     hidden = tuple(start.get("hidden_modules", ()))
     startup_nonce = start.get("nonce")
-    encode, getpid, fork, waitpid, exit_now = codec.encode, os.getpid, os.fork, os.waitpid, os._exit
+    import gc
+
+    encode, getpid, fork, waitpid, exit_now, freeze = codec.encode, os.getpid, os.fork, os.waitpid, os._exit, gc.freeze
     exit_code = os.waitstatus_to_exitcode
 
     def send(obj):
@@ -345,6 +363,7 @@ def main():
         if not isinstance(request, dict) or request.get("op") == "exit":
             return
         nonce = request.get("nonce")
+        freeze()                 # the probe's garbage collections leave the notebook's objects alone
         pid = fork()
         if pid == 0:
             status = 0

@@ -214,7 +214,10 @@ def grading_uid(report):
 
 
 def leftover_processes(uid):
-    """Live processes of ``uid`` (zombies hold nothing)."""
+    """Live processes of ``uid`` (zombies hold nothing), other than an idle warm sandbox's own processes."""
+    from autograder.warm import idle_processes
+
+    keep = idle_processes()
     found = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -225,7 +228,7 @@ def leftover_processes(uid):
         except OSError:
             continue
         uids = [int(u) for u in fields.get("Uid", "").split()[:3]]
-        if uid in uids and not fields.get("State", "").strip().startswith("Z"):
+        if uid in uids and not fields.get("State", "").strip().startswith("Z") and int(name) not in keep:
             found.append((int(name), fields.get("Name", "").strip()))
     return found
 

@@ -3,6 +3,7 @@
 bubblewrap is the tier used here (root, Debian's bwrap); the unprivileged-user tier is forced with
 ``Limits(isolation="user")``; refusal is shown by making both unavailable.
 """
+import dataclasses
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 
 from autograder import isolation
 from autograder.notebook import program_cells
-from autograder.sandbox import Limits, SandboxStudent, _Output
+from autograder.sandbox import Limits, Output, SandboxStudent
 from tests.hostile import ATTACKS, grading_uid, leftover_processes, stray_files
 from tests.notebooks import ROOT, append_cell, grade, notebook_path, release_notebook, source_notebook
 
@@ -114,7 +115,7 @@ def test_cli_lists_the_protections_in_force(tmp_path):
 def test_output_is_bounded():
     read, write = os.pipe()
     reader = os.fdopen(read, "rb")
-    output = _Output(reader, limit=1000)
+    output = Output(reader, limit=1000)
     with os.fdopen(write, "wb") as writer:
         for _ in range(200):
             writer.write(b"x" * 999 + b"\n")
@@ -124,7 +125,92 @@ def test_output_is_bounded():
 
 
 def test_a_sandbox_that_cannot_start_is_a_fault_of_the_machine_not_of_the_student(monkeypatch):
-    monkeypatch.setattr(isolation.Box, "command", lambda self, argv: ["/bin/sh", "-c", "echo runtime missing; exit 3"])
-    report = grade(source_notebook(A), limits=LIMITS)
+    monkeypatch.setattr(isolation.Box, "command",
+                        lambda self, argv, capabilities=False: ["/bin/sh", "-c", "echo runtime missing; exit 3"])
+    report = grade(source_notebook(A), limits=dataclasses.replace(LIMITS, warm=False))
     assert report.error and "fault of the grading machine" in report.error and "runtime missing" in report.error
     assert report.score == 0
+
+
+def test_a_warm_sandbox_that_cannot_start_means_cold_starts_not_lost_points(monkeypatch):
+    real = isolation.Box.command
+
+    def no_warm(self, argv, capabilities=False):
+        return ["/bin/sh", "-c", "exit 3"] if capabilities else real(self, argv)
+
+    monkeypatch.setattr(isolation.Box, "command", no_warm)
+    limits = dataclasses.replace(LIMITS, cell_timeout=19)          # a pool key no other test has used
+    report = grade(source_notebook(A), limits=limits)
+    assert report.error is None and report.score == 13, report.table()
+    assert not any(line.startswith("start: forked") for line in report.sandbox)
+
+
+LEAVE_TRACES = """
+import ctypes, os, socket, subprocess, sys
+for path in ('/tmp/PWNED-warm', os.path.expanduser('~/PWNED-warm'), '/dev/shm/PWNED-warm'):
+    with open(path, 'w') as handle:
+        handle.write('secret answers')
+libc = ctypes.CDLL(None, use_errno=True)
+shm_id = libc.shmget(0x5057, 4096, 0o1666)
+listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+listener.bind('\\0PWNED-warm')
+listener.listen(1)
+sleeper = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(1000)'], start_new_session=True)
+WARM_PID = os.getpid()
+"""
+
+
+def _traces_probe(ns):
+    import ctypes
+    import os
+    import socket
+    found = [p for p in ('/tmp/PWNED-warm', os.path.expanduser('~/PWNED-warm'), '/dev/shm/PWNED-warm')
+             if os.path.exists(p)]
+    if ctypes.CDLL(None, use_errno=True).shmget(0x5057, 0, 0) != -1:
+        found.append("SysV shared memory")
+    try:
+        socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).connect('\0PWNED-warm')
+        found.append("abstract socket")
+    except OSError:
+        pass
+    pids = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())
+    with open('/proc/self/status') as handle:
+        caps = [line.split()[1] for line in handle if line.startswith(('CapEff', 'CapBnd', 'CapPrm'))]
+    writable = []
+    for folder in ('/', '/dev', '/opt/grading/lib', '/etc'):
+        try:
+            open(os.path.join(folder, 'PWNED'), 'w').close()
+            writable.append(folder)
+        except OSError:
+            pass
+    return {"found": found, "pids": pids, "caps": caps, "writable": writable}
+
+
+def test_gradings_forked_from_one_warm_sandbox_share_nothing():
+    """Files in every scratch folder, SysV memory, an abstract socket and a background process left by one
+    grading: the next grading forked from the same warm sandbox sees none of them, and the process is gone."""
+    if not isolation.bwrap_works():
+        pytest.skip("bubblewrap cannot start here (setup.sh installs it)")
+    from autograder import warm
+
+    first = SandboxStudent([(0, LEAVE_TRACES)], LIMITS, assignment=A)
+    first.start()
+    assert first.warm is not None
+    box = first.warm
+    before = first.probe(_traces_probe)
+    assert len(before["found"]) == 5, before            # the traces exist while their grading runs
+    first.close()
+    uid = box.box.uid
+    assert not leftover_processes(uid), leftover_processes(uid)
+    second = SandboxStudent([(0, "x = 1")], LIMITS, assignment=A)
+    second.start()
+    try:
+        assert second.warm is box                       # the same warm sandbox served both
+        after = second.probe(_traces_probe)
+    finally:
+        second.close()
+    assert after["found"] == [], after["found"]
+    assert after["pids"] == [1, 2, 3], after["pids"]     # its init, itself, the probe: nothing else is visible
+    assert set(after["caps"]) == {"0000000000000000"}, after["caps"]
+    assert after["writable"] == [], after["writable"]
+    assert box in [b for group in warm._idle.values() for b in group]
