@@ -253,6 +253,17 @@ def stray_files(uid, uids=None, bases=None):
     return found
 
 
+def of_another_grading(path, uid):
+    """Whether ``path`` belongs to a grading uid other than ``uid`` (a grading running beside this one)."""
+    from autograder.isolation import UID_BASE, UID_COUNT
+
+    try:
+        owner = os.lstat(path).st_uid
+    except OSError:
+        return True                    # gone already: swept by the grading that made it
+    return owner != uid and UID_BASE <= owner < UID_BASE + UID_COUNT
+
+
 def grading_files():
     """Files that gradings of any grading uid have left so far (killed gradings of earlier runs among them)."""
     from autograder.isolation import UID_BASE, UID_COUNT
