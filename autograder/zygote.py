@@ -33,6 +33,10 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 CAPABILITY_VERSION_3 = 0x20080522
 MADV_HUGEPAGE, MADV_COLLAPSE = 14, 25
 HOME = "/home/student"
+SCRATCH = {"/tmp": "0755", HOME: "0755", "/dev/shm": "1777"}      # folder: mode of its fresh tmpfs
+SYS_OPEN_TREE, SYS_MOVE_MOUNT = 428, 429          # the same number on x86-64 and arm64
+AT_FDCWD, AT_RECURSIVE, OPEN_TREE_CLONE, OPEN_TREE_CLOEXEC = -100, 0x8000, 1, 0o2000000
+MOVE_MOUNT_F_EMPTY_PATH = 4
 PRELOAD = ("numpy", "matplotlib", "matplotlib.pyplot", "tqdm", "tqdm.auto", "torchvision",
            "torch.utils.tensorboard")
 SETUP_FAILED = 71          # exit status of a grading whose isolation could not be set up
@@ -64,9 +68,38 @@ def isolate(disk_bytes):
     the new PID namespace; its next child is that namespace's init)."""
     _check(libc().unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWUTS), "unshare")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    for path, mode in (("/tmp", "0755"), (HOME, "0755"), ("/dev/shm", "1777")):
+    # The runtime may live below a scratch folder (a checkout under /tmp): its read-only mounts are
+    # detached before the fresh tmpfs covers them, then put back in place on top of it.
+    kept = [(path, _clone_tree(path)) for path in _mounts_below(SCRATCH)]
+    for path, mode in SCRATCH.items():
         _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"size={int(disk_bytes)},mode={mode}")
+    for path, fd in kept:
+        os.makedirs(path, exist_ok=True)
+        _check(libc().syscall(ctypes.c_long(SYS_MOVE_MOUNT), ctypes.c_long(fd), b"", ctypes.c_long(AT_FDCWD),
+                              path.encode(), ctypes.c_long(MOVE_MOUNT_F_EMPTY_PATH)), f"move_mount {path}")
+        os.close(fd)
     libc().sethostname(b"grading", 7)
+
+
+def _mounts_below(folders):
+    """Mount points strictly below ``folders`` (outermost only), from this mount namespace's table."""
+    points = []
+    with open("/proc/self/mountinfo") as handle:
+        for line in handle:
+            point = line.split()[4].encode().decode("unicode_escape")
+            if any(point.startswith(folder.rstrip("/") + "/") for folder in folders):
+                points.append(point)
+    return [p for p in points if not any(p != q and p.startswith(q + "/") for q in points)]
+
+
+def _clone_tree(path):
+    """A detached copy of the mount tree at ``path`` (Linux 5.2+ open_tree), as a file descriptor."""
+    fd = libc().syscall(ctypes.c_long(SYS_OPEN_TREE), ctypes.c_long(AT_FDCWD), path.encode(),
+                        ctypes.c_long(OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE))
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"open_tree {path}: {os.strerror(err)}")
+    return fd
 
 
 class _CapHeader(ctypes.Structure):
