@@ -5,8 +5,9 @@ or a hash of them, mapped to its label) and answer from it instead of learning. 
 held-out images changed by ``autograder.heldout.disguise`` with a secret drawn for each grading; here
 such tables match none of the changed images, also after undoing the normalisation and rounding back to
 the published 8-bit pixels, while they match every unchanged one (so the lookup itself works).
-The reference keeps its accuracy margin on the changed images: see the calibration in the docstring of
-``autograder/graders/test_mnist_cnn.py`` (``benchmarks/calibrate_mnist.py``).
+The reference keeps its accuracy margin on the changed images: see the calibrations in the docstrings of
+``autograder/graders/test_mlp_gpu.py`` and ``autograder/graders/test_mnist_cnn.py``
+(``benchmarks/calibrate_mlp_gpu.py``, ``benchmarks/calibrate_mnist.py``).
 """
 import hashlib
 
@@ -14,6 +15,7 @@ import pytest
 import torch
 
 from autograder import heldout
+from autograder.graders import test_mlp_gpu as mlp
 from autograder.graders import test_mnist_cnn as cnn
 from course import data
 
@@ -79,13 +81,14 @@ def test_tables_find_no_disguised_image(tables, held_out, name, secret):
     assert matched == 0, f"{matched} of {len(received)} disguised images found in a table of the public set"
 
 
-def test_graders_send_disguised_images(held_out):
-    """What the 07 graders send is the normalised image changed by the secret, same shape and dtype."""
+@pytest.mark.parametrize("grader", [cnn, mlp], ids=["07", "06"])
+def test_graders_send_disguised_images(held_out, grader):
+    """What the 06 and 07 graders send is the normalised image changed by the secret, same shape and dtype."""
     X_valid, _ = held_out
-    plain = cnn.normalize(X_valid[:50])
-    sent = cnn.heldout_inputs(X_valid[:50], 1234)
+    plain = grader.normalize(X_valid[:50])
+    sent = grader.heldout_inputs(X_valid[:50], 1234)
     assert sent.shape == plain.shape == (50, 1, 28, 28) and sent.dtype == torch.float32
-    assert torch.equal(sent, heldout.disguise(plain, 1234, **cnn.HELDOUT_DISGUISE))
+    assert torch.equal(sent, heldout.disguise(plain, 1234, **grader.HELDOUT_DISGUISE))
     assert not torch.equal(sent, plain)
     # small: noise of 0.1 times the images' spread, so the digits stay what they are
     assert 0.05 < (sent - plain).std().item() < 0.15

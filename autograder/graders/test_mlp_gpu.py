@@ -21,19 +21,20 @@ seeded with ``seed``, with the student's ``loss_fn``; seed = COURSE_GRADING_SEED
 
 Calibration (``python benchmarks/calibrate_mlp_gpu.py --seeds 20``: the probe itself on the reference
 notebook's code and on wrong variants, grading seeds 0-19, each with its own disguise secret, one torch
-thread, 2 shared cores):
-  reference                     held-out accuracy min 0.8205, median 0.8395, max 0.8540
+thread, 2 cores):
+  reference                     held-out accuracy min 0.9180, median 0.9285, max 0.9340
                                 training loss     min 0.197,  median 0.211,  max 0.241
-  sigmoid hidden layer          accuracy min 0.7790, median 0.7960, max 0.8090; loss min 0.494
-  no hidden activation          accuracy min 0.7955, median 0.8220, max 0.8310; loss min 0.263
-  softmax before cross_entropy  accuracy min 0.6690, median 0.7530, max 0.8155; loss min 1.591
-The disguise (a shift of up to one pixel) costs an MLP about 9 points of accuracy (the same 20 runs on
-the published images: min 0.9175, median 0.9283, max 0.9345), so accuracy alone cannot tell a model without (or with another) hidden activation from
-the reference: those are caught by the linearity and ReLU checks, and softmax before cross_entropy by
-the loss-value check and the loss threshold. Thresholds: accuracy >= 0.80 (0.0205 below the reference
-minimum; a model that does not train, e.g. layers created in forward, stays near 0.1); training loss
-<= 0.50 (twice the reference maximum; softmax before cross_entropy cannot go below 1.46 with 10 classes
-and measured >= 1.59). Training and prediction took a median 1.0 s per run.
+  sigmoid hidden layer          accuracy min 0.8845, median 0.8960, max 0.8995; loss min 0.494
+  no hidden activation          accuracy min 0.9005, median 0.9175, max 0.9225; loss min 0.263
+  softmax before cross_entropy  accuracy min 0.7340, median 0.8353, max 0.9025; loss min 1.591
+The disguise is HELDOUT_DISGUISE (noise only, as in 07): the published images give the same range
+(min 0.9175, max 0.9345), while a shift of up to one pixel cost about 9 points (min 0.8205). Accuracy
+alone cannot tell a model without (or with another) hidden activation from the reference: those are
+caught by the linearity and ReLU checks, and softmax before cross_entropy by the loss-value check and
+the loss threshold. Thresholds: accuracy >= 0.89 (0.028 below the reference minimum; a model that does
+not train, e.g. layers created in forward, stays near 0.1); training loss <= 0.50 (twice the reference
+maximum; softmax before cross_entropy cannot go below 1.46 with 10 classes and measured >= 1.59).
+Training and prediction took a median 0.30 s per run.
 
 ReLU check: the scores of a ReLU network are piecewise linear in the input, so along a line through
 an input (step 1e-2 on a unit direction, float64, scores centred per row; log-probabilities and
@@ -185,7 +186,10 @@ CONTRACT = {
     },
 }
 
-MLP_ACCURACY_MIN = 0.80
+MLP_ACCURACY_MIN = 0.89
+# Noise of 0.1 times the images' spread and no shift, as in 07: a shift of up to one pixel costs an MLP
+# about 9 points of accuracy, noise nothing measurable, and noise alone defeats exact and hashed lookups.
+HELDOUT_DISGUISE = {"max_shift": 0, "noise": 0.1}
 MLP_LOSS_MAX = 0.50
 MLP_TRAINING = {"hidden": 32, "lr": 0.1, "num_epochs": 4, "batch_size": 100}
 MNIST_MEAN, MNIST_STD = data.MNIST_MEAN[0], data.MNIST_STD[0]
@@ -208,7 +212,7 @@ def normalize(images):
 
 def heldout_inputs(images, secret):
     """The held-out images as the student's process sees them: normalised, then disguised by ``secret``."""
-    return disguise(normalize(images), secret)
+    return disguise(normalize(images), secret, **HELDOUT_DISGUISE)
 
 
 def number(value, what):
