@@ -364,7 +364,15 @@ def serve(read_fd, write_fd):
             return
         nonce = request.get("nonce")
         freeze()                 # the probe's garbage collections leave the notebook's objects alone
-        pid = fork()
+        try:
+            pid = fork()
+        except OSError:
+            # the notebook's own processes use up the process limit: this check cannot start
+            send({"ok": False, "kind": "probe", "type": "BlockingIOError", "nonce": nonce,
+                  "message": "the processes your notebook started use up the process limit, so no check "
+                             "could start"})
+            send({"event": "done", "status": 0, "nonce": nonce, "pid": getpid()})
+            continue
         if pid == 0:
             status = 0
             try:

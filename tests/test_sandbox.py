@@ -85,6 +85,15 @@ def test_user_tier_grades_and_contains_attacks():
         assert not stray_files(uid), (name, stray_files(uid)[:5])
 
 
+def test_a_notebook_that_uses_up_the_process_limit_is_told_so():
+    """Processes the notebook left running use up the limit: each check says so at once (no restarts)."""
+    report = grade(append_cell(release_notebook(A), ATTACKS["fork_bomb"], index=3), limits=LIMITS)
+    assert report.error is None and report.score == 0
+    feedback = [line for task in report.tasks for line in task.feedback]
+    assert any("use up the process limit" in line for line in feedback), feedback
+    assert not any("too many times" in line for line in feedback), feedback
+
+
 def test_no_sandbox_means_refusal_naming_the_fix(monkeypatch):
     monkeypatch.setattr(isolation, "bwrap_works", lambda as_uid=None: False)
     monkeypatch.setattr(isolation, "runtime_readable", lambda: False)
