@@ -125,6 +125,7 @@ def _normalised(nb):
     return cells
 
 
+@pytest.mark.xdist_group("regenerated")          # one worker regenerates every release once
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_release_is_exactly_what_nbgrader_makes(assignment, regenerated):
     fresh_dir = os.path.join(regenerated, assignment)

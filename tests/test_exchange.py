@@ -41,6 +41,10 @@ def filled(release, reference):
     return nb
 
 
+# The tests below share one course folder: one xdist worker builds it once.
+pytestmark = pytest.mark.xdist_group("exchange")
+
+
 @pytest.fixture(scope="module")
 def classroom(tmp_path_factory):
     top = tmp_path_factory.mktemp("classroom")
