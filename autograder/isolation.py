@@ -367,9 +367,10 @@ class Cgroups:
                 pass
         return found
 
-    def kill_all(self):
+    def kill_all(self, keep=frozenset()):
+        """SIGKILL every process in these cgroups (but those in ``keep``) until none is left."""
         for _ in range(100):
-            pids = self.pids()
+            pids = self.pids() - set(keep)
             if not pids:
                 return
             for pid in pids:

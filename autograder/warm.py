@@ -187,16 +187,8 @@ class WarmBox:
 
     def kill_strays(self):
         """SIGKILL every process in the box's cgroups that is not bubblewrap or the fork server."""
-        for _ in range(100):
-            strays = self._cgroup_pids() - self.base
-            if not strays:
-                return
-            for pid in strays:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            time.sleep(0.01)
+        if self.box.cgroups is not None:
+            self.box.cgroups.kill_all(keep=self.base)
 
     def close(self):
         """Stop the fork server and everything in the box."""
