@@ -289,7 +289,7 @@ class SandboxStudent(Student):
         """Spawn the child and send it the notebook (does not wait for it)."""
         if self.proc is not None:
             return
-        box = self.open_box()
+        self.open_box()
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         try:
@@ -297,7 +297,7 @@ class SandboxStudent(Student):
         finally:
             os.close(to_child_r)
             os.close(from_child_w)
-        box = self.box
+        box = self.box                          # a fresh one if the warm box was gone
         self.output = Output(self.proc.stdout, self.limits.output_bytes)
         self.to_child, self.from_child = to_child_w, from_child_r
         self.startup_nonce = secrets.token_hex(16)

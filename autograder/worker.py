@@ -312,8 +312,7 @@ def load_runtime(threads=1):
 def main():
     """A grading process of its own: ``READ_FD WRITE_FD`` on the command line."""
     read_fd, write_fd = int(sys.argv[1]), int(sys.argv[2])
-    load_runtime()
-    serve(read_fd, write_fd)
+    serve(read_fd, write_fd)                  # loads the runtime itself
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)                   # no interpreter teardown: nothing is left to save
