@@ -1,0 +1,278 @@
+"""The judge decides: probes bring back data, never verdicts, and carry no answer into the student's process.
+
+Each lesson's reference notebook is graded once while every request to the student's process is recorded:
+- no value a probe returns holds a Python bool (a verdict such as "is a leaf" or "was zeroed" computed next
+  to the student's code, which that code can rewrite); requirements about state only that process can see
+  are returned as data whose consequence the judge checks (values, gradients after a second step, outputs);
+- no probe's source or text argument holds a line of the lesson's reference solutions (correct stand-ins
+  run in the judge, not next to the student's code).
+"""
+import ast
+
+import pytest
+
+from autograder.notebook import nbgrader_meta, source_of
+from autograder.sandbox import SandboxStudent
+from autograder.tasks import available_assignments
+from tests.notebooks import grade, source_notebook
+
+# Probes not yet turned into data, by lesson: each entry is "probe_name: path" as reported below. The list
+# only shrinks; a probe not named here that returns a bool fails the test.
+PENDING_VERDICTS = {
+    "01-datasets": [
+        'probe_pair_dataset: is_dataset',
+        'probe_split_loaders: train_is_loader',
+        'probe_split_loaders: train_same_dataset',
+        'probe_split_loaders: train_subset_sampler',
+        'probe_split_loaders: valid_is_loader',
+        'probe_split_loaders: valid_same_dataset',
+        'probe_split_loaders: valid_subset_sampler',
+    ],
+    "02-tensorboard": [
+        'probe_log_history: closed',
+        'probe_read_scalars: curves[][]',
+        'probe_train_logged: closed',
+        'probe_train_logged: passes[][]',
+    ],
+    "03-linear-regression": [
+        'probe_init: b.leaf',
+        'probe_init: b.requires_grad',
+        'probe_init: b.tensor',
+        'probe_init: b_grad',
+        'probe_init: fresh',
+        'probe_init: pair',
+        'probe_init: w.leaf',
+        'probe_init: w.requires_grad',
+        'probe_init: w.tensor',
+        'probe_init: w_grad',
+        'probe_linreg: graph',
+        'probe_sgd: [].grad_zero[]',
+        'probe_sgd: [].leaf[]',
+        'probe_sgd: [].requires_grad[]',
+        'probe_sgd: [].returned_none',
+        'probe_sgd: [].same_objects',
+        'probe_squared_loss: graph',
+        'probe_squared_loss: y_unchanged',
+        'probe_train_fast: pair',
+        'probe_train_fast_traced: pair',
+        'probe_train_linreg: leaf',
+        'probe_train_linreg: moved',
+    ],
+    "04-logistic-regression": [
+        'probe_elementwise: graph',
+        'probe_elementwise: unchanged',
+        'probe_train_fast: pair',
+        'probe_train_fast_traced: pair',
+        'probe_train_logreg: leaf',
+        'probe_train_logreg: moved',
+    ],
+    "05-softmax-regression": [
+        'probe_apply: changed',
+        'probe_backward: differentiable',
+        'probe_gradcheck: ok',
+        'probe_init_params: W_leaf',
+        'probe_init_params: W_requires_grad',
+        'probe_init_params: b_leaf',
+        'probe_init_params: b_requires_grad',
+        'probe_train_manual: W_leaf',
+        'probe_train_manual: W_requires_grad',
+        'probe_train_manual: b_leaf',
+        'probe_train_manual: b_requires_grad',
+        'probe_train_manual: data_changed',
+    ],
+    "06-mlp-gpu": [
+        'probe_custom_layer: cases[].graph',
+        'probe_custom_layer: module',
+        'probe_default_device: False.is_device',
+        'probe_default_device: True.is_device',
+        'probe_evaluate: calls[][]',
+        'probe_fit: runs.main.calls[][]',
+        'probe_loss_batch: plain.value_none',
+        'probe_loss_batch: unchanged',
+        'probe_mlp_structure: loss_graph',
+        'probe_mlp_structure: meta.grads',
+        'probe_mlp_structure: module_32',
+        'probe_mlp_structure: module_64',
+        'probe_mlp_structure: module_small',
+        'probe_save_load: mlp.exists',
+        'probe_save_load: mlp.loaded_is_original',
+        'probe_save_load: mlp.loaded_module',
+        'probe_save_load: mlp.loaded_training',
+        'probe_save_load: mlp.saved_equal',
+        'probe_save_load: small.exists',
+        'probe_save_load: small.loaded_is_original',
+        'probe_save_load: small.loaded_module',
+        'probe_save_load: small.loaded_training',
+        'probe_save_load: small.saved_equal',
+        'probe_shared_layer: module',
+    ],
+    "07-mnist-cnn": [
+        'probe_cnn_structure: eval_calls[][]',
+        'probe_cnn_structure: meta.grads',
+        'probe_cnn_structure: module',
+        'probe_cnn_structure: train_calls[][]',
+        'probe_optimizer: adadelta',
+        'probe_optimizer: covers',
+        'probe_optimizer: is_optimizer',
+        'probe_predict: calls[][]',
+        'probe_test: calls[][]',
+        'probe_test: floats',
+        'probe_test: ok',
+        'probe_train: calls[][]',
+        'probe_train: is_float',
+    ],
+}
+# The canonical lines of a PyTorch training step, printed in every tutorial: a probe that trains or
+# differentiates a student's model uses them too, and they are no lesson's answer.
+IDIOMS = {"optimizer.zero_grad()", "optimizer.step()", "loss = loss_fn(y_hat, y)", "l.sum().backward()"}
+PENDING_ANSWERS = {
+    "01-datasets": [
+        'probe_split_loaders: gen = torch.Generator()',
+        'probe_split_loaders: n_val = int(n * val_frac)',
+        'probe_split_loaders: perm = torch.randperm(n, generator=gen)',
+        'probe_split_loaders: return perm[n_val:], perm[:n_val]',
+    ],
+    "02-tensorboard": [
+        'probe_compare_lrs: for i, epoch in enumerate(history["epoch"]):',
+        'probe_compare_lrs: for name, param in net.named_parameters():',
+        'probe_compare_lrs: if "valid_loss" in history:',
+        'probe_compare_lrs: if param.grad is not None:',
+        'probe_compare_lrs: writer.add_histogram(f"grads/{name}", param.grad.detach(), global_step=step)',
+        'probe_compare_lrs: writer.add_histogram(f"weights/{name}", param.detach(), global_step=step)',
+        'probe_compare_lrs: writer.add_scalar("loss/train", float(history["train_loss"][i]), global_step=epoch)',
+        'probe_compare_lrs: writer.add_scalar("loss/valid", float(history["valid_loss"][i]), global_step=epoch)',
+        'probe_log_parameters: for name, param in net.named_parameters():',
+    ],
+    "03-linear-regression": [
+        'probe_train_linreg: b = torch.zeros(1, requires_grad=True)',
+        'probe_train_linreg: return (y_hat - y.reshape(y_hat.shape)) ** 2 / 2',
+        'probe_train_linreg: return X @ w + b',
+        'probe_train_linreg_traced: return (y_hat - y.reshape(y_hat.shape)) ** 2 / 2',
+        'probe_train_linreg_traced: return X @ w + b',
+    ],
+    "04-logistic-regression": [
+        'probe_train_logreg: y = y.reshape(z.shape).to(z.dtype)',
+        'probe_train_logreg_traced: y = y.reshape(z.shape).to(z.dtype)',
+    ],
+    "06-mlp-gpu": [
+        'probe_evaluate: if optimizer is not None:',
+        'probe_fit: if optimizer is not None:',
+        'probe_fit: return {"loss": total_loss / total_n,',
+        'probe_fit: total_loss += loss * n',
+        'probe_fit: total_loss, total_metric, total_n = 0.0, 0.0, 0',
+        'probe_init_apply: if isinstance(m, nn.Linear):',
+        'probe_save_load: net = make_net()',
+    ],
+}
+
+
+def _bools(value, path=""):
+    """Paths of every Python bool inside ``value`` (dicts, lists and tuples; list positions shown as [])."""
+    if isinstance(value, bool):
+        return [path or "(the value)"]
+    found = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _bools(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found += _bools(item, f"{path}[]")
+    return found
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key)
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item)
+
+
+def _solution_lines(nb):
+    """The meaningful lines of the reference solutions (inside BEGIN/END SOLUTION), normalised."""
+    lines = set()
+    for cell in nb["cells"]:
+        if not nbgrader_meta(cell).get("solution"):
+            continue
+        inside = False
+        for line in source_of(cell).splitlines():
+            stripped = line.strip()
+            if stripped.startswith("### BEGIN SOLUTION"):
+                inside = True
+            elif stripped.startswith("### END SOLUTION"):
+                inside = False
+            elif inside and _meaningful(stripped):
+                lines.add(" ".join(stripped.split()))
+    return lines - IDIOMS
+
+
+def _meaningful(line):
+    """A line that says something of the answer (not a bare keyword, name, bracket or comment)."""
+    if len(line) < 16 or line.startswith("#"):
+        return False
+    try:
+        tree = ast.parse(line.rstrip(":") + (" pass" if line.endswith(":") else ""))
+    except SyntaxError:
+        return len(line) >= 24
+    return not all(isinstance(node, (ast.Pass, ast.Expr)) and isinstance(getattr(node, "value", None), ast.Name)
+                   for node in tree.body)
+
+
+_RECORDS = {}
+
+
+def recorded(assignment):
+    """[(probe name, source, (args, kwargs), value)] of every request made grading the reference notebook."""
+    if assignment not in _RECORDS:
+        records = []
+        original = SandboxStudent._request
+
+        def spy(self, req, timeout, label):
+            value = original(self, req, timeout, label)
+            records.append((req.get("name") or req.get("op"), req.get("source", ""),
+                            (req.get("args"), req.get("kwargs")), value))
+            return value
+
+        SandboxStudent._request = spy
+        try:
+            report = grade(source_notebook(assignment), assignment=assignment)
+        finally:
+            SandboxStudent._request = original
+        assert report.error is None and not report.failed_tasks(), (assignment, report.error)
+        _RECORDS[assignment] = records
+    return _RECORDS[assignment]
+
+
+@pytest.mark.xdist_group("probe_data")
+@pytest.mark.parametrize("assignment", available_assignments())
+def test_probes_return_data_not_verdicts(assignment):
+    found = set()
+    for name, _, _, value in recorded(assignment):
+        if name == "has":
+            continue                    # whether a name is defined: the judge learns it, nothing depends on it
+        found.update(f"{name}: {path}" for path in _bools(value))
+    pending = set(PENDING_VERDICTS.get(assignment, ()))
+    assert not found - pending, (
+        f"{assignment}: these probes return a bool (a verdict made next to the student's code): "
+        f"{sorted(found - pending)}")
+    assert not pending - found, f"{assignment}: no longer pending, remove from PENDING_VERDICTS: {pending - found}"
+
+
+@pytest.mark.xdist_group("probe_data")
+@pytest.mark.parametrize("assignment", available_assignments())
+def test_no_reference_solution_reaches_the_student_process(assignment):
+    answers = _solution_lines(source_notebook(assignment))
+    assert answers, f"{assignment}: no reference solution lines found"
+    found = set()
+    for name, source, args, _ in recorded(assignment):
+        sent = "\n".join([source, *_strings(args)])
+        sent_lines = {" ".join(line.strip().split()) for line in sent.splitlines()}
+        found.update(f"{name}: {line}" for line in answers & sent_lines)
+    pending = set(PENDING_ANSWERS.get(assignment, ()))
+    assert not found - pending, (
+        f"{assignment}: lines of the reference solutions are sent to the student's process: {sorted(found - pending)}")
+    assert not pending - found, f"{assignment}: no longer pending, remove from PENDING_ANSWERS: {pending - found}"
