@@ -55,6 +55,9 @@ def _startup_messages(sandbox, nb):
     for error in startup.cell_errors:
         line = f", line {error['line']}" if error.get("line") else ""
         messages.append(f"Note: cell {error['index']}{line} raised {error['type']}: {error['message']}")
+    if startup.used:
+        messages.append(f"Note: your notebook used {', '.join(startup.used)}; grading relies on nothing these can "
+                        f"change in your process.")
     for number in startup.skipped_cells:
         messages.append(f"Note: cell {number} stopped or hung the Python process, so it was left out when "
                         f"grading the other tasks.")

@@ -163,6 +163,15 @@ class StartupReport:
     notes: list = field(default_factory=list)
     skipped_cells: list = field(default_factory=list)   # cells left out because they killed or hung the process
     seconds: float = 0.0
+    used: list = field(default_factory=list)            # interpreter features the notebook used (Guard)
+
+
+USED_FEATURES = {"ctypes", "sys.setprofile", "sys.settrace", "sys.addaudithook"}
+
+
+def _used(value):
+    """The features the student's process says its notebook used, checked against the known names."""
+    return sorted({v for v in value if v in USED_FEATURES}) if isinstance(value, list) else []
 
 
 class ProtocolViolation(Exception):
@@ -239,8 +248,17 @@ class SandboxStudent(Student):
         return self.failure if self.failure and not self.cells_started and not self.skipped else None
 
     @property
+    def seccomp(self):
+        """Whether the student's process loads the seccomp filter (every tier but none, where libseccomp is)."""
+        from autograder import syscalls
+        return self.box is not None and self.box.tier != "none" and syscalls.available()
+
+    @property
     def protections(self):
         lines = self.box.protections() if self.box is not None else []
+        if self.seccomp:
+            lines.append("system calls: a seccomp filter denies ptrace, keyrings, new namespaces, mounts, io_uring, "
+                         "userfaultfd, bpf, perf events and the rest of Docker's default list")
         if self.warm is not None:
             lines.append("start: forked from a sandbox with torch loaded into new mount, pid, ipc, network and "
                          "uts namespaces with empty scratch folders; capabilities dropped first")
@@ -305,7 +323,8 @@ class SandboxStudent(Student):
         start = {"cells": cells, "cell_timeout": self.limits.cell_timeout,
                  "memory_bytes": self.limits.memory_bytes, "file_bytes": self.limits.file_bytes,
                  "max_processes": self.limits.max_processes if box.uid is not None else None,
-                 "threads": self.limits.threads, "hidden_modules": self.hidden, "nonce": self.startup_nonce}
+                 "threads": self.limits.threads, "hidden_modules": self.hidden, "nonce": self.startup_nonce,
+                 "seccomp": self.seccomp}
         try:
             send_frame(self.to_child, json.dumps(start).encode())
         except OSError:
@@ -339,7 +358,8 @@ class SandboxStudent(Student):
                 self.ready = True
                 if self.startup is None:
                     self.startup = StartupReport(_cell_errors(message.get("cell_errors"), known), [],
-                                                 list(self.skipped), _number(message.get("seconds")))
+                                                 list(self.skipped), _number(message.get("seconds")),
+                                                 _used(message.get("used")))
                 else:
                     self.startup.skipped_cells = list(self.skipped)
                 return

@@ -151,6 +151,10 @@ class Pristine:
                              if name != "sys"}
         classes = [torch.Tensor, torch.nn.Module, torch.nn.Parameter, torch.optim.Optimizer,
                    torch.utils.data.DataLoader, torch.Generator, torch.device, torch.dtype]
+        # the engine's own classes (this one included): a replaced method would run in every probe
+        for name in ("autograder.worker", "autograder.codec", "autograder.channel"):
+            classes += [v for v in vars(self.modules[name]).values()
+                        if isinstance(v, type) and v.__module__ == name]
         self.classes = {}
         for cls in classes:
             try:
@@ -195,6 +199,62 @@ class Pristine:
 
 
 _MISSING = object()
+
+
+# ------------------------------------------------------------------------------ interpreter guard
+# Audit events the report names: direct access to the process's memory, and interpreter-wide hooks.
+WATCHED_EVENTS = {"ctypes.dlopen": "ctypes", "ctypes.dlsym": "ctypes", "ctypes.addressof": "ctypes",
+                  "ctypes.cdata": "ctypes", "ctypes.call_function": "ctypes",
+                  "sys.setprofile": "sys.setprofile", "sys.settrace": "sys.settrace",
+                  "sys.addaudithook": "sys.addaudithook"}
+
+
+class Guard:
+    """Defence in depth inside the student's process (the judge relies on none of it: it decides from data).
+
+    Installed before the notebook runs: the engine's audit hook, which refuses any further audit hook and
+    records the use of ctypes and of profile or trace functions (named in the report); and what every probe
+    is reset to before it runs: no profile or trace function, no garbage-collector callback, the import
+    system's finders, hooks and path as they were before the notebook ran."""
+
+    def __init__(self):
+        import gc
+
+        self.gc = gc
+        self.used = set()
+        self.quiet = False
+        self.meta_path = list(sys.meta_path)
+        self.path_hooks = list(sys.path_hooks)
+        self.path = list(sys.path)
+        self.callbacks = list(gc.callbacks)
+
+    def hook(self, event, args):
+        what = WATCHED_EVENTS.get(event)
+        if what is None or self.quiet:
+            return
+        self.used.add(what)
+        if event == "sys.addaudithook":
+            raise RuntimeError("audit hooks are reserved to the grader")   # the new hook is not added
+
+    def install(self):
+        sys.addaudithook(self.hook)
+
+    def reset(self):
+        import threading
+
+        self.quiet = True
+        try:
+            sys.setprofile(None)
+            sys.settrace(None)
+            threading.setprofile(None)
+            threading.settrace(None)
+        finally:
+            self.quiet = False
+        self.gc.callbacks[:] = self.callbacks
+        sys.meta_path[:] = self.meta_path
+        sys.path_hooks[:] = self.path_hooks
+        sys.path[:] = self.path
+        sys.path_importer_cache.clear()
 
 
 # ------------------------------------------------------------------------------------- limits
@@ -307,6 +367,11 @@ def load_runtime(threads=1):
     except ImportError:
         pass
     from autograder import codec  # noqa: F401
+    try:
+        from autograder import syscalls
+        syscalls.available()      # loads libseccomp once (a warm box's gradings then only build the filter)
+    except ImportError:
+        pass
 
 
 def main():
@@ -329,6 +394,9 @@ def serve(read_fd, write_fd):
     from autograder import codec
 
     set_limits(start["memory_bytes"], start["file_bytes"], start.get("max_processes"))
+    if start.get("seccomp"):
+        from autograder import syscalls
+        syscalls.install()          # raises when it cannot: the judge asked for it, so nothing runs without
     hidden = tuple(start.get("hidden_modules", ()))
     startup_nonce = start.get("nonce")
     import gc
@@ -349,12 +417,19 @@ def serve(read_fd, write_fd):
     if cwd not in sys.path:
         sys.path.append(cwd)       # the notebook's own modules (``%%writefile``), after every library
     pristine = Pristine()
+    restore = pristine.restore
+    guard = Guard()
+    reset = guard.reset
+    guard.install()
     t0 = time.monotonic()
     errors = run_cells([tuple(c) for c in start["cells"]], namespace, start["cell_timeout"], progress)
-    pristine.restore()
-    send({"event": "ready", "cell_errors": errors, "seconds": time.monotonic() - t0, "nonce": startup_nonce})
+    restore()
+    reset()
+    send({"event": "ready", "cell_errors": errors, "seconds": time.monotonic() - t0, "nonce": startup_nonce,
+          "used": sorted(guard.used)})
     while True:
-        pristine.restore()
+        restore()
+        reset()
         try:
             request = codec.decode(recv_frame(read_fd))
         except (ChannelClosed, codec.CodecError):
@@ -375,7 +450,8 @@ def serve(read_fd, write_fd):
         if pid == 0:
             status = 0
             try:
-                pristine.restore()
+                restore()
+                reset()
                 response = handle(namespace, request, student_dirs=(cwd,), hidden_modules=hidden)
                 if isinstance(response, dict):
                     response["nonce"] = nonce
