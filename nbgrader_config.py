@@ -66,7 +66,13 @@ c.HTMLExporter.extra_template_basedirs = [
 from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
 from nbgrader.preprocessors import AssignLatePenalties, IgnorePattern, LimitOutput, SaveAutoGrades  # noqa: E402
 
-from autograder.nbgrader_route import SandboxGrade  # noqa: E402
+from autograder.nbgrader_route import CheckGradeIds, SandboxGrade  # noqa: E402
+from nbgrader.preprocessors import DeduplicateIds, OverwriteCells, OverwriteKernelspec  # noqa: E402
+
+# First, a clear message for a notebook whose grade ids are missing or repeated (nbgrader's own steps follow).
+c.Autograde.sanitize_preprocessors = [
+    CheckGradeIds, ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata,
+]
 
 c.Autograde.autograde_preprocessors = [
     SandboxGrade, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties,

@@ -56,7 +56,9 @@ def find_submissions(folder, assignment=None):
         if name.startswith("."):
             continue
         path = os.path.join(folder, name)
-        if os.path.isdir(path):
+        if os.path.islink(path):
+            found[name[:-len(".ipynb")] if name.endswith(".ipynb") else name] = path   # refused when read
+        elif os.path.isdir(path):
             inner = os.path.join(path, assignment) if assignment else None
             notebooks = _notebooks(inner) if inner and os.path.isdir(inner) else _notebooks(path)
             if notebooks:
@@ -96,6 +98,16 @@ def _record(out, student, key, report):
                       {"student": student, "key": key, "report": report.to_dict()})
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A CSV cell a spreadsheet shows as text: one starting like a formula gets a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def write_csv(path, assignment, reports):
     """Rewrite the grades CSV atomically: student, score, max_score, one column per task in order, error."""
     from autograder.tasks import load_assignment
@@ -113,8 +125,9 @@ def write_csv(path, assignment, reports):
     for student in sorted(reports):
         report = reports[student]
         scores = report.scores()
-        writer.writerow([student, report.score, report.max_score if report.tasks else total,
-                         *[scores.get(c, "") for c in columns], report.error or ""])
+        row = [student, report.score, report.max_score if report.tasks else total,
+               *[scores.get(c, "") for c in columns], report.error or ""]
+        writer.writerow([spreadsheet_safe(cell) for cell in row])
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     temporary = os.path.join(folder, f".{CSV_NAME}.tmp-{os.getpid()}")

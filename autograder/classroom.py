@@ -7,11 +7,13 @@ data; only the judge writes files, always atomically, so a kill -9 at any moment
 gradings in flight.
 """
 import concurrent.futures
+import errno
 import hashlib
 import json
 import multiprocessing
 import os
 import shutil
+import stat
 import statistics
 import sys
 import tempfile
@@ -305,13 +307,26 @@ def remove_stale_temporaries(folder):
                     pass
 
 
+SYMLINK_REFUSED = ("the submission is a symbolic link, not a notebook file: submit the notebook itself "
+                   "(a link could point at another student's work or at a file of the grading machine)")
+
+
 def read_submission(path):
-    """The bytes of a submitted file, or (None, reason) when it cannot be graded at all."""
+    """The bytes of a submitted file, or (None, reason) when it cannot be graded at all.
+
+    Opened without following symbolic links (the file, and the student's folder holding it)."""
     try:
-        size = os.path.getsize(path)
-        if size > MAX_NOTEBOOK_BYTES:
-            return None, f"the file is {size / 2**20:.0f} MiB, more than a notebook of this course can be"
-        with open(path, "rb") as handle:
+        if os.path.islink(path) or os.path.islink(os.path.dirname(path)):
+            return None, SYMLINK_REFUSED
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                return None, "the submission is not a regular file"
+            if info.st_size > MAX_NOTEBOOK_BYTES:
+                return None, f"the file is {info.st_size / 2**20:.0f} MiB, more than a notebook of this course can be"
             return handle.read(MAX_NOTEBOOK_BYTES + 1), None
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None, SYMLINK_REFUSED
         return None, f"the file cannot be read ({exc.strerror})"

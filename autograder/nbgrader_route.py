@@ -62,6 +62,34 @@ def write_outcomes(nb, report):
     return written
 
 
+class CheckGradeIds(NbGraderPreprocessor):
+    """Before nbgrader's own steps: every graded, solution or locked cell has a grade id, and no id repeats.
+
+    nbgrader would otherwise stop on such a notebook with a bare ``KeyError: 'grade_id'``; this says which
+    cell is wrong and what to do."""
+
+    def preprocess(self, nb, resources):
+        from autograder.notebook import nbgrader_meta
+
+        student = resources.get("nbgrader", {}).get("student") or "the submission"
+        seen = {}
+        for number, cell in enumerate(nb.cells, start=1):
+            meta = nbgrader_meta(cell)
+            if not any(meta.get(flag) for flag in ("grade", "solution", "locked", "task")):
+                continue
+            grade_id = meta.get("grade_id")
+            if not isinstance(grade_id, str) or not grade_id:
+                raise SandboxGradeError(
+                    f"{student}: cell {number} is marked as an nbgrader cell but has no grade id (its metadata was "
+                    f"edited or damaged). Start from a fresh copy of the assignment's notebook and paste the answers in.")
+            if grade_id in seen:
+                raise SandboxGradeError(
+                    f"{student}: cells {seen[grade_id]} and {number} both carry the grade id `{grade_id}` (a graded "
+                    f"cell was copied). Delete the copy, keeping one cell per task, and submit again.")
+            seen[grade_id] = number
+        return nb, resources
+
+
 class SandboxGrade(NbGraderPreprocessor):
     """Grade the notebook in the sandbox and write each grade cell's outcome as its output."""
 

@@ -1,5 +1,6 @@
 """Reading a submitted notebook: which assignment it is, and which cells the student's process runs."""
 import json
+import os
 
 SKIP_TAG = "skip-when-grading"
 
@@ -10,6 +11,8 @@ class NotebookError(ValueError):
 
 def read_notebook(path):
     """Load a notebook file as a dict, with a clear NotebookError when it is not a valid notebook."""
+    if os.path.islink(path):
+        raise NotebookError(f"{path} is a symbolic link, not a notebook file: submit the notebook itself.")
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
@@ -28,6 +31,11 @@ def read_notebook(path):
 
 def check_notebook(nb, name="the notebook"):
     """Validate the notebook structure enough to grade it; returns it."""
+    version = nb.get("nbformat") if isinstance(nb, dict) else None
+    if isinstance(version, int) and not isinstance(version, bool) and version < 4:
+        raise NotebookError(f"{name} is an old notebook (format {version}, from before 2015). Open it in a current "
+                            f"JupyterLab or Jupyter Notebook and save it again: that converts it to format 4, which "
+                            f"this course grades.")
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
         raise NotebookError(f"{name} is JSON but not a Jupyter notebook (no list of cells).")
     if nb.get("nbformat") not in (4, None):
