@@ -99,6 +99,8 @@ def grade_notebook(notebook, assignment=None, limits=None, task_ids=None, studen
     from autograder.runner import GraderError
     from autograder.sandbox import SandboxFault
     try:
+        if own_student:
+            student.start_budget()
         _grade(report, nb, student, task_ids)
         if getattr(student, "machine_fault", None):
             raise SandboxFault(student.machine_fault)

@@ -32,7 +32,7 @@ UID_BASE, UID_COUNT = 61000, 1000       # grading uids: 61000-61999, not in /etc
 SLOT_DIRS = ("/run/autograder-uids", os.path.join(tempfile.gettempdir(), ".autograder-uids"))
 SANDBOX_HOME = "/home/student"
 SANDBOX_LIB = "/opt/grading/lib"
-WORKER_MODULES = ("__init__.py", "worker.py", "codec.py", "channel.py", "zygote.py", "syscalls.py")
+WORKER_MODULES = ("__init__.py", "worker.py", "codec.py", "channel.py", "zygote.py", "syscalls.py", "landlock.py")
 HIDDEN_SYSTEM_DATA = ("/usr/share/datasets",)
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(PACKAGE_DIR)
@@ -269,14 +269,25 @@ def _become(uid, nproc=None):
 
 # ------------------------------------------------------------------------------------------ cgroups
 class Cgroups:
-    """pids and memory cgroups (v1 or v2) for one grading, where this process may create them."""
+    """pids, memory and cpu cgroups (v1 or v2) for one grading, where this process may create them.
 
-    def __init__(self, max_pids, memory_bytes):
+    The cpu controller gives every box the same share of the machine however many processes it runs, and
+    caps it at ``cpus`` CPUs' worth of time (a quota per 100 ms period): a submission that starts many busy
+    processes slows only itself, never a classmate graded beside it."""
+
+    PERIOD_US = 100_000
+    SHARES = 1024                     # v1 default weight: one box weighs as much as any other process group
+
+    def __init__(self, max_pids, memory_bytes, cpus=1.0):
         self.paths = []
         name = "autograder-" + uuid.uuid4().hex[:12]
+        quota = str(max(1000, int(cpus * self.PERIOD_US))) if cpus else "-1"
         for controller, settings in (("pids", {"pids.max": str(max_pids)}),
                                      ("memory", {"memory.limit_in_bytes": str(memory_bytes),
-                                                 "memory.memsw.limit_in_bytes": str(memory_bytes)})):
+                                                 "memory.memsw.limit_in_bytes": str(memory_bytes)}),
+                                     ("cpu", {"cpu.shares": str(self.SHARES),
+                                              "cpu.cfs_period_us": str(self.PERIOD_US),
+                                              "cpu.cfs_quota_us": quota})):
             base = self._v1_base(controller)
             if base is None:
                 continue
@@ -298,7 +309,7 @@ class Cgroups:
             else:
                 self._remove(path)
         if not self.paths:
-            self._try_v2(name, max_pids, memory_bytes)
+            self._try_v2(name, max_pids, memory_bytes, quota)
 
     @staticmethod
     def _v1_base(controller):
@@ -316,7 +327,7 @@ class Cgroups:
             return None
         return mount
 
-    def _try_v2(self, name, max_pids, memory_bytes):
+    def _try_v2(self, name, max_pids, memory_bytes, quota):
         if not os.path.isfile("/sys/fs/cgroup/cgroup.controllers"):
             return
         try:
@@ -328,11 +339,14 @@ class Cgroups:
         except (OSError, StopIteration):
             return
         ok = False
-        for key, value in (("pids.max", str(max_pids)), ("memory.max", str(memory_bytes))):
+        for key, value in (("pids.max", str(max_pids)), ("memory.max", str(memory_bytes)), ("cpu.weight", "100"),
+                           ("cpu.max", f"{quota if quota != '-1' else 'max'} {self.PERIOD_US}")):
             try:
                 with open(os.path.join(path, key), "w") as handle:
                     handle.write(value)
                 ok = True
+                if key.startswith("cpu."):
+                    self.cpu = True
             except OSError:
                 pass
         if ok:
@@ -343,6 +357,10 @@ class Cgroups:
     @property
     def limits_processes(self):
         return any(c in ("pids", "v2") for c, _ in self.paths)
+
+    @property
+    def limits_cpu(self):
+        return any(c == "cpu" for c, _ in self.paths) or getattr(self, "cpu", False)
 
     @property
     def limits_memory(self):
@@ -412,6 +430,7 @@ def stage(assignment, folder):
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     for name in WORKER_MODULES:
         shutil.copy(os.path.join(PACKAGE_DIR, name), os.path.join(lib, "autograder", name))
+    open(os.path.join(folder, "empty"), "w").close()        # shown in place of hidden files
     for dirpath, dirnames, filenames in os.walk(folder):
         os.chmod(dirpath, 0o755)
         for name in filenames:
@@ -435,18 +454,70 @@ def _system_binds():
     return args
 
 
-def _editable_hooks():
-    """The venv's editable-install hooks: they point into the checkout, so they are masked."""
-    hooks = []
-    for site in {os.path.join(sys.prefix, "lib", f"python{sys.version_info[0]}.{sys.version_info[1]}",
-                              "site-packages")}:
+PROJECT_PACKAGES = ("course", "autograder")
+
+
+def _site_folders():
+    """The site-packages folders inside the runtime (the interpreter's and the venv's)."""
+    import glob
+
+    found = []
+    for root in runtime_paths():
+        found += glob.glob(os.path.join(root, "lib", "python3*", "site-packages"))
+        found += glob.glob(os.path.join(root, "lib", "python3*", "dist-packages"))
+    return sorted(set(found))
+
+
+def installed_project():
+    """What of this course an install put into the runtime's site-packages, however it was installed:
+    editable-install hooks (``__editable__*``, ``.egg-link``, a ``.pth`` naming the checkout), the packages
+    ``course`` and ``autograder`` themselves (``pip install .``), and their distribution's metadata. The
+    sandbox shows none of it: the staged library is the only ``course`` inside."""
+    hidden = []
+    for site in _site_folders():
         try:
-            for name in os.listdir(site):
-                if name.startswith("__editable__") and name.endswith(".pth"):
-                    hooks.append(os.path.join(site, name))
+            names = os.listdir(site)
         except OSError:
-            pass
-    return hooks
+            continue
+        for name in names:
+            path = os.path.join(site, name)
+            stem = name.split(".")[0]
+            if name.startswith("__editable__") or name.endswith(".egg-link"):
+                hidden.append(path)
+            elif stem in PROJECT_PACKAGES and (os.path.isdir(path) or name.endswith((".py", ".pyc"))):
+                hidden.append(path)
+            elif name.endswith((".dist-info", ".egg-info")) and _is_project_metadata(path):
+                hidden.append(path)
+            elif name.endswith(".pth") and _names_the_checkout(path):
+                hidden.append(path)
+    return sorted(hidden)
+
+
+def _is_project_metadata(path):
+    try:
+        with open(os.path.join(path, "top_level.txt")) as handle:
+            if set(handle.read().split()) & set(PROJECT_PACKAGES):
+                return True
+    except OSError:
+        pass
+    try:
+        with open(os.path.join(path, "RECORD")) as handle:
+            return any(line.startswith(tuple(p + "/" for p in PROJECT_PACKAGES)) for line in handle)
+    except OSError:
+        return False
+
+
+def _names_the_checkout(path):
+    try:
+        with open(path) as handle:
+            return ROOT in handle.read()
+    except OSError:
+        return False
+
+
+def _editable_hooks():
+    """Kept for callers of older versions: what ``installed_project`` hides."""
+    return installed_project()
 
 
 # ------------------------------------------------------------------------------------------- boxes
@@ -473,7 +544,7 @@ class Box:
                 self.uid = None          # bubblewrap cannot run unprivileged here: run it as root instead
         if tier != "none":
             memory = limits.memory_bytes + limits.runtime_bytes
-            self.cgroups = Cgroups(limits.max_processes + 8, memory)
+            self.cgroups = Cgroups(limits.max_processes + 8, memory, getattr(limits, "cpus", 1.0))
         if self.uid is not None and tier == "user":
             os.chown(self.workdir, self.uid, self.uid)
         os.chmod(self.workdir, 0o700 if tier != "none" else 0o755)
@@ -513,8 +584,11 @@ class Box:
         args += _system_binds()
         for path in runtime_paths():
             args += ["--ro-bind", path, path]
-        for hook in _editable_hooks():
-            args += ["--ro-bind", "/dev/null", hook]
+        for path in installed_project():
+            if os.path.isdir(path):
+                args += ["--tmpfs", path, "--remount-ro", path]      # an empty, read-only folder instead
+            else:
+                args += ["--ro-bind", os.path.join(self.folder, "empty"), path]   # an empty file instead
         for folder in HIDDEN_SYSTEM_DATA:
             if os.path.isdir(folder):
                 # data sets installed system-wide hold labels to predict: an empty, read-only folder instead
@@ -537,6 +611,17 @@ class Box:
         nproc = self.limits.max_processes + 8 if self.uid is not None else None
         _become(self.uid, nproc)
 
+    def landlock_rules(self):
+        """The user tier's file allow-list (``autograder.landlock``), or None where it does not apply here."""
+        if self.tier != "user":
+            return None
+        from autograder import landlock
+
+        if landlock.abi() < 1:
+            return None
+        read = runtime_paths() + [self.lib] + landlock.system_reads(HIDDEN_SYSTEM_DATA)
+        return {"read": read, "write": [self.workdir, "/dev/null"]}
+
     def network_isolated(self):
         return self.tier == "bwrap"
 
@@ -552,6 +637,11 @@ class Box:
                       "files: read-only runtime and course library, private tmpfs home "
                       f"({self.limits.disk_bytes // 2**20} MiB)",
                       "network: none"]
+        elif self.landlock_rules() is not None:
+            lines += [f"sandbox: unprivileged user {self.uid} (bubblewrap unavailable)",
+                      "files: Landlock allows reading only the runtime, the system's libraries and the course "
+                      "library, and writing only its own folder",
+                      "network: cut where a network namespace could be made, else NOT isolated"]
         else:
             lines += [f"sandbox: unprivileged user {self.uid} (bubblewrap unavailable)",
                       "files: readable as any user can, writable only in its own folder",
@@ -567,8 +657,10 @@ class Box:
         if self.cgroups is not None and self.cgroups.limits_memory:
             memory += " (and a memory cgroup for all its processes)"
         lines.append(memory)
+        if self.cgroups is not None and self.cgroups.limits_cpu:
+            lines.append(f"cpu: an equal share, at most {self.limits.cpus:g} CPU (cgroup)")
         lines.append(f"time: {self.limits.cell_timeout:g} s per cell, {self.limits.call_timeout:g} s per check, "
-                     "enforced by killing")
+                     f"{self.limits.grading_budget:g} s for all checks, enforced by killing")
         return lines
 
     def kill_all(self):

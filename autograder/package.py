@@ -37,9 +37,9 @@ apt-get install -y -qq bubblewrap python3 python3-venv python3-pip {extra_debs}>
 python3 -m venv "$ROOT/venv"
 "$ROOT/venv/bin/python" -m pip install -q --upgrade pip
 "$ROOT/venv/bin/python" -m pip install -q -r "$ROOT/source/requirements.txt"
-# Hidden graders and held-out data: readable by the grader (root) only, never by a student's process.
-chmod -R go-rwx "$ROOT/source/autograder/graders"
-[ ! -d "$ROOT/source/data" ] || chmod -R go-rwx "$ROOT/source/data"
+# The engine, hidden graders, the finished course library and held-out data: readable by the grader (root)
+# only, never by a student's process (the judge stages what a submission may import into its sandbox).
+chmod -R go-rwx "$ROOT/source"
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash

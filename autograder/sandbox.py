@@ -54,6 +54,8 @@ class Limits:
     isolation: str = "auto"           # "auto", "bwrap", "user", or "none" (only with --unsafe-no-sandbox)
     threads: int = 1                  # torch threads: predictable on shared 2-core graders
     max_restarts: int = 4
+    cpus: float = 1.0                 # CPU time per second the box may use (cgroup quota), and an equal share
+    grading_budget: float = 300.0     # seconds for all the checks of one grading, after the notebook has loaded
     warm: bool = True                 # bwrap tier: fork each grading from a warm sandbox (autograder.warm)
     drop_user: bool = True            # kept for callers of older versions; isolation decides
 
@@ -241,6 +243,8 @@ class SandboxStudent(Student):
         self.startup_nonce = None
         self.exit_status = None
         self.cells_started = False
+        self.budget_armed = False         # grade_notebook: the checks of one grading share one time budget
+        self.budget_until = None          # monotonic time after which no further check starts
 
     @property
     def machine_fault(self):
@@ -324,7 +328,7 @@ class SandboxStudent(Student):
                  "memory_bytes": self.limits.memory_bytes, "file_bytes": self.limits.file_bytes,
                  "max_processes": self.limits.max_processes if box.uid is not None else None,
                  "threads": self.limits.threads, "hidden_modules": self.hidden, "nonce": self.startup_nonce,
-                 "seccomp": self.seccomp}
+                 "seccomp": self.seccomp, "landlock": box.landlock_rules()}
         try:
             send_frame(self.to_child, json.dumps(start).encode())
         except OSError:
@@ -335,6 +339,10 @@ class SandboxStudent(Student):
         from autograder import codec
         data = recv_frame(self.from_child, max(0.0, deadline - time.monotonic()), max_size=limit)
         return codec.decode(data)
+
+    def start_budget(self):
+        """From when the notebook has loaded, all checks together get ``limits.grading_budget`` seconds."""
+        self.budget_armed = True
 
     def _wait_ready(self):
         from autograder import codec
@@ -449,6 +457,14 @@ class SandboxStudent(Student):
 
         self._ensure_ready()
         timeout = self.limits.call_timeout if timeout is None else timeout
+        if self.budget_armed and self.budget_until is None:
+            self.budget_until = time.monotonic() + self.limits.grading_budget
+        if self.budget_until is not None:
+            if self.ready and self.budget_until - time.monotonic() <= 0:
+                raise _failure_base()(f"The checks of your notebook used up their time budget "
+                                      f"({self.limits.grading_budget:g} s in all), so {label} was not checked: "
+                                      f"look for code that is far too slow or never ends.")
+            timeout = max(0.1, min(timeout, self.budget_until - time.monotonic()))
         nonce = secrets.token_hex(16)
         request = dict(request, nonce=nonce)
         deadline = time.monotonic() + timeout

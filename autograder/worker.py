@@ -394,6 +394,9 @@ def serve(read_fd, write_fd):
     from autograder import codec
 
     set_limits(start["memory_bytes"], start["file_bytes"], start.get("max_processes"))
+    if start.get("landlock"):
+        from autograder import landlock
+        landlock.restrict(start["landlock"].get("read", ()), start["landlock"].get("write", ()))
     if start.get("seccomp"):
         from autograder import syscalls
         syscalls.install()          # raises when it cannot: the judge asked for it, so nothing runs without

@@ -28,7 +28,7 @@ import sys
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 0x4000, 1 << 18
-PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 1, 24, 38, 47
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 1, 4, 24, 38, 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 CAPABILITY_VERSION_3 = 0x20080522
 MADV_HUGEPAGE, MADV_COLLAPSE = 14, 25
@@ -150,6 +150,7 @@ def _exit_code(status):
 def _grading_init(read_fd, write_fd, out_fd):
     """PID 1 of a grading's namespace: its own /proc, no capabilities, the grading process, reaping."""
     libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)      # its memory, environment and fds: closed to the grading
     signal.signal(signal.SIGINT, signal.SIG_DFL)      # as init, signals without a handler never arrive
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     os.chdir(HOME)
@@ -174,6 +175,7 @@ def _run_grading(read_fd, write_fd, out_fd):
     """The grading process: the notebook and its probes (``autograder.worker.serve``)."""
     status = 0
     try:
+        libc().prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # the grading's own /proc stays its own (init is closed)
         os.dup2(out_fd, 1)
         os.dup2(out_fd, 2)
         _close_fds({read_fd, write_fd})

@@ -201,6 +201,90 @@ ATTACKS = {
                       "        _write('/tmp/PWNED-net')\n    except OSError:\n        pass"),
 }
 
+FORGE = """
+import gc, threading
+def _forge(value, depth=0):
+    if depth > 6:
+        return value
+    if value is False:
+        return True
+    if isinstance(value, dict):
+        for key in list(value):
+            try:
+                value[key] = _forge(value[key], depth + 1)
+            except Exception:
+                pass
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            try:
+                value[i] = _forge(item, depth + 1)
+            except Exception:
+                pass
+    return value
+def _profile(frame, event, arg):
+    if event == 'return' and frame.f_code.co_name.startswith('probe_'):
+        _forge(arg)
+"""
+
+# Attacks on the decisions themselves, on kernel state shared between gradings, and on what the box shows.
+ATTACKS.update({
+    "profile_hook_forges_results": attack(FORGE + "sys.setprofile(_profile)\nthreading.setprofile(_profile)"),
+    "trace_hook_forges_results": attack(FORGE + "def _t(frame, event, arg):\n    _profile(frame, event, arg)\n"
+                                        "    return _t\nsys.settrace(_t)"),
+    "fork_hook_forges_results": attack(FORGE + "os.register_at_fork(after_in_child=lambda: sys.setprofile(_profile))"),
+    "audit_hook_forges_results": attack(FORGE + "sys.addaudithook(lambda e, a: sys.setprofile(_profile) "
+                                        "if e == 'exec' else None)"),
+    "gc_callback_forges_results": attack(FORGE + "gc.callbacks.append(lambda *a: sys.setprofile(_profile))"),
+    "engine_methods_replaced": attack(FORGE + "import autograder.worker as w\n"
+                                      "w.Pristine.restore = lambda self: sys.setprofile(_profile)\n"
+                                      "w.Guard.reset = lambda self: sys.setprofile(_profile)"),
+    "functions_install_hooks_when_called": attack(
+        FORGE + "import types\nfor name, value in list(globals().items()):\n"
+        "    if isinstance(value, types.FunctionType) and value.__module__ == '__main__' and not name.startswith('_'):\n"
+        "        def wrap(fn):\n            def inner(*a, **k):\n                sys.setprofile(_profile)\n"
+        "                return fn(*a, **k)\n            return inner\n        globals()[name] = wrap(value)"),
+    "import_hook_serves_modules": attack(
+        "import importlib.abc, importlib.util, types\nclass F(importlib.abc.MetaPathFinder, importlib.abc.Loader):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        return importlib.util.spec_from_loader(name, self) if not name.startswith(('torch', 'numpy')) "
+        "and name not in sys.builtin_module_names else None\n"
+        "    def create_module(self, spec):\n        return types.ModuleType(spec.name)\n"
+        "    def exec_module(self, module):\n        module.__dict__.update(globals())\nsys.meta_path.insert(0, F())"),
+    "keyring_shared_between_gradings": attack(
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nlibc.syscall.restype = ctypes.c_long\n"
+        "found = libc.syscall(250, 10, -4, b'user', b'classmates', 0)\n"
+        "if found >= 0:\n    _write('/tmp/PWNED-keyring-read')\n"
+        "if libc.syscall(248, b'user', b'classmates', b'answers', 7, -4) >= 0:\n    _write('/tmp/PWNED-keyring')"),
+    "ptrace_the_box_init": attack(
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "if libc.ptrace(16, 1, 0, 0) == 0:\n    _write('/tmp/PWNED-ptrace')\n"
+        "for name in ('mem', 'environ'):\n    try:\n        open('/proc/1/' + name, 'rb').read(16)\n"
+        "        _write('/tmp/PWNED-proc-' + name)\n    except OSError:\n        pass"),
+    "nested_namespaces_and_mounts": attack(
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "if libc.unshare(0x10000000 | 0x00020000) == 0:\n    _write('/tmp/PWNED-unshare')\n"
+        "    libc.mount(b'none', b'/home', b'tmpfs', 0, None)\n"
+        "if libc.syscall(425, 1, 0) >= 0 or libc.syscall(323, 0) >= 0:\n    _write('/tmp/PWNED-uring')"),
+    "cpu_starvation": attack(
+        "for _ in range(24):\n    if os.fork() == 0:\n        end = time.monotonic() + 8\n"
+        "        while time.monotonic() < end:\n            pass\n        os._exit(0)"),
+    "run_installed_course_packages": attack(
+        "import json\nfor base in sys.path + glob.glob(VENV + '/lib/python3*/site-packages'):\n"
+        "    for path in glob.glob(base + '/course/*.py') + glob.glob(base + '/autograder/graders/*.py'):\n"
+        "        try:\n            exec(open(path).read(), globals())\n        except BaseException:\n            pass"),
+    "read_classmates_through_proc": attack(
+        "import json\nfolders = set()\nfor cmd in glob.glob('/proc/*/cmdline'):\n    try:\n"
+        "        words = open(cmd, 'rb').read().split(b'\\0')\n    except OSError:\n        continue\n"
+        "    for word in words:\n        word = word.decode(errors='ignore')\n"
+        "        if word.startswith('/') and os.path.exists(word):\n"
+        "            folders.add(word if os.path.isdir(word) else os.path.dirname(word))\n"
+        "for folder in folders:\n    for path in glob.glob(folder + '/**/*.ipynb', recursive=True)[:50]:\n"
+        "        try:\n            nb = json.load(open(path))\n        except Exception:\n            continue\n"
+        "        for cell in nb.get('cells', []):\n            if cell.get('cell_type') == 'code':\n"
+        "                try:\n                    exec(''.join(cell['source']).replace('%%writefile', '#'), globals())\n"
+        "                except BaseException:\n                    pass"),
+})
+
 
 def grading_uid(report):
     """The grading uid a report's sandbox ran as (from the protections it lists), or None."""

@@ -223,3 +223,143 @@ def test_gradings_forked_from_one_warm_sandbox_share_nothing():
     assert set(after["caps"]) == {"0000000000000000"}, after["caps"]
     assert after["writable"] == [], after["writable"]
     assert box in [b for group in warm._idle.values() for b in group]
+
+
+def _burn_probe(ns, workers, seconds):
+    """Start ``workers`` busy processes for ``seconds`` of wall time; return (wall, CPU seconds they used)."""
+    import os
+    import time
+
+    start = time.monotonic()
+    pids = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            while time.monotonic() - start < seconds:
+                pass
+            os._exit(0)
+        pids.append(pid)
+    for pid in pids:
+        os.waitpid(pid, 0)
+    return [time.monotonic() - start, os.times().children_user + os.times().children_system]
+
+
+@pytest.mark.parametrize("tier", ["bwrap", "user"])
+def test_a_box_uses_at_most_its_cpu_quota_however_many_processes_it_starts(tier):
+    if tier == "bwrap" and not isolation.bwrap_works():
+        pytest.skip("bubblewrap cannot start here")
+    limits = dataclasses.replace(LIMITS, isolation=tier, cpus=0.25)
+    student = SandboxStudent([(1, "x = 1")], limits)
+    student.start()
+    try:
+        if student.box.cgroups is None or not student.box.cgroups.limits_cpu:
+            pytest.skip("no writable cpu cgroup here")
+        wall, cpu = student.probe(_burn_probe, 4, 2.0)
+    finally:
+        student.close()
+    # 4 busy processes for 2 s use up to 2 CPU-seconds per core of the machine; the quota allows 0.25 CPU.
+    assert cpu <= 0.25 * wall * 1.3 + 0.1, (wall, cpu)
+
+
+def _listing_probe(ns, paths):
+    import os
+    out = {}
+    for path in paths:
+        if os.path.isdir(path):
+            out[path] = sorted(os.listdir(path))
+        elif os.path.exists(path):
+            with open(path) as handle:
+                out[path] = handle.read()[:100]
+    return out
+
+
+def test_installed_project_packages_are_found_however_installed(tmp_path, monkeypatch):
+    site = tmp_path / "lib" / "python3.11" / "site-packages"
+    for folder in ("course", "autograder/graders", "numpy", "pytorch_autograded_course-0.1.0.dist-info",
+                   "other-1.0.dist-info"):
+        (site / folder).mkdir(parents=True)
+    (site / "course" / "linear_regression.py").write_text("def sgd(): pass\n")
+    (site / "pytorch_autograded_course-0.1.0.dist-info" / "top_level.txt").write_text("autograder\ncourse\n")
+    (site / "other-1.0.dist-info" / "top_level.txt").write_text("other\n")
+    (site / "course-checkout.pth").write_text(isolation.ROOT + "\n")
+    (site / "distutils-precedence.pth").write_text("import os\n")
+    monkeypatch.setattr(isolation, "runtime_paths", lambda: [str(tmp_path)])
+    hidden = {os.path.basename(p) for p in isolation.installed_project()}
+    assert hidden == {"course", "autograder", "pytorch_autograded_course-0.1.0.dist-info", "course-checkout.pth"}
+
+
+def test_the_box_shows_nothing_of_the_installed_project():
+    if not isolation.bwrap_works():
+        pytest.skip("bubblewrap cannot start here")
+    installed = isolation.installed_project()
+    assert installed, "setup.sh installs the project (editable): its hooks are in site-packages"
+    student = SandboxStudent([(1, "x = 1")], dataclasses.replace(LIMITS, isolation="bwrap"))
+    student.start()
+    try:
+        seen = student.probe(_listing_probe, installed)
+    finally:
+        student.close()
+    assert all(value in ([], "") for value in seen.values()), seen
+
+
+def _read_probe(ns, paths):
+    out = {}
+    for path in paths:
+        try:
+            with open(path) as handle:
+                out[path] = handle.read(20)
+        except OSError as exc:
+            out[path] = type(exc).__name__
+    return out
+
+
+def test_user_tier_reads_no_classmate_even_where_files_are_world_readable():
+    import pathlib
+    import shutil
+    import tempfile
+
+    from autograder import landlock
+    if os.geteuid() != 0 or landlock.abi() < 1:
+        pytest.skip("the user tier needs root; Landlock needs Linux 5.13+")
+    tmp_path = pathlib.Path(tempfile.mkdtemp(prefix="class-"))      # under /tmp, which every user can traverse
+    classmates = tmp_path / "submitted" / "alice"
+    classmates.mkdir(parents=True)
+    notebook = classmates / "datasets.ipynb"
+    notebook.write_text("alice's answers")
+    for path in (tmp_path, tmp_path / "submitted", classmates):
+        os.chmod(path, 0o755)
+    os.chmod(notebook, 0o644)
+    targets = [str(notebook), os.path.join(ROOT, "README.md"), "/etc/hostname"]
+    student = SandboxStudent([(1, "x = 1")], dataclasses.replace(LIMITS, isolation="user"))
+    student.start()
+    try:
+        seen = student.probe(_read_probe, targets)
+    finally:
+        student.close()
+        shutil.rmtree(tmp_path)
+    assert seen[str(notebook)] == "PermissionError" and seen[targets[1]] == "PermissionError", seen
+    assert seen["/etc/hostname"] != "PermissionError"       # the system's own files stay readable
+
+
+def _init_probe(ns):
+    out = {}
+    for name in ("mem", "environ", "maps"):
+        try:
+            with open(f"/proc/1/{name}", "rb") as handle:
+                out[name] = len(handle.read(64))
+        except OSError as exc:
+            out[name] = type(exc).__name__
+    return out
+
+
+def test_a_warm_grading_cannot_read_its_namespace_init():
+    if not isolation.bwrap_works():
+        pytest.skip("bubblewrap cannot start here")
+    student = SandboxStudent([(1, "x = 1")], dataclasses.replace(LIMITS, isolation="bwrap", warm=True))
+    student.start()
+    try:
+        seen = student.probe(_init_probe)
+        assert student.warm is not None, "no warm sandbox started here"
+    finally:
+        student.close()
+    assert set(seen.values()) == {"PermissionError"}, seen
