@@ -129,6 +129,24 @@ def test_infinite_loop_in_a_function_costs_only_its_task(reference):
     assert "did not finish within 3 s" in report.by_task["minibatches"].output
 
 
+def test_all_checks_of_a_grading_share_one_time_budget(reference):
+    """Hanging functions everywhere cannot hold a grading slot for minutes: the budget bounds the whole."""
+    import time
+
+    nb = reference
+    for task, old in (("minibatches", "n = len(X)"), ("blobs_data", "C, d = centers.shape"),
+                      ("regression_data", "X = torch.randn")):
+        nb = edit_solution(nb, task, old, "while True:\n        pass\n    " + old)
+    started = time.monotonic()
+    report = grade(nb, limits=Limits(call_timeout=4, grading_budget=6))
+    checks = time.monotonic() - started
+    assert report.error is None
+    assert {"minibatches", "blobs_data", "regression_data"} <= report.failed_tasks()
+    # unbounded, each of the many checks calling them would wait its 4 s (minutes in all)
+    assert checks < 6 + 3 * 4 + 30, checks
+    assert any("time budget" in line for t in report.tasks for line in t.feedback)
+
+
 def test_huge_allocation_in_a_cell_fails_that_cell_only(reference):
     nb = append_cell(reference, "hog = torch.ones(10 * 2**30, dtype=torch.uint8)  # 10 GB", index=3)
     report = grade(nb)

@@ -460,6 +460,75 @@ def load_params(make_net, path):
     return net
 """
 
+MODULE_LESS_MLP = """
+class MnistModel:
+    def __init__(self, in_size=784, hidden_size=32, out_size=10):
+        self.linear1 = nn.Linear(in_size, hidden_size)
+        self.linear2 = nn.Linear(hidden_size, out_size)
+
+    def __call__(self, X):
+        X = X.reshape(X.shape[0], -1)
+        return self.linear2(F.relu(self.linear1(X)))
+
+
+loss_fn = F.cross_entropy
+"""
+
+MODULE_LESS_LAYER = """
+class MyLinear:
+    def __init__(self, in_features, out_features):
+        self.weight = nn.Parameter(torch.randn(in_features, out_features) * 0.01)
+        self.bias = nn.Parameter(torch.zeros(out_features))
+
+    def __call__(self, X):
+        return X @ self.weight + self.bias
+"""
+
+SHARED_NET_AS_FUNCTION = """
+def make_shared_net(in_features, hidden, out_features):
+    first, shared, last = nn.Linear(in_features, hidden), nn.Linear(hidden, hidden), nn.Linear(hidden, out_features)
+
+    def net(X):
+        return last(F.relu(shared(F.relu(shared(F.relu(first(X)))))))
+
+    return net
+"""
+
+CACHED_NET_LOADED = """
+_saved = {}
+
+
+def save_params(net, path):
+    torch.save(net.state_dict(), path)
+    _saved[path] = net
+
+
+def load_params(make_net, path):
+    net = _saved[path] if path in _saved else make_net()
+    net.load_state_dict(torch.load(path))
+    net.eval()
+    return net
+"""
+
+FIT_TRAIN_MODE_ONCE = """
+def fit(net, loss_fn, optimizer, train_iter, num_epochs, valid_iter=None, metric=None, progress=False):
+    history = {"epoch": [], "train_loss": [], "valid_loss": [], "valid_metric": []}
+    net.train()
+    for epoch in range(1, num_epochs + 1):
+        total_loss, total_n = 0.0, 0
+        for X, y in train_iter:
+            loss, n, _ = loss_batch(net, loss_fn, X, y, optimizer=optimizer)
+            total_loss += loss * n
+            total_n += n
+        history["epoch"].append(epoch)
+        history["train_loss"].append(total_loss / total_n)
+        if valid_iter is not None:
+            result = evaluate(net, loss_fn, valid_iter, metric)
+            history["valid_loss"].append(result["loss"])
+            history["valid_metric"].append(result["metric"])
+    return history
+"""
+
 GROUPS = {
     "tutorial_styles": {
         "device_as_string": ("device_helpers", (
@@ -522,6 +591,23 @@ GROUPS = {
         "state_never_loaded": ("save_load_params", ("    net.load_state_dict(torch.load(path))\n", ""),
                                "predictions"),
         "accuracy_averaged_over_batches": EARLIER["accuracy_averaged_over_batches"],
+    },
+    # consequences the judge sees in data: module-ness, the mode of a model, changed arguments, a new object
+    "consequences": {
+        "default_optimizer": ("loss_batch", (
+            "    if optimizer is not None:",
+            "    optimizer = optimizer or torch.optim.SGD(net.parameters(), lr=0.1)\n    if optimizer is not None:"),
+            "must not change the model's parameters"),
+        "eval_not_called": ("evaluate_loop", ("    net.eval()\n", "    net.eval\n"), "training mode"),
+        "train_mode_set_once": ("fit_loop", FIT_TRAIN_MODE_ONCE, "eval mode for 6 of its 9"),
+        "module_less_mlp": ("mnist_mlp", MODULE_LESS_MLP, "should be an nn.Module"),
+        "module_less_layer": ("custom_layer", MODULE_LESS_LAYER, "should be an nn.Module"),
+        "every_bias_zeroed": ("init_apply", (
+            "        if m.bias is not None:\n            nn.init.zeros_(m.bias)",
+            "    if getattr(m, \"bias\", None) is not None:\n        nn.init.zeros_(m.bias)"),
+            "Initialise nn.Linear modules only"),
+        "shared_net_as_function": ("shared_layer", SHARED_NET_AS_FUNCTION, "should return an nn.Module"),
+        "saved_net_returned": ("save_load_params", CACHED_NET_LOADED, "same object"),
     },
     "earlier_bank_a": {name: EARLIER[name] for name in (
         "softmax_before_cross_entropy", "batch_to_device_discarded", "loss_returned_as_tensor",
@@ -809,6 +895,9 @@ def init_weights(m):
 }
 
 
+SINGLE_TASK_MISTAKES["detached_loss"] = ("mnist_mlp", (
+    "loss_fn = F.cross_entropy",
+    "def loss_fn(y_hat, y):\n    return F.cross_entropy(y_hat, y).detach().requires_grad_()"), "detached")
 SINGLE_TASK_MISTAKES.update({name: EARLIER[name] for name in ("flatten_without_start_dim", "no_relu", "always_cuda")})
 
 
