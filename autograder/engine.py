@@ -120,6 +120,23 @@ def grade_notebook(notebook, assignment=None, limits=None, task_ids=None, studen
     return report
 
 
+def _shape_of(message):
+    """A message with its numbers left out: two checks that fail the same way say it once."""
+    import re
+    return re.sub(r"[-+]?\d[\d.,_eE+-]*", "#", message)
+
+
+def distinct(messages):
+    """The messages in order, each said once (the same sentence with other numbers counts as said)."""
+    seen, kept = set(), []
+    for message in messages:
+        shape = _shape_of(message)
+        if shape not in seen:
+            seen.add(shape)
+            kept.append(message)
+    return kept
+
+
 def _grade(report, nb, student, task_ids):
     from autograder.runner import run_graders
     from autograder.tasks import load_assignment
@@ -135,11 +152,7 @@ def _grade(report, nb, student, task_ids):
         if not mine:
             failures = ["No grader ran for this task (a fault of the course, not yours: tell the staff)."]
         result.score = float(task.points) if not failures else 0.0
-        seen = []
-        for message in failures:
-            if message not in seen:
-                seen.append(message)
-        result.feedback = seen
+        result.feedback = distinct(failures)
         if present and task.id not in present:
             report.messages.append(f"Note: the grade cell `{task.id}` was deleted from the notebook; the task "
                                    f"was graded from your code anyway.")

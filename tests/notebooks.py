@@ -61,5 +61,13 @@ def append_cell(nb, source, cell_type="code", index=None):
 
 
 def grade(nb, assignment=None, **kwargs):
-    """Grade ``nb`` (a notebook dict or path) exactly as the CLI does; returns the Report."""
-    return grade_notebook(nb, assignment=assignment, **kwargs)
+    """Grade ``nb`` (a notebook dict or path) exactly as the CLI does; returns the Report.
+
+    Every report graded in the tests is held to the feedback rule: no line repeats within a task."""
+    from autograder.engine import _shape_of
+
+    report = grade_notebook(nb, assignment=assignment, **kwargs)
+    for task in report.tasks:
+        shapes = [_shape_of(line) for line in task.feedback]
+        assert len(shapes) == len(set(shapes)), f"task {task.id} says the same thing twice: {task.feedback}"
+    return report
