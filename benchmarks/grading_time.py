@@ -3,12 +3,15 @@
     .venv/bin/python benchmarks/grading_time.py                     # every assignment + nbgrader on 01
     .venv/bin/python benchmarks/grading_time.py --runs 3 01-datasets --no-nbgrader
     .venv/bin/python benchmarks/grading_time.py --sandbox-cost 01-datasets 03-linear-regression 07-mnist-cnn
+    .venv/bin/python benchmarks/grading_time.py --against 2cc7f3b --runs 3     # this tree vs an older commit
 
 Prints medians of ``--runs`` whole-command runs (wall time, process start included). For 01-datasets it
 also times ``nbgrader autograde`` of the same submission in a throw-away course and prints the ratio
 (target: ours <= 0.5x nbgrader's). Targets: <= 15 s per assignment on 2 CPU cores.
 ``--sandbox-cost`` alternates sandboxed runs with ``--unsafe-no-sandbox`` runs of the same grading and
 prints both medians and their difference: what the sandbox costs, measured under the same load.
+``--against REV`` checks REV out into a temporary worktree and alternates gradings of this tree and of REV
+(each with its own engine and graders, the same reference notebook): the ratio is what a change costs.
 """
 import argparse
 import json
@@ -36,14 +39,15 @@ def timed(cmd, cwd=ROOT, env=None):
     return elapsed, proc
 
 
-def time_cli(assignment, runs, extra=()):
-    notebook = os.path.join(ROOT, "source", assignment, lesson_name(assignment) + ".ipynb")
+def time_cli(assignment, runs, extra=(), root=ROOT):
+    notebook = os.path.join(root, "source", assignment, lesson_name(assignment) + ".ipynb")
     times, score = [], None
     with tempfile.TemporaryDirectory() as tmp:
         results = os.path.join(tmp, "results.json")
         for _ in range(runs):
             elapsed, _ = timed([sys.executable, "-m", "autograder", "grade", notebook, "--results", results,
-                                *extra])
+                                *extra], cwd=root, env=dict(os.environ, PYTHONPATH=root, COURSE_SHARED_DATA=os.environ.get(
+                                    "COURSE_SHARED_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data"))))
             times.append(elapsed)
             with open(results) as handle:
                 data = json.load(handle)
@@ -79,8 +83,11 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--no-nbgrader", action="store_true")
     parser.add_argument("--sandbox-cost", action="store_true", help="sandboxed vs --unsafe-no-sandbox, alternating")
+    parser.add_argument("--against", metavar="REV", help="alternate with the engine and graders of commit REV")
     args = parser.parse_args()
     assignments = args.assignments or source_assignments()
+    if args.against:
+        return compare(assignments, args.against, args.runs)
     if args.sandbox_cost:
         print(f"sandbox cost: medians of {args.runs} alternating runs, {os.cpu_count()} CPU cores")
         for assignment in assignments:
@@ -106,6 +113,25 @@ def main():
         theirs = statistics.median(nb_times)
         print(f"  nbgrader autograde 01-datasets         {describe(nb_times)}")
         print(f"  ratio autograder / nbgrader on 01-datasets: {ours / theirs:.2f}x (target <= 0.5x)")
+
+
+def compare(assignments, rev, runs):
+    """Alternating gradings of this tree and of commit ``rev``: medians and their ratio per assignment."""
+    with tempfile.TemporaryDirectory() as tmp:
+        other = os.path.join(tmp, "tree")
+        subprocess.run(["git", "worktree", "add", "--detach", "-q", other, rev], cwd=ROOT, check=True)
+        try:
+            print(f"grading time, this tree vs {rev}: medians of {runs} alternating runs, {os.cpu_count()} CPU cores")
+            for assignment in assignments:
+                new, old = [], []
+                for _ in range(runs):
+                    new += time_cli(assignment, 1)[0]
+                    old += time_cli(assignment, 1, root=other)[0]
+                ratio = statistics.median(new) / statistics.median(old)
+                print(f"  {assignment:<24} now {describe(new)}")
+                print(f"  {'':<24} {rev[:7]:<3} {describe(old)}  ratio {ratio:.2f}x", flush=True)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", other], cwd=ROOT)
 
 
 if __name__ == "__main__":
