@@ -191,6 +191,49 @@ def split_indices(n, val_frac, seed=None):
     return perm[:n_train], perm[n_train:]
 """
 
+COPIES_INTO_TENSOR_DATASETS = """
+def split_loaders(dataset, batch_size, val_frac, seed=None):
+    train_idx, val_idx = split_indices(len(dataset), val_frac, seed)
+    train_set = TensorDataset(*dataset[train_idx])
+    valid_set = TensorDataset(*dataset[val_idx])
+    return (DataLoader(train_set, batch_size=batch_size, shuffle=True),
+            DataLoader(valid_set, batch_size=batch_size, shuffle=True))
+"""
+
+SUBSET_AND_SUBSET_SAMPLER = """
+from torch.utils.data import Subset
+def split_loaders(dataset, batch_size, val_frac, seed=None):
+    train_idx, val_idx = split_indices(len(dataset), val_frac, seed)
+    train_loader = DataLoader(Subset(dataset, train_idx), batch_size=batch_size,
+                              sampler=SubsetRandomSampler(train_idx.tolist()))
+    valid_loader = DataLoader(Subset(dataset, val_idx), batch_size=batch_size,
+                              sampler=SubsetRandomSampler(val_idx.tolist()))
+    return train_loader, valid_loader
+"""
+
+# No %%writefile: an import hook serves `my_datasets` from the notebook's own functions, no file is written.
+MODULE_SERVED_BY_AN_IMPORT_HOOK = """
+import importlib.abc
+import importlib.util
+import sys
+
+
+class NotebookModule(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path=None, target=None):
+        return importlib.util.spec_from_loader(name, self) if name == "my_datasets" else None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        module.make_regression = make_regression
+        module.minibatches = minibatches
+        module.torch = torch
+
+
+sys.meta_path.insert(0, NotebookModule())
+"""
+
 # name: (task it must cost, [edits (old, new)] or a replacement source)
 GROUPED_MISTAKES = {
     "seed_zero_is_no_seed_regression": ("regression_data", [(SEEDED_GEN, SEED_ZERO_IS_NO_SEED)]),
@@ -212,6 +255,13 @@ GROUPED_MISTAKES = {
     "labels_made_float": ("pair_dataset", [("self.X, self.y = X, y", "self.X, self.y = X, y.float()")]),
     "features_flattened": ("pair_dataset", [("self.X, self.y = X, y", "self.X, self.y = X.reshape(len(X), -1), y")]),
     "getitem_misspelled": ("pair_dataset", [("def __getitem__(self, i):", "def __get_item__(self, i):")]),
+    "sampler_is_the_index_list": ("split_loaders", [("sampler=SubsetRandomSampler(train_idx.tolist())",
+                                                     "sampler=train_idx.tolist()")]),
+    "copies_into_tensor_datasets": ("split_loaders", COPIES_INTO_TENSOR_DATASETS),
+    "subset_and_subset_sampler": ("split_loaders", SUBSET_AND_SUBSET_SAMPLER),
+    "getitem_off_by_one": ("pair_dataset", [("return self.X[i], self.y[i]", "return self.X[i], self.y[i - 1]")]),
+    "not_a_dataset": ("pair_dataset", [("class PairDataset(Dataset):", "class PairDataset:")]),
+    "module_served_by_an_import_hook": ("reusable_module", MODULE_SERVED_BY_AN_IMPORT_HOOK),
     "module_minibatches_without_generator": ("reusable_module", [
         ("def minibatches(X, y, batch_size, shuffle=True, generator=None):",
          "def minibatches(X, y, batch_size, shuffle=True):"),
@@ -226,15 +276,18 @@ CELL_OF = {"nonlinear_data": "regression_data"}
 # that a mistake leaking into another task shows (e.g. a split_indices mistake with split_loaders intact).
 MISTAKE_GROUPS = [
     ["seed_zero_is_no_seed_regression", "blobs_seed_ignored", "d2l_shuffle_ignores_generator",
-     "indices_as_python_lists", "labels_made_float"],
+     "indices_as_python_lists", "labels_made_float", "sampler_is_the_index_list", "module_served_by_an_import_hook"],
     ["power_after_the_product", "seed_ignored", "val_size_from_train_fraction", "seed_not_passed_to_split_indices",
      "features_flattened", "module_minibatches_without_generator"],
     ["numpy_noise_float64", "generator_not_passed_to_randperm", "seed_zero_is_no_seed_split",
      "batch_size_not_given_to_loader", "getitem_misspelled"],
-    ["y_of_shape_n", "float_labels", "random_shuffle_on_tensor", "overlapping_indices", "len_counts_features"],
+    ["y_of_shape_n", "float_labels", "random_shuffle_on_tensor", "overlapping_indices", "len_counts_features",
+     "copies_into_tensor_datasets"],
     ["missing_bias", "spread_ignored", "last_partial_batch_dropped", "validation_is_first_block",
      "both_loaders_on_all_data", "getitem_returns_only_x"],
-    ["power_ignored", "noise_level_ignored", "x_and_y_shuffled_separately", "module_without_import"],
+    ["power_ignored", "noise_level_ignored", "x_and_y_shuffled_separately", "module_without_import",
+     "getitem_off_by_one", "subset_and_subset_sampler"],
+    ["not_a_dataset"],
 ]
 
 
@@ -269,6 +322,20 @@ def test_grouped_mistakes_lose_exactly_their_tasks(reference, group):
         assert "/tmp" not in output, output
     if "getitem_misspelled" in group:
         assert "__getitem__" in report.by_task["pair_dataset"].output
+    for name, phrase in MISTAKE_MESSAGES.items():
+        if name in group:
+            output = report.by_task[GROUPED_MISTAKES[name][0]].output
+            assert phrase in output, (name, output)
+
+
+# What the new consequence checks say (the mistakes they exist for).
+MISTAKE_MESSAGES = {
+    "sampler_is_the_index_list": "new random order each epoch",
+    "copies_into_tensor_datasets": "copy of the data",
+    "getitem_off_by_one": "should be y[",
+    "not_a_dataset": "subclass torch.utils.data.Dataset",
+    "module_served_by_an_import_hook": "no file my_datasets.py",
+}
 
 
 GROUPED_VARIANTS = {

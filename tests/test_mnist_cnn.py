@@ -288,7 +288,33 @@ GROUPS = {
         "mnist_cnn": book_net(relu2="pass"),
         "cnn_train_test": book_loops(test_item="")},
 }
+# The consequence checks: the optimiser's steps replayed by the judge, the modes seen in the recording
+# model's running statistics.
+GROUPS.update({
+    # Adadelta over the last layer only / test() without net.eval()
+    "adadelta_on_fc2_only+test_without_eval": {
+        "mnist_cnn": book_net(optimizer="optim.Adadelta(net.fc2.parameters(), lr=0.5)"),
+        "cnn_train_test": book_loops().replace("    model.eval()\n", "")},
+    # Adadelta at its default learning rate (1.0) / predict_image left in train mode
+    "adadelta_default_lr+predict_in_train_mode": {
+        "mnist_cnn": book_net(optimizer="optim.Adadelta(net.parameters())"),
+        "predict_image": predict(mode="pass")},
+    # SGD at the lesson's rate / train() without net.train() / test() without torch.no_grad()
+    "sgd+train_without_train_mode": {
+        "mnist_cnn": book_net(optimizer="optim.SGD(net.parameters(), lr=0.5)"),
+        "cnn_train_test": book_loops().replace("    model.train()\n", "")},
+    "adadelta_with_weight_decay+test_with_gradients": {
+        "mnist_cnn": book_net(optimizer="optim.Adadelta(net.parameters(), lr=0.5, weight_decay=1e-2)"),
+        "cnn_train_test": book_loops().replace("    with torch.no_grad():\n        for data, target in test_loader:",
+                                               "    if True:\n        for data, target in test_loader:")},
+})
 GROUP_MESSAGES = {
+    "adadelta_on_fc2_only+test_without_eval": {"mnist_cnn": "every parameter of net",
+                                               "cnn_train_test": "net.eval()"},
+    "adadelta_default_lr+predict_in_train_mode": {"mnist_cnn": "lr=0.5", "predict_image": "net.eval()"},
+    "sgd+train_without_train_mode": {"mnist_cnn": "Adadelta", "cnn_train_test": "net.train()"},
+    "adadelta_with_weight_decay+test_with_gradients": {"mnist_cnn": "weight decay",
+                                                       "cnn_train_test": "torch.no_grad()"},
     "no_zero_grad+predict_with_gradients": {"cnn_train_test": "zero_grad", "predict_image": "no_grad"},
     "softmax_output+train_to_device_discarded+predict_ignores_device": {
         "mnist_cnn": "log_softmax", "cnn_train_test": "X.to(device)", "predict_image": "device"},
@@ -340,8 +366,40 @@ def make_optimizer(net):
     "functional_dropout_with_training_flag": ("mnist_cnn",
                                               FUNCTIONAL_DROPOUT.replace("{flag}", ", training=self.training")),
 }
+# Mastering PyTorch, ch. 1, as printed: its layer names, Dropout2d(0.10) and Dropout2d(0.25), Adadelta lr 0.5.
+MASTERING_PYTORCH_CH1 = """
+class Net(nn.Module):
+    def __init__(self):
+        super(Net, self).__init__()
+        self.cn1 = nn.Conv2d(1, 16, 3, 1)
+        self.cn2 = nn.Conv2d(16, 32, 3, 1)
+        self.dp1 = nn.Dropout2d(0.10)
+        self.dp2 = nn.Dropout2d(0.25)
+        self.fc1 = nn.Linear(4608, 64) # 4608 is basically 12 X 12 X 32
+        self.fc2 = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = self.cn1(x)
+        x = F.relu(x)
+        x = self.cn2(x)
+        x = F.relu(x)
+        x = F.max_pool2d(x, 2)
+        x = self.dp1(x)
+        x = torch.flatten(x, 1)
+        x = self.fc1(x)
+        x = F.relu(x)
+        x = self.dp2(x)
+        x = self.fc2(x)
+        op = F.log_softmax(x, dim=1)
+        return op
+
+
+def make_optimizer(net):
+    return optim.Adadelta(net.parameters(), lr=0.5)
+"""
 NEW_VARIANTS = {
     "dropout2d_as_published": ("mnist_cnn", book_net(dropout="Dropout2d")),   # warns on the 2-D features
+    "mastering_pytorch_ch1": ("mnist_cnn", MASTERING_PYTORCH_CH1),
     "dropout_after_flatten_relu_after_pool": ("mnist_cnn", '''
 class Net(nn.Module):
     """Pooling before the ReLU (the same values), dropout on the flattened features (the same rate)."""
@@ -452,7 +510,7 @@ def predict_image(net, image):
 })
 # Variants of different tasks share a grading (the graders of each task call only its functions).
 VARIANT_GROUPS = [["dropout2d_as_published", "train_numpy_mean_with_tqdm", "predict_with_argmax_index"],
-                  ["dropout_after_flatten_relu_after_pool"]]
+                  ["dropout_after_flatten_relu_after_pool"], ["mastering_pytorch_ch1"]]
 
 
 @pytest.mark.parametrize("name", cases(VARIANTS))

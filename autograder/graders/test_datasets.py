@@ -9,6 +9,15 @@ Seeds. The seeds handed to the student's functions in statistical checks follow 
 tried where a seed must make results reproducible (``if seed:`` treats it as no seed at all). Graded
 under COURSE_GRADING_SEED = 0..19 (benchmarks/flakiness.py's check), the reference never lost a point.
 
+The judge decides, from data: probes call the student's code and return what it gives, never a verdict, and
+every reference value is made here. `split_loaders` gets a stand-in `split_indices` that only returns a split
+made here (index tensors, not an algorithm) and records its arguments; the judge reads from the batches the
+loaders yield whether they draw exactly those indices, from the dataset itself (its values are changed once
+`split_loaders` has returned, so a copy shows), in a new random order each epoch. `PairDataset` is built
+from X and y sent from here, and `ds + ds` (the ConcatDataset that subclassing Dataset gives) is read like
+the items. `reusable_module`: the text of my_datasets.py as read from disk next to the notebook (parsed here
+for the two functions), the file `import my_datasets` loads, and the functions loaded from that file.
+
 `nonlinear_data` has no code cell of its own: it grades the ``power`` argument of ``make_regression``
 (written in the cell of `regression_data`), with noise 0 and bias 0, so that each task judges one thing.
 """
@@ -91,9 +100,12 @@ CONTRACT = {
         "different seeds give different splits": "test_split_indices_seeded",
     },
     "split_loaders": {
-        "returns (train_loader, valid_loader), two torch DataLoaders": "test_split_loaders_disjoint",
-        "both over the same dataset, each with a SubsetRandomSampler": "test_split_loaders_disjoint",
+        "returns (train_loader, valid_loader), two torch DataLoaders (judged by the batches they yield)":
+            "test_split_loaders_disjoint",
+        "both over the same dataset, each with a SubsetRandomSampler: they read the dataset given when "
+        "iterated (no copy of the data), each exactly its own indices": "test_split_loaders_disjoint",
         "indices from split_indices, called with the seed given (seed 0 included)": "test_split_loaders_seeded",
+        "split_indices called with n = len(dataset) and the val_frac given": "test_split_loaders_seeded",
         "disjoint parts that together cover the dataset": "test_split_loaders_disjoint",
         "batches of batch_size samples, the last may be smaller": "test_split_loaders_disjoint",
         "a new random order each epoch, the same samples": "test_split_loaders_disjoint",
@@ -107,6 +119,9 @@ CONTRACT = {
         "X and y of different lengths": "not enforced: the instructions ask for no check of mismatched lengths",
     },
     "reusable_module": {
+        "my_datasets.py is a file next to the notebook (written by %%writefile) defining make_regression and "
+        "minibatches, and `import my_datasets` loads that file": ["test_reusable_module",
+                                                                  "test_reusable_module_minibatches"],
         "my_datasets.py defines make_regression with the same behaviour": "test_reusable_module",
         "my_datasets.py defines minibatches with the same behaviour, generator included":
             "test_reusable_module_minibatches",
@@ -131,12 +146,12 @@ def _seed(base):
 # ------------------------------------------------------------------------------------------ probes
 def probe_regression(ns, w, b, n, noise, seed, power=None, module=None):
     import torch
-    if module:
-        import importlib
-        import sys
-        sys.path.insert(0, ".")
-        importlib.invalidate_caches()
-        make_regression = importlib.import_module(module).make_regression
+    if module:                      # the functions of the file <module>.py itself, not of whatever an import serves
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("graded_" + module, module + ".py")
+        loaded = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(loaded)
+        make_regression = loaded.make_regression
     else:
         make_regression = ns.require("make_regression")
     kwargs = {"noise": noise, "seed": seed}
@@ -182,12 +197,12 @@ def probe_minibatches_generator(ns, n, batch_size, gen_seeds, module=None):
     """Epochs of (n, 2, 2) features and (n, 1) labels, each shuffled by a generator seeded with gen_seeds[i];
     torch's global random state is set differently before each epoch (and restored afterwards)."""
     import torch
-    if module:
-        import importlib
-        import sys
-        sys.path.insert(0, ".")
-        importlib.invalidate_caches()
-        minibatches = importlib.import_module(module).minibatches
+    if module:                      # the functions of the file <module>.py itself, not of whatever an import serves
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("graded_" + module, module + ".py")
+        loaded = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(loaded)
+        minibatches = loaded.minibatches
     else:
         minibatches = ns.require("minibatches")
     X = torch.arange(n * 4, dtype=torch.float32).reshape(n, 2, 2)
@@ -218,26 +233,26 @@ def probe_split_indices(ns, n, val_frac, seed):
     return out
 
 
-def probe_split_loaders(ns, n, batch_size, val_frac, seed):
-    """The student's split_loaders with a correct split_indices standing in for theirs: seeded, its split
-    is randperm(n) of a generator seeded with the seed; without a seed, a new random split every call."""
+def probe_split_loaders(ns, ids, later, batch_size, val_frac, seed, train_idx, val_idx):
+    """The student's split_loaders over TensorDataset(ids, 10 * ids), with a stand-in for split_indices that
+    records its arguments and returns the judge's (train_idx, val_idx) as they are (so that this task is
+    judged on its own: split_indices is graded separately). Once split_loaders has returned, the dataset's
+    tensors are overwritten in place with ``later`` and 10 * later: loaders that read the dataset itself
+    yield those values, loaders over a copy made earlier do not. Returns the calls and two epochs of each
+    loader's batches."""
     import torch
-    from torch.utils.data import DataLoader, SubsetRandomSampler, TensorDataset
-    dataset = TensorDataset(torch.arange(n), torch.arange(n) * 10)
+    from torch.utils.data import TensorDataset
+    features, labels = ids.clone(), ids * 10
+    dataset = TensorDataset(features, labels)
     split_loaders = ns.require("split_loaders")
     calls = []
 
+    def plain(value):
+        return value if value is None or isinstance(value, (int, float, str)) else repr(value)
+
     def split_indices(n, val_frac, seed=None):
-        # a correct split, so that this task is judged on its own (split_indices is graded separately)
-        calls.append(seed if isinstance(seed, int) or seed is None else repr(seed))
-        gen = torch.Generator()
-        if seed is None:
-            gen.seed()
-        else:
-            gen.manual_seed(int(seed))
-        perm = torch.randperm(n, generator=gen)
-        n_val = int(n * val_frac)
-        return perm[n_val:], perm[:n_val]
+        calls.append([plain(n), plain(val_frac), plain(seed)])
+        return train_idx.clone(), val_idx.clone()
 
     saved = ns.globals.get("split_indices")
     ns.globals["split_indices"] = split_indices
@@ -248,40 +263,65 @@ def probe_split_loaders(ns, n, batch_size, val_frac, seed):
             ns.globals.pop("split_indices", None)
         else:
             ns.globals["split_indices"] = saved
-    out = {"calls": calls, "count": len(loaders) if isinstance(loaders, (tuple, list)) else -1}
+    features.copy_(later)
+    labels.copy_(later * 10)
+    out = {"calls": calls, "type": type(loaders).__name__,
+           "count": len(loaders) if isinstance(loaders, (tuple, list)) else -1}
     if out["count"] != 2:
         return out
     for name, loader in zip(("train", "valid"), loaders):
         out[name + "_type"] = type(loader).__name__
-        out[name + "_is_loader"] = isinstance(loader, DataLoader)
-        out[name + "_same_dataset"] = getattr(loader, "dataset", None) is dataset
-        out[name + "_subset_sampler"] = isinstance(getattr(loader, "sampler", None), SubsetRandomSampler)
-        epochs = []
-        for _ in range(2):
-            epochs.append([tuple(batch) for batch in loader])
-        out[name] = epochs
+        out[name] = [[tuple(batch) for batch in loader] for _ in range(2)]
     return out
 
 
-def probe_pair_dataset(ns, n, x_shape, y_kind, batch_size):
-    import torch
-    from torch.utils.data import DataLoader, Dataset
+def probe_pair_dataset(ns, X, y, batch_size):
+    """PairDataset(X, y) with the judge's X and y: its length, three items, ds + ds (what subclassing
+    Dataset gives: a ConcatDataset) and the batches of a DataLoader over it, all as returned."""
+    from torch.utils.data import DataLoader
     cls = ns.require("PairDataset", kind="class")
-    X = torch.randn(n, *x_shape, generator=torch.Generator().manual_seed(3))
-    y = torch.arange(n) if y_kind == "labels" else torch.arange(n, dtype=torch.float32).reshape(n, 1) / 4
-    dataset = cls(X, y)
-    picks = (0, n // 2, n - 1)
+    n = len(X)
+    dataset = cls(X.clone(), y.clone())
+
+    def parts(item):
+        return tuple(item) if isinstance(item, (tuple, list)) else (item,)
+
     try:
-        items = [tuple(dataset[i]) if isinstance(dataset[i], (tuple, list)) else (dataset[i],) for i in picks]
-    except NotImplementedError as exc:
-        import traceback
-        frames = traceback.extract_tb(exc.__traceback__)
-        if frames and "torch" in frames[-1].filename and type(dataset).__getitem__ is Dataset.__getitem__:
-            return {"no_getitem": True}  # torch's Dataset.__getitem__: the class defines none of its own
-        raise
-    loaded = [tuple(batch) for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False)]
-    return {"is_dataset": isinstance(dataset, Dataset), "len": len(dataset), "items": items,
-            "loaded": loaded, "X": X, "y": y}
+        items = [parts(dataset[i]) for i in (0, n // 2, n - 1)]
+    except NotImplementedError as exc:       # judged in the judging process (torch's Dataset says which)
+        return {"getitem_error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+    out = {"len": len(dataset), "items": items,
+           "loaded": [tuple(batch) for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False)]}
+    try:
+        joined = dataset + dataset
+        out["joined"] = {"len": len(joined), "item": parts(joined[n + 1])}
+    except Exception as exc:                 # judged in the judging process
+        out["joined"] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+    return out
+
+
+def probe_module_file(ns, name):
+    """The text of <name>.py in the notebook's folder as read from disk (None when there is no such file),
+    and the file that ``import <name>`` loads, relative to that folder (or the import's error)."""
+    import importlib
+    import os
+    import sys
+    out = {"text": None, "imported_from": None, "import_error": None}
+    try:
+        with open(name + ".py", encoding="utf-8") as handle:
+            out["text"] = handle.read(200_000)
+    except OSError as exc:
+        out["read_error"] = type(exc).__name__
+    sys.path.insert(0, ".")
+    importlib.invalidate_caches()
+    try:
+        module = importlib.import_module(name)
+    except Exception as exc:                 # judged in the judging process
+        out["import_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+        return out
+    where = getattr(module, "__file__", None)
+    out["imported_from"] = os.path.relpath(where) if isinstance(where, str) else repr(where)
+    return out
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -547,19 +587,18 @@ def test_split_indices_seeded(student):
         expect(not torch.equal(a["val"], c["val"]), "split_indices with different seeds should give different splits.")
 
 
+LATER = 1000     # what the probe adds to the dataset's values once split_loaders has returned
+
+
 def _loader_ids(out, name, batch_size, size, where):
-    """Sample ids per epoch of one loader, after checking its type, sampler and batch sizes."""
-    expect(out[name + "_is_loader"], f"{where}: the {name} loader should be a torch DataLoader, "
-                                     f"got {out[name + '_type']}.")
-    expect(out[name + "_same_dataset"] and out[name + "_subset_sampler"],
-           f"{where}: the {name} loader should be a DataLoader over the dataset you are given, with "
-           f"sampler=SubsetRandomSampler(its indices) (no copy or Subset of the data).")
+    """Sample ids per epoch of one loader, after checking its batches: pairs, sizes, read from the dataset."""
     expected_sizes = [batch_size] * (size // batch_size) + ([size % batch_size] if size % batch_size else [])
     epochs = []
     for batches in out[name]:
         ids = []
         for batch in batches:
-            expect(len(batch) == 2, f"{where}: each {name} batch should be a pair (X, y).")
+            expect(len(batch) == 2, f"{where}: each {name} batch should be a pair (X, y), as a DataLoader over "
+                                    f"the dataset gives them.")
             xb, _ = batch
             expect_tensor(xb, f"{name} X batch")
             ids.extend(xb.reshape(-1).tolist())
@@ -567,55 +606,82 @@ def _loader_ids(out, name, batch_size, size, where):
         expect(sizes == expected_sizes,
                f"{where}: the {name} loader over {size} samples should give batches of batch_size={batch_size} "
                f"(the last may be smaller): {expected_sizes}, but it gives {sizes}.")
-        epochs.append(ids)
+        expect(all(i >= LATER for i in ids),
+               f"{where}: the {name} loader yields samples the dataset no longer holds: it reads a copy of the "
+               f"data made when split_loaders ran. Give the DataLoader the dataset itself, with "
+               f"sampler=SubsetRandomSampler(its indices), so that it looks the samples up when iterated.")
+        epochs.append([i - LATER for i in ids])
     return epochs
+
+
+def _split(n, val_frac, seed):
+    """The (train_idx, val_idx) that split_loaders is given by split_indices in these graders: a split made
+    here, in the judging process, for this seed."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 7919))
+    cut = int(n * val_frac)
+    return perm[cut:].clone(), perm[:cut].clone()
+
+
+def _split_loaders(student, n, batch_size, val_frac, seed):
+    train_idx, val_idx = _split(n, val_frac, seed)
+    ids = torch.arange(n)
+    out = student.probe(probe_split_loaders, ids, ids + LATER, batch_size, val_frac, seed, train_idx, val_idx,
+                        label="`split_loaders`")
+    return out, set(train_idx.tolist()), set(val_idx.tolist())
+
+
+def _expect_two_loaders(out, where):
+    expect(out["count"] == 2, f"{where}: should return two loaders (train_loader, valid_loader), not "
+                              f"{'a ' + out['type'] if out['count'] < 0 else str(out['count']) + ' values'}.")
 
 
 @pytest.mark.split_loaders
 def test_split_loaders_disjoint(student):
     n, batch_size = 53, 8
-    out = student.probe(probe_split_loaders, n, batch_size, 0.2, _seed(3), label="`split_loaders`")
+    out, train, val = _split_loaders(student, n, batch_size, 0.2, _seed(3))
     where = f"split_loaders over {n} samples with batch_size={batch_size}, val_frac=0.2"
-    expect(out["count"] == 2, f"{where}: should return two loaders (train_loader, valid_loader).")
-    seen = {}
+    _expect_two_loaders(out, where)
+    seen, epochs = {}, {}
     for name, size in (("train", n - 10), ("valid", 10)):
-        epochs = _loader_ids(out, name, batch_size, size, where)
-        expect(len(set(epochs[0])) == len(epochs[0]), f"{where}: the {name} loader yields some samples twice "
-                                                      f"in one epoch.")
-        expect(sorted(epochs[0]) == sorted(epochs[1]), f"{where}: the {name} loader should yield the same "
-                                                       f"samples every epoch.")
-        seen[name] = set(epochs[0])
+        epochs[name] = _loader_ids(out, name, batch_size, size, where)
+        expect(len(set(epochs[name][0])) == len(epochs[name][0]),
+               f"{where}: the {name} loader yields some samples twice in one epoch.")
+        expect(sorted(epochs[name][0]) == sorted(epochs[name][1]),
+               f"{where}: the {name} loader should yield the same samples every epoch.")
+        seen[name] = set(epochs[name][0])
     expect(not seen["train"] & seen["valid"],
            f"{where}: {len(seen['train'] & seen['valid'])} samples appear in both loaders: validation data leaks "
            f"into training.")
     expect(seen["train"] | seen["valid"] == set(range(n)), f"{where}: together the two loaders should cover "
                                                            f"every sample.")
-    train_epochs = [[i for xb, _ in batches for i in xb.reshape(-1).tolist()] for batches in out["train"]]
-    expect(any(ids != sorted(ids) for ids in train_epochs),
+    expect(seen["train"] == train and seen["valid"] == val,
+           f"{where}: the training loader should draw exactly train_idx and the validation loader exactly "
+           f"val_idx, as split_indices returns them (in that order).")
+    expect(all(ids != sorted(ids) for ids in epochs["train"]),
            f"{where}: the training loader should draw its samples in random order (SubsetRandomSampler).")
-
-
-def _expected_split(n, val_frac, seed):
-    """The split of the split_indices that split_loaders is given, for this seed."""
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    n_val = int(n * val_frac)
-    return set(perm[n_val:].tolist()), set(perm[:n_val].tolist())
+    expect(epochs["train"][0] != epochs["train"][1],
+           f"{where}: the training loader gave its {n - 10} samples in the same order in two epochs: it should "
+           f"draw them in a new random order each epoch (sampler=SubsetRandomSampler(train_idx), not the "
+           f"index list itself as the sampler).")
 
 
 @pytest.mark.split_loaders
 def test_split_loaders_seeded(student):
     n, batch_size, val_frac = 40, 16, 0.25
     for seed in (0, _seed(7)):
-        out = student.probe(probe_split_loaders, n, batch_size, val_frac, seed, label="`split_loaders`")
+        out, train, val = _split_loaders(student, n, batch_size, val_frac, seed)
         where = f"split_loaders(dataset, {batch_size}, {val_frac}, seed={seed})"
         expect(out["calls"], f"{where}: take the indices from split_indices (the previous task's function); "
                              f"split_loaders did not call it.")
-        expect(all(call == seed for call in out["calls"]),
-               f"{where}: pass the seed you are given on to split_indices (it was called with seed="
-               f"{out['calls'][0]!r}): without it the split changes from run to run, and validation samples of one "
-               f"run are training samples of the next.")
-        expect(out["count"] == 2, f"{where}: should return two loaders (train_loader, valid_loader).")
-        train, val = _expected_split(n, val_frac, seed)
+        for call_n, call_frac, call_seed in out["calls"]:
+            expect(call_seed == seed and not isinstance(call_seed, bool),
+                   f"{where}: pass the seed you are given on to split_indices (it was called with seed="
+                   f"{call_seed!r}): without it the split changes from run to run, and validation samples of one "
+                   f"run are training samples of the next.")
+            expect(call_n == n and call_frac == val_frac,
+                   f"{where}: call split_indices with n = len(dataset) = {n} and val_frac = {val_frac}; it was "
+                   f"called with n={call_n!r}, val_frac={call_frac!r}.")
+        _expect_two_loaders(out, where)
         got = {}
         for name, size in (("train", len(train)), ("valid", len(val))):
             got[name] = set(_loader_ids(out, name, batch_size, size, where)[0])
@@ -624,29 +690,40 @@ def test_split_loaders_seeded(student):
                f"val_idx, as split_indices returns them (in that order).")
 
 
+def _pair_data(n, x_shape, y_kind):
+    """The X and y a PairDataset is built from (made here, in the judging process)."""
+    X = torch.randn(n, *x_shape, generator=torch.Generator().manual_seed(3 + n))
+    y = torch.arange(n) if y_kind == "labels" else torch.arange(n, dtype=torch.float32).reshape(n, 1) / 4
+    return X, y
+
+
+def _expect_pair(item, i, X, y, where, what):
+    """item should be (X[i], y[i]): same shape, dtype and values."""
+    expect(len(item) == 2, f"{where}: {what} should return a pair (X[{i}], y[{i}]), not {len(item)} item(s).")
+    for k, (got, want, part) in enumerate(((item[0], X[i], "X"), (item[1], y[i], "y"))):
+        if isinstance(got, int) and not isinstance(got, bool) and want.ndim == 0 and not want.is_floating_point():
+            got = torch.tensor(got)  # a Python int label, as torchvision's datasets return, collates the same
+        expect_tensor(got, f"{where}: {what}[{k}]", shape=tuple(want.shape), dtype=want.dtype)
+        expect_close(got, want, f"{where}: {what}[{k}] (should be {part}[{i}])", rtol=0, atol=0)
+
+
 @pytest.mark.pair_dataset
 @pytest.mark.parametrize("case", ["features", "images"])
 def test_pair_dataset(student, case):
     n, x_shape, y_kind, batch_size = (37, (3,), "labels", 5) if case == "features" else (23, (1, 4, 4), "targets", 4)
-    out = student.probe(probe_pair_dataset, n, x_shape, y_kind, batch_size, label="`PairDataset`")
+    X, y = _pair_data(n, x_shape, y_kind)
+    out = student.probe(probe_pair_dataset, X, y, batch_size, label="`PairDataset`")
     where = (f"PairDataset(X, y) with X of shape {(n, *x_shape)} float32 and y of shape "
              f"{(n,) if y_kind == 'labels' else (n, 1)} {'int64' if y_kind == 'labels' else 'float32'}")
-    expect(not out.get("no_getitem"),
-           f"{where}: dataset[i] raised NotImplementedError from torch's Dataset: PairDataset defines no "
-           f"__getitem__ of its own. Define `def __getitem__(self, i):` (two underscores on each side) "
-           f"returning (X[i], y[i]).")
-    expect(out["is_dataset"], "PairDataset should subclass torch.utils.data.Dataset.")
+    if "getitem_error" in out:
+        if "should implement __getitem__" in out["getitem_error"]:
+            fail(f"{where}: dataset[i] raised NotImplementedError from torch's Dataset: PairDataset defines no "
+                 f"__getitem__ of its own. Define `def __getitem__(self, i):` (two underscores on each side) "
+                 f"returning (X[i], y[i]).")
+        fail(f"{where}: dataset[i] raised {out['getitem_error']}.")
     expect(out["len"] == n, f"{where}: len(dataset) should be the number of samples {n}, got {out['len']}.")
-    X, y = out["X"], out["y"]
     for item, i in zip(out["items"], (0, n // 2, n - 1)):
-        expect(len(item) == 2, f"{where}: dataset[i] should return a pair (X[i], y[i]).")
-        for got, want, part in ((item[0], X[i], "X"), (item[1], y[i], "y")):
-            if isinstance(got, int) and not isinstance(got, bool) and want.ndim == 0 and not want.is_floating_point():
-                got = torch.tensor(got)  # a Python int label, as torchvision's datasets return, collates the same
-            expect_tensor(got, f"{where}: dataset[{i}][{0 if part == 'X' else 1}]", shape=tuple(want.shape),
-                          dtype=want.dtype)
-            expect_close(got, want, f"{where}: dataset[{i}][{0 if part == 'X' else 1}] (should be {part}[{i}])",
-                         rtol=0, atol=0)
+        _expect_pair(item, i, X, y, where, f"dataset[{i}]")
     expected = [batch_size] * (n // batch_size) + ([n % batch_size] if n % batch_size else [])
     sizes = [len(b[0]) for b in out["loaded"]]
     expect(sizes == expected, f"{where}: a DataLoader with batch_size={batch_size} should give batches of sizes "
@@ -655,10 +732,50 @@ def test_pair_dataset(student, case):
                  rtol=0, atol=0)
     expect_close(torch.cat([b[1] for b in out["loaded"]]), y, f"{where}: the y batches of a DataLoader",
                  rtol=0, atol=0)
+    joined = out["joined"]
+    if "error" in joined:
+        fail(f"PairDataset should subclass torch.utils.data.Dataset (class PairDataset(Dataset)): what a Dataset "
+             f"can do, such as `ds + ds` (a ConcatDataset), fails with it: {joined['error']}.")
+    expect(joined["len"] == 2 * n, f"{where}: `ds + ds` (the ConcatDataset that Dataset gives) should hold "
+                                   f"{2 * n} items, but it holds {joined['len']}.")
+    _expect_pair(joined["item"], 1, X, y, where, f"(ds + ds)[{n + 1}]")
+
+
+def _module_file(student):
+    """my_datasets.py as it is on disk next to the notebook: fail unless it defines the required functions
+    and is what `import my_datasets` loads."""
+    import ast
+    out = student.probe(probe_module_file, "my_datasets", label="`my_datasets.py`")
+    if out["text"] is None:
+        fail("There is no file my_datasets.py next to your notebook: the cell of this task should start with "
+             "`%%writefile my_datasets.py` and hold the functions, so that running it writes the module.")
+    try:
+        tree = ast.parse(out["text"])
+    except SyntaxError as exc:
+        fail(f"my_datasets.py is not valid Python (line {exc.lineno}: {exc.msg}): write only Python code after "
+             f"the `%%writefile my_datasets.py` line.")
+    defined = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            defined.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            defined.update(t.id for t in targets if isinstance(t, ast.Name))
+    missing = [name for name in ("make_regression", "minibatches") if name not in defined]
+    expect(not missing, f"my_datasets.py does not define {' and '.join(missing)}: write "
+                        f"{'both functions' if len(missing) == 2 else 'the function'} into the file itself.")
+    if out["import_error"]:
+        fail(f"`import my_datasets` fails: {out['import_error']}.")
+    expect(out["imported_from"] == "my_datasets.py",
+           f"`import my_datasets` does not load the file my_datasets.py next to your notebook (it loads "
+           f"{out['imported_from']}): the module should be that file.")
 
 
 @pytest.mark.reusable_module
 def test_reusable_module(student):
+    _module_file(student)
     out = student.probe(probe_regression, W, B, 4000, 0.3, _seed(0), module="my_datasets",
                         label="`my_datasets.make_regression`")
     if not isinstance(out, dict):
@@ -668,6 +785,7 @@ def test_reusable_module(student):
 
 @pytest.mark.reusable_module
 def test_reusable_module_minibatches(student):
+    _module_file(student)
     seed = _seed(12)
     runs = student.probe(probe_minibatches_generator, 29, 6, [seed, seed, seed + 1], module="my_datasets",
                          label="`my_datasets.minibatches`")
