@@ -63,6 +63,26 @@ MISTAKES = {
                                   "            grad = param.grad\n            param = param - lr * grad / batch_size\n"
                                   "            grad.zero_()"),
     "sgd_forgets_to_zero_gradients": ("sgd_step", "            param.grad.zero_()\n", ""),
+    # The consequences the judge sees of state only the student's process holds (leaf, requires_grad, the same
+    # objects, a zeroed gradient, an argument left alone): gradients after a backward(), values after steps.
+    "init_w_without_grad": ("init_linreg_params",
+                            "w = torch.normal(0.0, sigma, size=(num_inputs, 1), requires_grad=True)",
+                            "w = torch.normal(0.0, sigma, size=(num_inputs, 1))"),
+    "init_returns_the_same_tensors_again": ("init_linreg_params", "    return w, b",
+                                            "    return init_linreg_params.__dict__.setdefault(num_inputs, (w, b))"),
+    "sgd_replaces_list_items": ("sgd_step", "        for param in params:\n"
+                                            "            param -= lr * param.grad / batch_size\n",
+                                "        for i, param in enumerate(params):\n"
+                                "            params[i] = param - lr * param.grad / batch_size\n"),
+    "sgd_turns_off_requires_grad": ("sgd_step", "    with torch.no_grad():\n        for param in params:\n"
+                                                "            param -= lr * param.grad / batch_size\n"
+                                                "            param.grad.zero_()",
+                                    "    for param in params:\n        param.requires_grad_(False)\n"
+                                    "        param -= lr * param.grad / batch_size\n        param.grad.zero_()"),
+    "loss_subtracts_into_a_view_of_y": ("squared_loss", "    return (y_hat - y.reshape(y_hat.shape)) ** 2 / 2",
+                                        "    diff = y.reshape(y_hat.shape)\n    diff -= y_hat\n    return diff ** 2 / 2"),
+    "loss_resizes_y_in_place": ("squared_loss", "    return (y_hat - y.reshape(y_hat.shape)) ** 2 / 2",
+                                "    y.resize_(y_hat.shape)\n    return (y_hat - y) ** 2 / 2"),
     "train_rebinds_parameters": ("train_linreg", "            updater([w, b], lr, batch_size)",
                                  "            w = w - lr * w.grad / batch_size\n"
                                  "            b = b - lr * b.grad / batch_size"),

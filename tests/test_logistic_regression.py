@@ -71,6 +71,18 @@ MISTAKES = {
                                   "    return (predicted == y.long()).float().mean().item()"),
     "train_double_sigmoid": ("train_logreg", "l = loss(net(X_batch, w, b), y_batch)",
                              "l = loss(sigmoid(net(X_batch, w, b)), y_batch)"),
+    # The consequences the judge sees of state only the student's process holds (an argument left alone, a
+    # gradient that reaches the input, the caller's w and b trained, what was returned).
+    "sigmoid_clamps_its_input_in_place": ("sigmoid", SIGMOID_BODY,
+                                          "    z.data.clamp_(-30, 30)  # no overflow\n"
+                                          "    return 1 / (1 + torch.exp(-z))"),
+    "sigmoid_detached": ("sigmoid", SIGMOID_BODY, "    return torch.sigmoid(z.detach())"),
+    "bce_detached": ("bce_with_logits", "    return relu - z * y + torch.log1p(torch.exp(minus_abs))",
+                     "    return (relu - z * y + torch.log1p(torch.exp(minus_abs))).detach()"),
+    "train_trains_copies": ("train_logreg", '    history = {"epoch": [], "train_loss": []}',
+                            "    w, b = w.detach().clone().requires_grad_(), b.detach().clone().requires_grad_()\n"
+                            '    history = {"epoch": [], "train_loss": []}'),
+    "fast_returns_only_the_net": ("train_logreg_fast", "    return net, history", "    return net"),
     "fast_bceloss_on_logits": ("train_logreg_fast", "nn.BCEWithLogitsLoss()", "nn.BCELoss()"),
     "fast_double_sigmoid": ("train_logreg_fast", "net = nn.Linear(X.shape[1], 1)",
                             "net = nn.Sequential(nn.Linear(X.shape[1], 1), nn.Sigmoid())"),

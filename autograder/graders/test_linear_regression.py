@@ -2,9 +2,12 @@
 
 Training thresholds (benchmarks/calibrate_linear_regression.py, 20 seeded runs of the reference on the
 graders' data: d = 3, n = 1000, noise 0.01, see ``make_data``):
-- manual loop (lr 0.03, batch 10, 3 epochs, reference model/loss/updater injected): max |w - w*|
+- manual loop (lr 0.03, batch 10, 3 epochs, the plain model/loss/updater injected): max |w - w*|
   2.2e-4 .. 1.0e-3 (median 5.0e-4), |b - b*| 1.9e-5 .. 1.2e-3, last epoch loss 5.0e-5 .. 6.2e-5.
-  Thresholds: 0.02, 0.02 and 1e-3 (more than 15x above the worst reference run). Dividing by the
+  The graders inject the stand-ins of ``standins`` with TWIST instead, and judge the model they train (its
+  weights w * scale and bias b + shift); the reference's loop with them, over the same 20 seeds: max error
+  8.0e-5 .. 1.1e-3 (median 7.3e-4), bias 2.9e-5 .. 1.1e-3, last epoch loss 6.6e-5 .. 7.4e-5.
+  Thresholds: 0.02, 0.02 and 1e-3 (more than 13x above the worst reference run). Dividing by the
   batch size twice lands at max |w - w*| 0.75 .. 0.93 and loss 0.92 .. 0.99.
 - fast (lr 0.1, batch 20, 3 epochs: a learning rate tuned for the mean loss): max prediction error on
   200 held-out points 1.5e-3 .. 9.0e-3, last epoch loss 9.6e-5 .. 1.1e-4. Thresholds: prediction 0.05,
@@ -18,13 +21,28 @@ minibatches, a step scaled differently, momentum, a history averaged over batche
 is compared with the loop the instructions describe, replayed in the judging process from the same
 starting parameters on the same minibatches (the generator fixes the order): 65 or 45 points, so the
 last minibatch is smaller, 2 epochs; parameters within 1e-4, each epoch's train_loss within 1e-5
-relative. The manual loop gets recording stand-ins for net, loss and updater (a loop that calls its own
-functions by name is caught by the counts); the fast loop's starting parameters are read when it creates
-its torch.optim.SGD. Margins over 20 grading seeds (benchmarks/calibrate_linear_regression.py): the reference
-is 0 away from the replay (manual and fast); minibatches in another order move w and b by 1.6e-3 or more
-(16x the tolerance), an epoch loss averaged over batch means is off by 1.2e-2 relative or more, momentum 0.9
-moves the fast net's predictions by 3.6 or more.
+relative. The manual loop gets recording stand-ins for net, loss and updater that are deliberately no
+task's answer (``standins``: the model scales its features and shifts its predictions, each example's loss
+has a weight, each parameter's step a factor, all chosen here in TWIST), and the replay runs the very same
+functions: a loop that calls its own functions by name is caught by the counts and by the replay. The fast
+loop's starting parameters are read when it creates its torch.optim.SGD. Margins over 20 grading seeds
+(benchmarks/calibrate_linear_regression.py, plain pieces): the reference is 0 away from the replay (manual and
+fast); minibatches in another order move w and b by 1.6e-3 or more (16x the tolerance), an epoch loss averaged
+over batch means is off by 1.2e-2 relative or more, momentum 0.9 moves the fast net's predictions by 3.6 or
+more. With TWIST, over the same seeds: the reference is 0 away, another order 4.7e-3 or more (47x).
+
+The judge decides everything, from data: a probe only calls the student's code and brings back what it
+returned and what a caller sees afterwards (values, gradients, the argument it passed), never a verdict
+computed next to the student's code, which that code could rewrite. Requirements about state only the
+student's process holds are judged by their consequences: leaf tensors that require grad by the gradients a
+backward() leaves in .grad (a non-leaf or a tensor without requires_grad keeps None); an in-place SGD step by
+the values and .grad of the very tensors the caller holds after two steps (a rebound name leaves them
+unchanged, gradients not zeroed stay nonzero, a parameter that lost requires_grad fails the next backward());
+new tensors on each call by the gradients of the second pair after a backward() through the first; an
+argument left alone by its value after the call. No correct stand-in (no answer of the lesson) is sent into
+the student's process.
 """
+import inspect
 import math
 import os
 
@@ -128,153 +146,157 @@ def make_data(seed):
 
 
 # ------------------------------------------------------------------------------------------ probes
-def probe_init(ns, num_inputs):
+# Probes only call the student's code and bring back data (values, gradients, what came back); every verdict
+# is made by the graders below, in the judging process.
+def probe_init(ns, num_inputs, X, c):
+    """Two calls of init_linreg_params(num_inputs): what the first returned, and the gradients that the
+    backward() of sum(c * (X w + b)) through the first pair leaves on the tensors of both pairs."""
     import torch
     init = ns.require("init_linreg_params")
     torch.manual_seed(0)
     first = init(num_inputs)
     second = init(num_inputs)
-    if not isinstance(first, (tuple, list)) or len(first) != 2:
-        return {"pair": False, "type": type(first).__name__}
-
-    def describe(t):
-        if not isinstance(t, torch.Tensor):
-            return {"tensor": False, "type": type(t).__name__}
-        return {"tensor": True, "leaf": t.is_leaf, "requires_grad": t.requires_grad, "values": t.detach().clone()}
-
-    w, b = first
-    out = {"pair": True, "w": describe(w), "b": describe(b),
-           "fresh": second[0] is not w and second[1] is not b}
-    if out["w"]["tensor"] and out["b"]["tensor"] and w.requires_grad and b.requires_grad:
-        # Gradients of a loss must reach both tensors.
-        X = torch.randn(5, num_inputs, dtype=w.dtype)
-        ((X @ w + b) ** 2).sum().backward()
-        out["w_grad"] = w.grad is not None
-        out["b_grad"] = b.grad is not None
-    return out
+    try:
+        w, b = first
+        w2, b2 = second
+    except (TypeError, ValueError):
+        return {"first": first}
+    try:
+        ((X.to(w.dtype) @ w + b) * c).sum().backward()
+    except (RuntimeError, TypeError, AttributeError):
+        pass                            # a pair that autograd cannot reach: its gradients stay None
+    grads = [getattr(t, "grad", None) for t in (w, b, w2, b2)]
+    return {"first": first, "grads": [None if g is None else g.clone() for g in grads]}
 
 
 def probe_linreg(ns, X, w, b):
+    """linreg(X, w, b) and the gradients of its sum with respect to w and b."""
     import torch
     linreg = ns.require("linreg")
     w = w.clone().requires_grad_()
     b = b.clone().requires_grad_()
     y_hat = linreg(X, w, b)
-    out = {"y_hat": y_hat.detach().clone() if isinstance(y_hat, torch.Tensor) else y_hat,
-           "graph": isinstance(y_hat, torch.Tensor) and y_hat.requires_grad}
-    if out["graph"]:
+    try:
         y_hat.sum().backward()
-        out["w_grad"] = None if w.grad is None else w.grad.clone()
-        out["b_grad"] = None if b.grad is None else b.grad.clone()
-    return out
+    except (RuntimeError, TypeError, AttributeError):
+        pass                            # not connected to w and b: their gradients stay None
+    return {"y_hat": y_hat, "w_grad": w.grad, "b_grad": b.grad}
 
 
 def probe_squared_loss(ns, y_hat, y):
+    """squared_loss(y_hat, y), the y it was given as it is afterwards, and the gradient of the summed loss."""
     import torch
     loss = ns.require("squared_loss")
     y_hat = y_hat.clone().requires_grad_()
-    y_before = y.clone()
     l = loss(y_hat, y)
-    out = {"loss": l.detach().clone() if isinstance(l, torch.Tensor) else l,
-           "y_unchanged": torch.equal(y, y_before),
-           "graph": isinstance(l, torch.Tensor) and l.requires_grad}
-    if out["graph"]:
+    after = y.clone()
+    try:
         l.sum().backward()
-        out["grad"] = None if y_hat.grad is None else y_hat.grad.clone()
-    return out
+    except (RuntimeError, TypeError, AttributeError):
+        pass
+    return {"loss": l, "y_after": after, "grad": y_hat.grad}
 
 
-def probe_sgd(ns, values, grads, lr, batch_size, steps):
+def probe_sgd(ns, values, grads, lr, batch_size):
+    """Steps of sgd on parameters the caller holds; before each, backward() of sum(g * p) puts the judge's
+    gradients g into p.grad. After each step: the values and .grad of the caller's tensors."""
     import torch
     sgd = ns.require("sgd")
-    params = [v.clone().requires_grad_() for v in values]
-    originals = list(params)
-    history = []
-    for step in range(steps):
-        for p, g in zip(params, grads[step]):
-            p.grad = g.clone()
-        passed = list(params)
-        result = sgd(passed, lr, batch_size)
-        history.append({
-            "same_objects": all(a is b for a, b in zip(passed, originals)) and len(passed) == len(originals),
-            "leaf": [p.is_leaf for p in originals],
-            "requires_grad": [p.requires_grad for p in originals],
-            "values": [p.detach().clone() for p in originals],
-            "grad_zero": [p.grad is None or bool((p.grad == 0).all()) for p in originals],
-            "returned_none": result is None,
-        })
-    return history
+    held = [v.clone().requires_grad_() for v in values]
+    steps = []
+    for step_grads in grads:
+        try:
+            sum((g * p).sum() for p, g in zip(held, step_grads)).backward()
+        except RuntimeError as exc:     # no tensor that autograd reaches any more
+            return {"steps": steps, "backward_error": str(exc)}
+        sgd(list(held), lr, batch_size)
+        steps.append({"values": [p.detach().clone() for p in held],
+                      "grads": [None if p.grad is None else p.grad.clone() for p in held]})
+    return {"steps": steps}
 
 
-_REFERENCE_PIECES = '''
-def ref_linreg(X, w, b):
-    return X @ w + b
+def standins(twist, calls=None):
+    """(net, loss, updater) for train_linreg, shaped like the lesson's but each with a twist chosen by the judge,
+    so that none is an answer to a task: the model reads its features scaled and shifts its predictions, each
+    example's loss is weighted by 1 + bend * tanh(target)**2, and each parameter's step has a factor of its
+    own (w: factors[0], b: factors[1]). The judge's replay calls these very functions; the probes get their
+    source. ``calls`` (optional) counts the calls of each."""
+    import torch
+    scale, shift, bend, factors = twist["scale"], twist["shift"], twist["bend"], twist["factors"]
 
-def ref_loss(y_hat, y):
-    return (y_hat - y.reshape(y_hat.shape)) ** 2 / 2
+    def net(X, w, b):
+        if calls is not None:
+            calls["net"] += 1
+        return torch.matmul(X, w * scale.to(w.dtype)) + b + shift
 
-def ref_sgd(params, lr, batch_size):
-    with torch.no_grad():
-        for p in params:
-            if p.grad is not None:
-                p -= lr * p.grad / batch_size
+    def loss(y_hat, y):
+        if calls is not None:
+            calls["loss"] += 1
+        target = y.reshape(y_hat.shape).to(y_hat.dtype)
+        weight = 1 + bend * torch.tanh(target) ** 2
+        return weight * (y_hat - target) ** 2 / 2
+
+    def updater(params, lr, batch_size):
+        if calls is not None:
+            calls["updater"].append([float(lr), float(batch_size)])
+        with torch.no_grad():
+            for p in params:
+                factor = factors[0] if p.dim() == 2 else factors[1]
+                p.sub_(p.grad * (factor * lr / batch_size))
                 p.grad.zero_()
-'''
+
+    return net, loss, updater
 
 
-def probe_train_linreg(ns, X, y, lr, num_epochs, batch_size, seed, pieces):
+def probe_train_linreg(ns, X, y, w0, b0, lr, num_epochs, batch_size, seed, pieces, twist, probe_grads):
+    """train_linreg from (w0, b0) with the stand-ins of ``pieces``: the w and b the caller holds afterwards, the
+    history, the calls of the stand-ins, and the gradients that the backward() of sum(g_w * w) + sum(g_b * b)
+    leaves on w and b after training."""
     import torch
     train = ns.require("train_linreg")
-    scope = {"torch": torch}
-    exec(pieces, scope)  # reference model, loss and updater: this task judges the loop alone
+    scope = {}
+    exec(pieces, scope)
+    calls = {"net": 0, "loss": 0, "updater": []}
+    net, loss, updater = scope["standins"](twist, calls)
+    w = w0.clone().requires_grad_()
+    b = b0.clone().requires_grad_()
     torch.manual_seed(seed)
-    w = torch.normal(0.0, 0.01, size=(X.shape[1], 1), requires_grad=True)
-    b = torch.zeros(1, requires_grad=True)
-    w_start, b_start = w.detach().clone(), b.detach().clone()
-    history = train(w, b, X, y, lr, num_epochs, batch_size, net=scope["ref_linreg"], loss=scope["ref_loss"],
-                    updater=scope["ref_sgd"], generator=torch.Generator().manual_seed(seed))
-    out = {"w": w.detach().clone(), "b": b.detach().clone(),
-           "moved": not (torch.equal(w.detach(), w_start) and torch.equal(b.detach(), b_start)),
-           "leaf": w.is_leaf and b.is_leaf, "history_type": type(history).__name__}
-    if isinstance(history, dict):
-        losses = history.get("train_loss")
-        out["keys"] = sorted(str(k) for k in history)
-        if isinstance(losses, (list, tuple)):
-            out["train_loss"] = [float(v) for v in losses]
+    history = train(w, b, X, y, lr, num_epochs, batch_size, net=net, loss=loss, updater=updater,
+                    generator=torch.Generator().manual_seed(seed))
+    out = {"w": w.detach().clone(), "b": b.detach().clone(), "history": history, "calls": calls}
+    w.grad, b.grad = None, None
+    try:
+        ((w * probe_grads[0]).sum() + (b * probe_grads[1]).sum()).backward()
+    except RuntimeError:
+        pass                            # neither requires grad any more: both gradients stay None
+    out["grads"] = [w.grad, b.grad]
     return out
 
 
 def probe_train_fast(ns, X, y, X_test, lr, num_epochs, batch_size, seed):
+    """train_linreg_fast: the trained net's outputs for X_test and the history, or the type name of what came
+    back when it is not two things."""
     import torch
     train = ns.require("train_linreg_fast")
     torch.manual_seed(seed)
     result = train(X, y, lr, num_epochs, batch_size, generator=torch.Generator().manual_seed(seed))
-    if not isinstance(result, (tuple, list)) or len(result) != 2:
-        return {"pair": False, "type": type(result).__name__}
-    net, history = result
+    try:
+        net, history = result
+    except (TypeError, ValueError):
+        return {"returned": type(result).__name__}   # not two things: only its name can come back
     if hasattr(net, "eval"):
         net.eval()
     with torch.no_grad():
         y_hat = net(X_test)
-    out = {"pair": True, "y_hat": y_hat.detach().clone(), "history_type": type(history).__name__}
-    if isinstance(history, dict):
-        losses = history.get("train_loss")
-        out["keys"] = sorted(str(k) for k in history)
-        if isinstance(losses, (list, tuple)):
-            out["train_loss"] = [float(v) for v in losses]
-    return out
+    return {"y_hat": y_hat, "history": history}
 
 
 def probe_init_sigma(ns, num_inputs, sigma):
-    """w and b from init_linreg_params(num_inputs) (sigma None) or init_linreg_params(num_inputs, sigma=sigma)."""
+    """What init_linreg_params(num_inputs) (sigma None) or init_linreg_params(num_inputs, sigma=sigma) returns."""
     import torch
     init = ns.require("init_linreg_params")
     torch.manual_seed(1)
-    result = init(num_inputs) if sigma is None else init(num_inputs, sigma=sigma)
-    if not isinstance(result, (tuple, list)) or len(result) != 2 or not all(
-            isinstance(t, torch.Tensor) for t in result):
-        return {"error": f"returned a {type(result).__name__}, not a tuple of two tensors (w, b)"}
-    return {"w": result[0].detach().clone(), "b": result[1].detach().clone()}
+    return init(num_inputs) if sigma is None else init(num_inputs, sigma=sigma)
 
 
 def make_trace_data(seed, n):
@@ -283,41 +305,6 @@ def make_trace_data(seed, n):
     X = torch.randn(n, 3, generator=gen)
     y = (X.double() @ TRUE_W + TRUE_B + 0.3 * torch.randn(n, generator=gen, dtype=torch.float64)).float()
     return X, y.reshape(-1, 1)
-
-
-def probe_train_linreg_traced(ns, X, y, w0, b0, lr, num_epochs, batch_size, seed, pieces):
-    """train_linreg with recording stand-ins for net, loss and updater; returns w, b, history and the calls."""
-    import torch
-    train = ns.require("train_linreg")
-    scope = {"torch": torch}
-    exec(pieces, scope)
-    calls = {"net": 0, "loss": 0, "updater": []}
-
-    def net(X, w, b):
-        calls["net"] += 1
-        return scope["ref_linreg"](X, w, b)
-
-    def loss(y_hat, y):
-        calls["loss"] += 1
-        return scope["ref_loss"](y_hat, y)
-
-    def updater(params, lr, batch_size):
-        calls["updater"].append([float(lr), float(batch_size)])
-        return scope["ref_sgd"](params, lr, batch_size)
-
-    w = w0.clone().requires_grad_()
-    b = b0.clone().requires_grad_()
-    torch.manual_seed(seed)
-    history = train(w, b, X, y, lr, num_epochs, batch_size, net=net, loss=loss, updater=updater,
-                    generator=torch.Generator().manual_seed(seed))
-    out = {"w": w.detach().clone(), "b": b.detach().clone(), "calls": calls,
-           "history_type": type(history).__name__}
-    if isinstance(history, dict):
-        losses = history.get("train_loss")
-        out["keys"] = sorted(str(k) for k in history)
-        if isinstance(losses, (list, tuple)):
-            out["train_loss"] = [float(v) for v in losses]
-    return out
 
 
 def probe_train_fast_traced(ns, X, y, X_eval, lr, num_epochs, batch_size, seed):
@@ -347,30 +334,56 @@ def probe_train_fast_traced(ns, X, y, X_eval, lr, num_epochs, batch_size, seed):
         torch.optim.SGD = real_sgd
         for name in aliases:
             ns.globals[name] = real_sgd
-    if not isinstance(result, (tuple, list)) or len(result) != 2:
-        return {"pair": False, "type": type(result).__name__}
-    net, history = result
+    try:
+        net, history = result
+    except (TypeError, ValueError):
+        return {"returned": type(result).__name__, "created": created}
     if hasattr(net, "eval"):
         net.eval()
     with torch.no_grad():
         y_hat = net(X_eval)
-    out = {"pair": True, "y_hat": y_hat.detach().clone(), "created": created, "history_type": type(history).__name__}
-    if isinstance(history, dict):
-        losses = history.get("train_loss")
-        out["keys"] = sorted(str(k) for k in history)
-        if isinstance(losses, (list, tuple)):
-            out["train_loss"] = [float(v) for v in losses]
-    return out
+    return {"y_hat": y_hat, "history": history, "created": created}
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def _check_history(out, num_epochs, what, threshold):
-    expect(out.get("history_type") == "dict",
+# The stand-ins' twists (see ``standins``) for the manual loop, and PLAIN: no twist, the pieces of the lesson.
+TWIST = {"scale": torch.tensor([[1.25], [0.9], [1.1]]), "shift": 0.4, "bend": 0.5, "factors": [1.2, 0.8]}
+PLAIN = {"scale": torch.ones(3, 1), "shift": 0.0, "bend": 0.0, "factors": [1.0, 1.0]}
+PIECES = inspect.getsource(standins)
+# What the judge asks a loss's backward() to leave in w.grad and b.grad after training (w (3, 1), b (1,)).
+PROBE_GRADS = [torch.tensor([[0.5], [-1.25], [2.0]]), torch.tensor([0.75])]
+
+
+def kind(value):
+    """How a value that came back is named in messages: "a tuple of 3 values", "a dict", "None"."""
+    if value is None:
+        return "None"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)} values"
+    return f"a {type(value).__name__}"
+
+
+def history_losses(history, what):
+    """The numbers of history['train_loss'] from a history that came back, or fail."""
+    expect(isinstance(history, dict),
            f"{what} should return a history dict {{'epoch': [...], 'train_loss': [...]}}, but it returned "
-           f"a {out.get('history_type')}.")
-    losses = out.get("train_loss")
-    expect(losses is not None, f"The history of {what} should have a key 'train_loss' holding a list of "
-                               f"numbers (it has keys {out.get('keys')}).")
+           f"{kind(history)}.")
+    losses = history.get("train_loss")
+    expect(isinstance(losses, (list, tuple)),
+           f"The history of {what} should have a key 'train_loss' holding a list of numbers (it has keys "
+           f"{sorted(str(k) for k in history)}).")
+    values = []
+    for value in losses:
+        number = value.item() if isinstance(value, torch.Tensor) and value.numel() == 1 else value
+        expect(isinstance(number, (int, float)) and not isinstance(number, bool),
+               f"The history of {what} should hold one number per epoch in 'train_loss', but it holds "
+               f"{kind(value)}.")
+        values.append(float(number))
+    return values
+
+
+def _check_history(history, num_epochs, what, threshold):
+    losses = history_losses(history, what)
     expect(len(losses) == num_epochs, f"The history of {what} should hold one train_loss per epoch: "
                                       f"{num_epochs} values for {num_epochs} epochs, not {len(losses)}.")
     expect(all(math.isfinite(v) for v in losses),
@@ -381,12 +394,28 @@ def _check_history(out, num_epochs, what, threshold):
            f"gradient of the batch's mean loss exactly once?")
 
 
-def replay_manual(X, y, w0, b0, lr, num_epochs, batch_size, seed, last_divisor):
-    """The loop of the instructions, in the judging process: (w, b, train_loss per epoch).
+def _check_trained_in_place(out, w0, b0, what):
+    """w and b as the caller holds them after ``what``: changed, and still leaves that require grad."""
+    w = expect_tensor(out["w"], f"w after {what}", shape=tuple(w0.shape))
+    b = expect_tensor(out["b"], f"b after {what}", shape=tuple(b0.shape))
+    expect(not (torch.equal(w, w0) and torch.equal(b, b0)),
+           f"{what} did not change the w and b it was given: the training loop must update those very tensors "
+           f"(through updater), not new ones.")
+    reached = all(g is not None and g.shape == want.shape and torch.allclose(g.double(), want.double())
+                  for g, want in zip(out["grads"], PROBE_GRADS))
+    expect(reached, f"After {what}, w and b should still be leaf tensors that require grad: a loss's backward() "
+                    f"no longer fills their .grad.")
+    return w.double(), b.double()
+
+
+def replay_manual(X, y, w0, b0, lr, num_epochs, batch_size, seed, last_divisor, twist=PLAIN):
+    """The loop of the instructions, in the judging process, with ``standins(twist)`` as net, loss and updater:
+    (w, b, train_loss per epoch).
 
     ``last_divisor``: what the step of a smaller last minibatch is divided by (``"batch_size"`` as the
     instructions write it, or ``"size"``, the minibatch's own size, as a mean loss gives it).
     """
+    net, loss, updater = standins(twist)
     w = w0.clone().requires_grad_()
     b = b0.clone().requires_grad_()
     gen = torch.Generator().manual_seed(seed)
@@ -394,13 +423,9 @@ def replay_manual(X, y, w0, b0, lr, num_epochs, batch_size, seed, last_divisor):
     for _ in range(num_epochs):
         total, count = 0.0, 0
         for X_batch, y_batch in minibatches(X, y, batch_size, generator=gen):
-            l = (X_batch @ w + b - y_batch.reshape(-1, 1)) ** 2 / 2
+            l = loss(net(X_batch, w, b), y_batch)
             l.sum().backward()
-            divisor = batch_size if last_divisor == "batch_size" else len(X_batch)
-            with torch.no_grad():
-                for p in (w, b):
-                    p -= lr * p.grad / divisor
-                    p.grad.zero_()
+            updater([w, b], lr, batch_size if last_divisor == "batch_size" else len(X_batch))
             total += l.sum().item()
             count += l.numel()
         losses.append(total / count)
@@ -445,11 +470,11 @@ def linear_start(created, d, what):
     return weights[0].reshape(1, d), biases[0].reshape(1)
 
 
-def expect_history_matches(out, expected, num_epochs, what, rule):
-    losses = out.get("train_loss")
-    expect(out.get("history_type") == "dict" and losses is not None and len(losses) == num_epochs,
+def expect_history_matches(history, expected, num_epochs, what, rule):
+    losses = history_losses(history, what)
+    expect(len(losses) == num_epochs,
            f"{what} should return a history dict whose 'train_loss' holds one number per epoch "
-           f"({num_epochs} for {num_epochs} epochs).")
+           f"({num_epochs} for {num_epochs} epochs), not {len(losses)}.")
     for epoch, (got, want) in enumerate(zip(losses, expected), start=1):
         expect(math.isfinite(got) and abs(got - want) <= TOL_TRACE_LOSS * max(1.0, abs(want)),
                f"In epoch {epoch}, {what} reports train_loss {got:.6g}, but {rule} is {want:.6g} (relative "
@@ -457,28 +482,42 @@ def expect_history_matches(out, expected, num_epochs, what, rule):
                f"batch by its number of examples, and start each epoch's sum afresh.")
 
 
-# ------------------------------------------------------------------------------------------ graders
+def _fast_parts(out, what):
+    """The trained net's outputs and the history from a fast probe, or fail when what came back is not a pair."""
+    expect("returned" not in out, f"{what} should return two things, a tuple (net, history), but it returned a "
+                                  f"{out.get('returned')}.")
+    return out["y_hat"], out["history"]
+
+
 @pytest.mark.init_linreg_params
 @pytest.mark.parametrize("d", [3, 7])
 def test_init_params(student, d):
-    out = student.probe(probe_init, d, label="`init_linreg_params`")
-    expect(out["pair"], f"init_linreg_params should return a tuple (w, b), not a {out.get('type')}.")
-    for name, shape in (("w", (d, 1)), ("b", (1,))):
-        info = out[name]
-        expect(info["tensor"], f"{name} should be a torch.Tensor, not a {info.get('type')}.")
-        expect_tensor(info["values"], f"{name} from init_linreg_params({d})", shape=shape, dtype=torch.float32,
-                      finite=True)
-        expect(info["requires_grad"], f"{name} should have requires_grad=True, or autograd will not compute "
-                                      f"its gradient.")
-        expect(info["leaf"], f"{name} is not a leaf tensor: it was computed from another tensor that requires "
-                             f"grad (e.g. torch.randn(..., requires_grad=True) * sigma), so its .grad stays "
-                             f"None. Create the values first, then ask for gradients.")
-    expect(out.get("w_grad") and out.get("b_grad"), "A loss's backward() should fill w.grad and b.grad.")
-    biggest = out["w"]["values"].abs().max().item()
+    gen = torch.Generator().manual_seed(20 + d)
+    X = torch.randn(5, d, generator=gen)
+    c = torch.rand(5, 1, generator=gen) + 0.5
+    out = student.probe(probe_init, d, X, c, label="`init_linreg_params`")
+    first = out["first"]
+    expect(isinstance(first, (tuple, list)) and len(first) == 2,
+           f"init_linreg_params should return a tuple (w, b), not {kind(first)}.")
+    expect("grads" in out, "Every call of init_linreg_params should return a tuple (w, b).")
+    for name, value, shape in (("w", first[0], (d, 1)), ("b", first[1], (1,))):
+        expect_tensor(value, f"{name} from init_linreg_params({d})", shape=shape, dtype=torch.float32, finite=True)
+    w_grad, b_grad, second_w_grad, second_b_grad = out["grads"]
+    for name, grad in (("w", w_grad), ("b", b_grad)):
+        expect(grad is not None,
+               f"After a loss's backward(), {name}.grad is still None: {name} should be a leaf tensor with "
+               f"requires_grad=True, or autograd does not fill its gradient. Ask for gradients when you create it, "
+               f"and create the values first: a tensor computed from one that requires grad (e.g. "
+               f"torch.randn(..., requires_grad=True) * sigma) is not a leaf.")
+    expect_close(w_grad, X.double().T @ c.double(), f"the gradient that a loss's backward() leaves in w.grad "
+                 f"(w from init_linreg_params({d}))", rtol=1e-5, atol=1e-5)
+    expect_close(b_grad, c.double().sum().reshape(1), f"the gradient that a loss's backward() leaves in b.grad "
+                 f"(b from init_linreg_params({d}))", rtol=1e-5, atol=1e-5)
+    biggest = first[0].abs().max().item()
     expect(biggest <= 1.0, f"w should start small (the instructions use N(0, 0.01^2)); its largest entry "
                            f"is {biggest:.3g} (allowed: at most 1 in absolute value).")
-    expect(out["fresh"], "Each call of init_linreg_params should create new tensors, not return the same "
-                         "ones again.")
+    expect(all(g is None or not g.any() for g in (second_w_grad, second_b_grad)),
+           "Each call of init_linreg_params should create new tensors, not return the same ones again.")
 
 
 @pytest.mark.linreg
@@ -492,10 +531,9 @@ def test_linreg(student, dtype):
     y_hat = expect_tensor(out["y_hat"], "linreg(X, w, b)", shape=(37, 1), dtype=dtype)
     tol = {"rtol": 1e-10, "atol": 1e-10} if dtype == torch.float64 else {"rtol": 1e-5, "atol": 1e-5}
     expect_close(y_hat, X.double() @ w.double() + b.double(), f"linreg(X, w, b) with X (37, 3) in {dtype}", **tol)
-    expect(out["graph"], "linreg's output is not connected to w and b: use tensor operations on them "
-                         "(no .detach(), .numpy() or .item()), so that autograd can compute gradients.")
     expect(out["w_grad"] is not None and out["b_grad"] is not None,
-           "Gradients of linreg's output should reach both w and b.")
+           "linreg's output is not connected to both w and b: use tensor operations on them (no .detach(), "
+           ".numpy() or .item()), so that autograd can compute their gradients.")
     expect_close(out["w_grad"], X.double().sum(dim=0, keepdim=True).T, "the gradient of sum(linreg(X, w, b)) "
                  "with respect to w", **tol)
     expect_close(out["b_grad"], torch.tensor([37.0], dtype=torch.float64),
@@ -514,9 +552,14 @@ def test_squared_loss(student, y_shape):
     expect_tensor(out["loss"], what, shape=(37, 1))
     expect_close(out["loss"], (y_hat - y) ** 2 / 2, what + " (one loss (y_hat - y)**2 / 2 per example)",
                  rtol=1e-10, atol=1e-12)
-    expect(out["y_unchanged"], "squared_loss should not change its argument y.")
-    expect(out["graph"] and out["grad"] is not None, "The loss should be differentiable with respect to y_hat "
-                                                     "(use tensor operations only).")
+    after = out["y_after"]
+    same_shape = tuple(after.shape) == tuple(sent.shape)
+    changed = f"has shape {tuple(after.shape)} instead of {tuple(sent.shape)}" if not same_shape else "holds other values"
+    expect(same_shape and torch.equal(after, sent),
+           f"squared_loss should not change its argument y, but after the call y {changed}: make a new tensor "
+           f"(y.reshape(...) into a new name, no in-place operation on y or on a view of it).")
+    expect(out["grad"] is not None, "The loss should be differentiable with respect to y_hat (use tensor "
+                                    "operations only).")
     expect_close(out["grad"], y_hat - y, "the gradient of the summed squared loss with respect to y_hat",
                  rtol=1e-10, atol=1e-12)
 
@@ -528,44 +571,43 @@ def test_sgd_updates_in_place(student):
     values = [torch.randn(s, generator=gen) for s in shapes]
     grads = [[torch.randn(s, generator=gen) for s in shapes] for _ in range(2)]
     lr, batch_size = 0.1, 5
-    steps = student.probe(probe_sgd, values, grads, lr, batch_size, 2, label="`sgd`")
+    out = student.probe(probe_sgd, values, grads, lr, batch_size, label="`sgd`")
+    steps = out["steps"]
     expected = [v.double() for v in values]
     for k, step in enumerate(steps, start=1):
         when = "after one step" if k == 1 else "after a second step"
-        expect(step["same_objects"], "sgd should update the tensors in the list it is given, not replace them "
-                                     "by new tensors.")
         expected = [e - lr * g.double() / batch_size for e, g in zip(expected, grads[k - 1])]
-        for i, (value, leaf, req) in enumerate(zip(step["values"], step["leaf"], step["requires_grad"])):
-            expect(req, f"A parameter lost requires_grad {when}: update it in place under torch.no_grad() "
-                        f"(or through .data) instead of creating a new tensor.")
-            expect(leaf, f"A parameter is no longer a leaf tensor {when}: the update was recorded by autograd. "
-                         f"Update in place under torch.no_grad() (or through .data).")
-            expect_close(value, expected[i], f"parameter {i} of shape {tuple(value.shape)} {when} "
+        for i, value in enumerate(step["values"]):
+            expect_close(value, expected[i], f"parameter {i} of shape {tuple(expected[i].shape)} {when} "
                          f"(should be p - lr * p.grad / batch_size, changed in place: rebinding a name, "
                          f"p = p - ..., changes nothing for the caller)", rtol=1e-5, atol=1e-6)
-        expect(all(step["grad_zero"]), f"The gradients should be zero (or None) {when}: backward() adds to .grad, "
-                                       f"so gradients that are not cleared pile up from step to step.")
+        expect(all(g is None or not g.any() for g in step["grads"]),
+               f"The gradients should be zero (or None) {when}: backward() adds to .grad, so gradients that are "
+               f"not cleared pile up from step to step.")
+    expect(len(steps) == len(grads),
+           f"After {len(steps)} step(s) of sgd, a loss's backward() through the parameters fails "
+           f"({out.get('backward_error', '')[:120]}): the parameters should stay leaf tensors that require grad. "
+           f"Update them in place under torch.no_grad() (or through .data), and leave requires_grad as it is.")
 
 
 @pytest.mark.train_linreg
 def test_train_linreg_recovers_parameters(student):
     seed = grading_seed()
     X, y, _, _ = make_data(seed)
-    out = student.probe(probe_train_linreg, X, y, MANUAL_LR, MANUAL_EPOCHS, MANUAL_BATCH, seed,
-                        _REFERENCE_PIECES, label="`train_linreg`")
-    expect(out["leaf"], "After train_linreg, w and b should still be leaf tensors.")
-    expect(out["moved"], "train_linreg did not change the w and b it was given: the training loop must update "
-                         "those very tensors (through updater), not new ones.")
-    _check_history(out, MANUAL_EPOCHS, "train_linreg", TOL_LOSS)
-    w = out["w"].double().reshape(-1)
+    w0, b0 = 0.01 * torch.randn(3, 1, generator=torch.Generator().manual_seed(4500 + seed)), torch.zeros(1)
+    out = student.probe(probe_train_linreg, X, y, w0, b0, MANUAL_LR, MANUAL_EPOCHS, MANUAL_BATCH, seed, PIECES,
+                        TWIST, PROBE_GRADS, label="`train_linreg`")
+    w, b = _check_trained_in_place(out, w0, b0, "train_linreg")
+    _check_history(out["history"], MANUAL_EPOCHS, "train_linreg", TOL_LOSS)
     if not torch.isfinite(w).all():
         fail("w became inf or NaN during training.")
-    w_err = (w - TRUE_W).abs().max().item()
-    b_err = abs(out["b"].double().reshape(-1)[0].item() - TRUE_B)
+    # the net given to train_linreg reads its features scaled and shifts its predictions (``standins``)
+    w_err = (w.reshape(-1) * TWIST["scale"].double().reshape(-1) - TRUE_W).abs().max().item()
+    b_err = abs(b.reshape(-1)[0].item() + TWIST["shift"] - TRUE_B)
     expect(w_err <= TOL_W and b_err <= TOL_B,
            f"After {MANUAL_EPOCHS} epochs (lr {MANUAL_LR}, batch size {MANUAL_BATCH}) on data made with known "
-           f"parameters, w and b are off by up to {max(w_err, b_err):.3g}; a correct loop gets within "
-           f"{TOL_W:g} (tolerance).")
+           f"parameters, the model trained (the net given to train_linreg, with your w and b) is off from them by "
+           f"up to {max(w_err, b_err):.3g}; a correct loop gets within {TOL_W:g} (tolerance).")
 
 
 @pytest.mark.train_linreg_fast
@@ -574,9 +616,9 @@ def test_train_linreg_fast_predicts(student):
     X, y, X_test, y_test = make_data(seed)
     out = student.probe(probe_train_fast, X, y, X_test, FAST_LR, FAST_EPOCHS, FAST_BATCH, seed,
                         label="`train_linreg_fast`")
-    expect(out["pair"], f"train_linreg_fast should return a tuple (net, history), not a {out.get('type')}.")
-    y_hat = expect_tensor(out["y_hat"], f"net(X) for X of shape ({N_TEST}, 3)", shape=(N_TEST, 1))
-    _check_history(out, FAST_EPOCHS, "train_linreg_fast", TOL_FAST_LOSS)
+    y_hat, history = _fast_parts(out, "train_linreg_fast")
+    y_hat = expect_tensor(y_hat, f"net(X) for X of shape ({N_TEST}, 3)", shape=(N_TEST, 1))
+    _check_history(history, FAST_EPOCHS, "train_linreg_fast", TOL_FAST_LOSS)
     if not torch.isfinite(y_hat).all():
         fail("The trained net predicts inf or NaN: training diverged.")
     err = (y_hat.double() - y_test).abs().max().item()
@@ -592,10 +634,10 @@ def test_init_uses_sigma(student, sigma):
     d = 4000
     call = f"init_linreg_params({d})" if sigma is None else f"init_linreg_params({d}, sigma={sigma})"
     out = student.probe(probe_init_sigma, d, sigma, label="`init_linreg_params`")
-    if "error" in out:
-        fail(f"{call} {out['error']}.")
-    w = expect_tensor(out["w"], f"w from {call}", shape=(d, 1), dtype=torch.float32, finite=True).double()
-    b = expect_tensor(out["b"], f"b from {call}", shape=(1,), dtype=torch.float32)
+    expect(isinstance(out, (tuple, list)) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out),
+           f"{call} returned {kind(out)}, not a tuple of two tensors (w, b).")
+    w = expect_tensor(out[0], f"w from {call}", shape=(d, 1), dtype=torch.float32, finite=True).double()
+    b = expect_tensor(out[1], f"b from {call}", shape=(1,), dtype=torch.float32)
     expect(bool((b == 0).all()), f"b from {call} should be zeros, but it is {b.tolist()}.")
     target = 0.01 if sigma is None else sigma
     std, mean = w.std().item(), w.mean().item()
@@ -624,8 +666,8 @@ def _traced_manual(student):
     X, y = make_trace_data(seed, TRACE_N)
     gen = torch.Generator().manual_seed(4000 + seed)
     w0, b0 = 0.01 * torch.randn(3, 1, generator=gen), torch.zeros(1)
-    out = student.probe(probe_train_linreg_traced, X, y, w0, b0, TRACE_LR, TRACE_EPOCHS, TRACE_BATCH, seed,
-                        _REFERENCE_PIECES, label="`train_linreg`")
+    out = student.probe(probe_train_linreg, X, y, w0, b0, TRACE_LR, TRACE_EPOCHS, TRACE_BATCH, seed, PIECES,
+                        TWIST, PROBE_GRADS, label="`train_linreg`")
     return X, y, w0, b0, seed, out
 
 
@@ -652,7 +694,8 @@ def test_train_linreg_follows_the_method(student):
                      expect_tensor(out["b"], "b after train_linreg", shape=(1,)).reshape(-1)]).double()
     worst, losses = math.inf, None
     for last_divisor in ("batch_size", "size"):
-        w, b, replayed = replay_manual(X, y, w0, b0, TRACE_LR, TRACE_EPOCHS, TRACE_BATCH, seed, last_divisor)
+        w, b, replayed = replay_manual(X, y, w0, b0, TRACE_LR, TRACE_EPOCHS, TRACE_BATCH, seed, last_divisor,
+                                       TWIST)
         want = torch.cat([w.reshape(-1), b.reshape(-1)]).double()
         error = (got - want).abs().max().item() if torch.isfinite(got).all() else math.inf
         if losses is None or error < worst:
@@ -663,7 +706,7 @@ def test_train_linreg_follows_the_method(student):
            f"start (tolerance {TOL_TRACE_PARAMS:g}). Check that you iterate over "
            f"minibatches(X, y, batch_size, generator=generator) (the generator fixes their order), call "
            f"backward() on the sum of the per-example losses, and step once per minibatch.")
-    expect_history_matches(out, losses, TRACE_EPOCHS, "train_linreg",
+    expect_history_matches(out["history"], losses, TRACE_EPOCHS, "train_linreg",
                            "the mean per-example loss over that epoch's minibatches")
 
 
@@ -674,7 +717,7 @@ def test_train_linreg_fast_follows_the_method(student):
     X_eval = torch.randn(50, 3, generator=torch.Generator().manual_seed(5000 + seed))
     out = student.probe(probe_train_fast_traced, X, y, X_eval, FAST_TRACE_LR, TRACE_EPOCHS, FAST_TRACE_BATCH, seed,
                         label="`train_linreg_fast`")
-    expect(out["pair"], f"train_linreg_fast should return a tuple (net, history), not a {out.get('type')}.")
+    y_hat, history = _fast_parts(out, "train_linreg_fast")
     created = out["created"]
     weight, bias = linear_start(created, 3, "train_linreg_fast")
     opts = created[-1]
@@ -686,7 +729,7 @@ def test_train_linreg_fast_follows_the_method(student):
                               seed)
     with torch.no_grad():
         want = net(X_eval).double()
-    got = expect_tensor(out["y_hat"], "the trained net's predictions for 50 inputs", shape=(50, 1)).double()
+    got = expect_tensor(y_hat, "the trained net's predictions for 50 inputs", shape=(50, 1)).double()
     worst = (got - want).abs().max().item() if torch.isfinite(got).all() else math.inf
     expect(worst <= TOL_TRACE_PARAMS,
            f"After {TRACE_EPOCHS} epochs on {FAST_TRACE_N} examples (lr {FAST_TRACE_LR}, batch size "
@@ -694,5 +737,5 @@ def test_train_linreg_fast_follows_the_method(student):
            f"the instructions gives from the same starting parameters (tolerance {TOL_TRACE_PARAMS:g}). Check: "
            f"DataLoader(TensorDataset(X, y), batch_size, shuffle=True, generator=generator), nn.MSELoss() "
            f"with its default mean, optimizer.zero_grad() before each backward(), one optimizer.step() per batch.")
-    expect_history_matches(out, losses, TRACE_EPOCHS, "train_linreg_fast",
+    expect_history_matches(history, losses, TRACE_EPOCHS, "train_linreg_fast",
                            "the mean of nn.MSELoss over that epoch's examples")

@@ -6,6 +6,10 @@ points per class, 500 held-out points per class, see ``make_data``):
 - manual loop (lr 0.1, batch 10, 3 epochs, reference model/loss/updater injected): held-out accuracy
   0.911 .. 0.952 (median 0.930), held-out loss 0.151 .. 0.206, last training loss 0.157 .. 0.201;
 - fast (same budget): accuracy 0.912 .. 0.952, held-out loss 0.151 .. 0.205, training loss 0.157 .. 0.201.
+The graders inject the stand-ins of ``standins`` with TWIST instead of the plain model/loss/updater and
+judge the model they train (the twisted net with the trained w and b); the reference's loop with them, over
+the same 20 seeds: accuracy 0.911 .. 0.950 (median 0.928), held-out loss 0.147 .. 0.206, last training loss
+0.161 .. 0.208.
 Thresholds: accuracy >= 0.86 (0.05 below the worst run, about 5 standard errors of a 1000-point
 estimate), held-out loss <= 0.3 and last training loss <= 0.3 (about 0.1 above the worst run).
 Wrong variants: a double sigmoid in the manual loop keeps accuracy (0.904 .. 0.947) and even the held-out
@@ -18,9 +22,20 @@ reference under other seeds (benchmarks/flakiness.py).
 Method checks (no threshold), as in 03: the loops are replayed in the judging process from the same
 starting parameters on the same minibatches (65 or 45 points, so the last minibatch is smaller, 2
 epochs) and compared: parameters or logits within 1e-4, each epoch's train_loss within 1e-5 relative.
+The manual loop gets stand-ins for net, loss and updater that are deliberately no task's answer
+(``standins``: the model scales its features and shifts its logits, each example's loss is weighted by its
+class, each parameter's step has a factor, all chosen here in TWIST); the replay runs the very same functions.
+With TWIST over 20 seeds the reference is 0 away from the replay and another order of the minibatches moves
+w and b by 1.4e-2 or more; the margins below are those of benchmarks/calibrate_logistic_regression.py (plain
+pieces).
 Margins over 20 grading seeds (benchmarks/calibrate_logistic_regression.py): the reference is at most 1.2e-7
 away (manual) and 0 (fast); minibatches in another order move w and b by 1.5e-2 or more, an epoch loss
 averaged over batch means is off by 5.9e-3 relative or more, momentum 0.9 moves the logits by 1.7 or more.
+
+The judge decides everything, from data, as in 03: probes bring back what the student's code returned and
+what a caller sees afterwards (values, the input z after the call, the gradient a backward() leaves, the w and
+b the caller holds after training and the gradients a backward() then leaves on them), never a verdict
+computed next to the student's code; no correct stand-in is sent into the student's process.
 
 Class at the threshold: a probability of exactly 0.5 (a logit of exactly 0) is class 1, as the
 instructions say; binary_accuracy is checked there, and the judge's own accuracy uses logit >= 0.
@@ -35,6 +50,7 @@ linearly to 8-30x its start). The rules of the
 instructions have wide margins on every run: noise of 0.2% on the losses of slow runs, 2% on healthy
 ones, 5-10% on gradient norms.
 """
+import inspect
 import math
 import os
 
@@ -77,7 +93,7 @@ CONTRACT = {
                                                                  "test_sigmoid_extreme_inputs"],
         "finite values and finite gradients for every finite z, including +-1000": "test_sigmoid_extreme_inputs",
         "differentiable (tensor operations on z)": "test_sigmoid_values_and_shape",
-        "z is not modified": "test_sigmoid_values_and_shape",
+        "z is not modified": ["test_sigmoid_values_and_shape", "test_sigmoid_extreme_inputs"],
         "the exact gradient at z = 0": "not enforced: the instructions present it as a detail; z.abs() gives "
                                        "a valid subgradient there and training is unaffected",
     },
@@ -87,7 +103,7 @@ CONTRACT = {
         "labels (n,) int64 or (n, 1) float": "test_bce_values_shapes_gradients",
         "finite for every finite z, including +-1000": "test_bce_extreme_logits",
         "gradient sigmoid(z) - y with respect to z": ["test_bce_values_shapes_gradients", "test_bce_extreme_logits"],
-        "z is not modified": "test_bce_values_shapes_gradients",
+        "z is not modified": ["test_bce_values_shapes_gradients", "test_bce_extreme_logits"],
     },
     "binary_accuracy": {
         "class 1 when the probability is at least 0.5 (exactly 0.5 is class 1)": "test_binary_accuracy_at_the_threshold",
@@ -155,96 +171,101 @@ def judge_logits(logits, y_test):
 
 
 # ------------------------------------------------------------------------------------------ probes
+# Probes only call the student's code and bring back data (values, gradients, what came back); every verdict
+# is made by the graders below, in the judging process.
 def probe_elementwise(ns, name, z, y=None):
-    """Value and gradient (of the sum) of the student's ``name`` at z (and labels y)."""
+    """The student's ``name`` at z (and labels y): its value, z as it is afterwards, the gradient of the sum."""
     import torch
     fn = ns.require(name)
     z = z.clone().requires_grad_()
-    z_before = z.detach().clone()
     out = fn(z) if y is None else fn(z, y)
-    result = {"value": out.detach().clone() if isinstance(out, torch.Tensor) else out,
-              "graph": isinstance(out, torch.Tensor) and out.requires_grad,
-              "unchanged": torch.equal(z.detach(), z_before)}
-    if result["graph"]:
+    after = z.detach().clone()
+    try:
         out.sum().backward()
-        result["grad"] = None if z.grad is None else z.grad.clone()
-    return result
+    except (RuntimeError, TypeError, AttributeError):
+        pass                            # not connected to z: its gradient stays None
+    return {"value": out, "z_after": after, "grad": z.grad}
 
 
 def probe_accuracy(ns, y_hat, y):
+    """What binary_accuracy(y_hat, y) returns."""
+    return ns.require("binary_accuracy")(y_hat, y)
+
+
+def standins(twist, calls=None):
+    """(net, loss, updater) for train_logreg, shaped like the lesson's but each with a twist chosen by the judge,
+    so that none is an answer to a task: the model reads its features scaled and shifts its logits, each
+    example's binary cross-entropy is weighted by its class (weights[label]), and each parameter's step has a
+    factor of its own (w: factors[0], b: factors[1]). The judge's replay calls these very functions; the probes
+    get their source. ``calls`` (optional) counts the calls of each."""
     import torch
-    value = ns.require("binary_accuracy")(y_hat, y)
-    if isinstance(value, float):
-        return {"kind": "float", "numel": 1, "value": float(value)}
-    if isinstance(value, torch.Tensor):
-        return {"kind": "tensor", "numel": value.numel(),
-                "value": float(value.reshape(-1)[0]) if value.numel() else None}
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return {"kind": "number", "numel": 1, "value": float(value)}
-    return {"kind": type(value).__name__, "numel": 0, "value": None}
+    scale, shift, weights, factors = twist["scale"], twist["shift"], twist["weights"], twist["factors"]
 
+    def net(X, w, b):
+        if calls is not None:
+            calls["net"] += 1
+        return torch.matmul(X, w * scale.to(w.dtype)) + b + shift
 
-_REFERENCE_PIECES = '''
-def ref_linreg(X, w, b):
-    return X @ w + b
+    def loss(z, y):
+        if calls is not None:
+            calls["loss"] += 1
+        t = y.reshape(z.shape).to(z.dtype)
+        weight = weights[0] + (weights[1] - weights[0]) * t
+        return weight * torch.nn.functional.binary_cross_entropy_with_logits(z, t, reduction="none")
 
-def ref_loss(z, y):
-    y = y.reshape(z.shape).to(z.dtype)
-    return torch.nn.functional.binary_cross_entropy_with_logits(z, y, reduction="none")
-
-def ref_sgd(params, lr, batch_size):
-    with torch.no_grad():
-        for p in params:
-            if p.grad is not None:
-                p -= lr * p.grad / batch_size
+    def updater(params, lr, batch_size):
+        if calls is not None:
+            calls["updater"] += 1
+        with torch.no_grad():
+            for p in params:
+                factor = factors[0] if p.dim() == 2 else factors[1]
+                p.sub_(p.grad * (factor * lr / batch_size))
                 p.grad.zero_()
-'''
+
+    return net, loss, updater
 
 
-def probe_train_logreg(ns, X, y, X_test, lr, num_epochs, batch_size, seed, pieces):
+def probe_train_logreg(ns, X, y, w0, b0, lr, num_epochs, batch_size, seed, pieces, twist, probe_grads):
+    """train_logreg from (w0, b0) with the stand-ins of ``pieces``: the w and b the caller holds afterwards, the
+    history, the calls of the stand-ins, and the gradients that the backward() of sum(g_w * w) + sum(g_b * b)
+    leaves on w and b after training."""
     import torch
     train = ns.require("train_logreg")
-    scope = {"torch": torch}
-    exec(pieces, scope)  # reference model, loss and updater: this task judges the loop alone
+    scope = {}
+    exec(pieces, scope)
+    calls = {"net": 0, "loss": 0, "updater": 0}
+    net, loss, updater = scope["standins"](twist, calls)
+    w = w0.clone().requires_grad_()
+    b = b0.clone().requires_grad_()
     torch.manual_seed(seed)
-    w = torch.normal(0.0, 0.01, size=(X.shape[1], 1), requires_grad=True)
-    b = torch.zeros(1, requires_grad=True)
-    w_start, b_start = w.detach().clone(), b.detach().clone()
-    history = train(w, b, X, y, lr, num_epochs, batch_size, net=scope["ref_linreg"], loss=scope["ref_loss"],
-                    updater=scope["ref_sgd"], generator=torch.Generator().manual_seed(seed))
-    with torch.no_grad():
-        logits = X_test @ w + b
-    out = {"logits": logits.clone(), "leaf": w.is_leaf and b.is_leaf,
-           "moved": not (torch.equal(w.detach(), w_start) and torch.equal(b.detach(), b_start))}
-    out["history_type"] = type(history).__name__
-    if isinstance(history, dict):
-        losses = history.get("train_loss")
-        out["keys"] = sorted(str(k) for k in history)
-        if isinstance(losses, (list, tuple)):
-            out["train_loss"] = [float(v) for v in losses]
+    history = train(w, b, X, y, lr, num_epochs, batch_size, net=net, loss=loss, updater=updater,
+                    generator=torch.Generator().manual_seed(seed))
+    out = {"w": w.detach().clone(), "b": b.detach().clone(), "history": history, "calls": calls}
+    w.grad, b.grad = None, None
+    try:
+        ((w * probe_grads[0]).sum() + (b * probe_grads[1]).sum()).backward()
+    except RuntimeError:
+        pass                            # neither requires grad any more: both gradients stay None
+    out["grads"] = [w.grad, b.grad]
     return out
 
 
 def probe_train_fast(ns, X, y, X_test, lr, num_epochs, batch_size, seed):
+    """train_logreg_fast: the trained net's logits for X_test and the history, or the type name of what came
+    back when it is not two things."""
     import torch
     train = ns.require("train_logreg_fast")
     torch.manual_seed(seed)
     result = train(X, y, lr, num_epochs, batch_size, generator=torch.Generator().manual_seed(seed))
-    if not isinstance(result, (tuple, list)) or len(result) != 2:
-        return {"pair": False, "type": type(result).__name__}
-    net, history = result
+    try:
+        net, history = result
+    except (TypeError, ValueError):
+        return {"returned": type(result).__name__}   # not two things: only its name can come back
     if hasattr(net, "eval"):
         net.eval()
     with torch.no_grad():
         logits = net(X_test)
-    out = {"pair": True, "logits": logits.detach().clone()}
-    out["history_type"] = type(history).__name__
-    if isinstance(history, dict):
-        losses = history.get("train_loss")
-        out["keys"] = sorted(str(k) for k in history)
-        if isinstance(losses, (list, tuple)):
-            out["train_loss"] = [float(v) for v in losses]
-    return out
+    return {"logits": logits, "history": history}
 
 
 def make_trace_data(seed, n):
@@ -253,41 +274,6 @@ def make_trace_data(seed, n):
     y = torch.randint(0, 2, (n,), generator=gen)
     X = 0.5 * CENTERS[y] + torch.randn(n, 3, generator=gen)
     return X, y
-
-
-def probe_train_logreg_traced(ns, X, y, w0, b0, lr, num_epochs, batch_size, seed, pieces):
-    """train_logreg with recording stand-ins for net, loss and updater; returns w, b, history and the calls."""
-    import torch
-    train = ns.require("train_logreg")
-    scope = {"torch": torch}
-    exec(pieces, scope)
-    calls = {"net": 0, "loss": 0, "updater": 0}
-
-    def net(X, w, b):
-        calls["net"] += 1
-        return scope["ref_linreg"](X, w, b)
-
-    def loss(z, y):
-        calls["loss"] += 1
-        return scope["ref_loss"](z, y)
-
-    def updater(params, lr, batch_size):
-        calls["updater"] += 1
-        return scope["ref_sgd"](params, lr, batch_size)
-
-    w = w0.clone().requires_grad_()
-    b = b0.clone().requires_grad_()
-    torch.manual_seed(seed)
-    history = train(w, b, X, y, lr, num_epochs, batch_size, net=net, loss=loss, updater=updater,
-                    generator=torch.Generator().manual_seed(seed))
-    out = {"w": w.detach().clone(), "b": b.detach().clone(), "calls": calls,
-           "history_type": type(history).__name__}
-    if isinstance(history, dict):
-        losses = history.get("train_loss")
-        out["keys"] = sorted(str(k) for k in history)
-        if isinstance(losses, (list, tuple)):
-            out["train_loss"] = [float(v) for v in losses]
-    return out
 
 
 def probe_train_fast_traced(ns, X, y, X_eval, lr, num_epochs, batch_size, seed):
@@ -317,44 +303,68 @@ def probe_train_fast_traced(ns, X, y, X_eval, lr, num_epochs, batch_size, seed):
         torch.optim.SGD = real_sgd
         for name in aliases:
             ns.globals[name] = real_sgd
-    if not isinstance(result, (tuple, list)) or len(result) != 2:
-        return {"pair": False, "type": type(result).__name__}
-    net, history = result
+    try:
+        net, history = result
+    except (TypeError, ValueError):
+        return {"returned": type(result).__name__, "created": created}
     if hasattr(net, "eval"):
         net.eval()
     with torch.no_grad():
         logits = net(X_eval)
-    out = {"pair": True, "logits": logits.detach().clone(), "created": created,
-           "history_type": type(history).__name__}
-    if isinstance(history, dict):
-        losses = history.get("train_loss")
-        out["keys"] = sorted(str(k) for k in history)
-        if isinstance(losses, (list, tuple)):
-            out["train_loss"] = [float(v) for v in losses]
-    return out
+    return {"logits": logits, "history": history, "created": created}
 
 
 def probe_diagnose(ns, runs):
-    """diagnose_training(history) for each run; returns each label (or the type name of what came back)."""
+    """What diagnose_training(history) returns for each run."""
     diagnose = ns.require("diagnose_training")
     labels = []
     for run in runs:
         history = {"epoch": list(range(1, len(run["train_loss"]) + 1)),
                    "train_loss": [float(v) for v in run["train_loss"]],
                    "grad_norm": [float(v) for v in run["grad_norm"]]}
-        label = diagnose(history)
-        labels.append(label if isinstance(label, str) else f"a {type(label).__name__}")
+        labels.append(diagnose(history))
     return labels
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def _check_history(out, num_epochs, what):
-    expect(out.get("history_type") == "dict",
+# The stand-ins' twists (see ``standins``) for the manual loop, and PLAIN: no twist, the pieces of the lesson.
+TWIST = {"scale": torch.tensor([[1.2], [0.9], [1.1]]), "shift": 0.3, "weights": [0.9, 1.2], "factors": [1.2, 0.8]}
+PLAIN = {"scale": torch.ones(3, 1), "shift": 0.0, "weights": [1.0, 1.0], "factors": [1.0, 1.0]}
+PIECES = inspect.getsource(standins)
+# What the judge asks a loss's backward() to leave in w.grad and b.grad after training (w (3, 1), b (1,)).
+PROBE_GRADS = [torch.tensor([[0.5], [-1.25], [2.0]]), torch.tensor([0.75])]
+
+
+def kind_of(value):
+    """How a value that came back is named in messages: "a tuple of 3 values", "a dict", "None"."""
+    if value is None:
+        return "None"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)} values"
+    return f"a {type(value).__name__}"
+
+
+def history_losses(history, what):
+    """The numbers of history['train_loss'] from a history that came back, or fail."""
+    expect(isinstance(history, dict),
            f"{what} should return a history dict {{'epoch': [...], 'train_loss': [...]}}, but it returned "
-           f"a {out.get('history_type')}.")
-    losses = out.get("train_loss")
-    expect(losses is not None, f"The history of {what} should have a key 'train_loss' holding a list of "
-                               f"numbers (it has keys {out.get('keys')}).")
+           f"{kind_of(history)}.")
+    losses = history.get("train_loss")
+    expect(isinstance(losses, (list, tuple)),
+           f"The history of {what} should have a key 'train_loss' holding a list of numbers (it has keys "
+           f"{sorted(str(k) for k in history)}).")
+    values = []
+    for value in losses:
+        number = value.item() if isinstance(value, torch.Tensor) and value.numel() == 1 else value
+        expect(isinstance(number, (int, float)) and not isinstance(number, bool),
+               f"The history of {what} should hold one number per epoch in 'train_loss', but it holds "
+               f"{kind_of(value)}.")
+        values.append(float(number))
+    return values
+
+
+def _check_history(history, num_epochs, what):
+    losses = history_losses(history, what)
     expect(len(losses) == num_epochs, f"The history of {what} should hold one train_loss per epoch: "
                                       f"{num_epochs} values for {num_epochs} epochs, not {len(losses)}.")
     expect(all(math.isfinite(v) for v in losses),
@@ -382,12 +392,42 @@ def _check_outcome(logits, y_test, what, settings):
            f"sigmoid applied exactly once, inside the loss?")
 
 
-def replay_manual(X, y, w0, b0, lr, num_epochs, batch_size, seed, last_divisor):
-    """The loop of the instructions, in the judging process: (w, b, train_loss per epoch).
+def _check_trained_in_place(out, w0, b0, what):
+    """w and b as the caller holds them after ``what``: changed, and still leaves that require grad."""
+    w = expect_tensor(out["w"], f"w after {what}", shape=tuple(w0.shape))
+    b = expect_tensor(out["b"], f"b after {what}", shape=tuple(b0.shape))
+    expect(not (torch.equal(w, w0) and torch.equal(b, b0)),
+           f"{what} did not change the w and b it was given: the training loop must update those very tensors "
+           f"(through updater), not new ones.")
+    reached = all(g is not None and g.shape == want.shape and torch.allclose(g.double(), want.double())
+                  for g, want in zip(out["grads"], PROBE_GRADS))
+    expect(reached, f"After {what}, w and b should still be leaf tensors that require grad: a loss's backward() "
+                    f"no longer fills their .grad.")
+    return w, b
+
+
+def _fast_parts(out, what):
+    """The trained net's logits and the history from a fast probe, or fail when what came back is not a pair."""
+    expect("returned" not in out, f"{what} should return two things, a tuple (net, history), but it returned a "
+                                  f"{out.get('returned')}.")
+    return out["logits"], out["history"]
+
+
+def _check_input_unchanged(out, z, what):
+    after = out["z_after"]
+    expect(after.dtype == z.dtype and tuple(after.shape) == tuple(z.shape) and torch.equal(after, z),
+           f"{what} should not change its input z, but after the call z holds other values: compute new "
+           f"tensors instead of changing z in place (through .data or under torch.no_grad()).")
+
+
+def replay_manual(X, y, w0, b0, lr, num_epochs, batch_size, seed, last_divisor, twist=PLAIN):
+    """The loop of the instructions, in the judging process, with ``standins(twist)`` as net, loss and updater:
+    (w, b, train_loss per epoch).
 
     ``last_divisor``: what the step of a smaller last minibatch is divided by (``"batch_size"`` as the
     instructions write it, or ``"size"``, the minibatch's own size, as a mean loss gives it).
     """
+    net, loss, updater = standins(twist)
     w = w0.clone().requires_grad_()
     b = b0.clone().requires_grad_()
     gen = torch.Generator().manual_seed(seed)
@@ -395,15 +435,9 @@ def replay_manual(X, y, w0, b0, lr, num_epochs, batch_size, seed, last_divisor):
     for _ in range(num_epochs):
         total, count = 0.0, 0
         for X_batch, y_batch in minibatches(X, y, batch_size, generator=gen):
-            z = X_batch @ w + b
-            l = torch.nn.functional.binary_cross_entropy_with_logits(z, y_batch.reshape(z.shape).to(z.dtype),
-                                                                     reduction="none")
+            l = loss(net(X_batch, w, b), y_batch)
             l.sum().backward()
-            divisor = batch_size if last_divisor == "batch_size" else len(X_batch)
-            with torch.no_grad():
-                for p in (w, b):
-                    p -= lr * p.grad / divisor
-                    p.grad.zero_()
+            updater([w, b], lr, batch_size if last_divisor == "batch_size" else len(X_batch))
             total += l.sum().item()
             count += l.numel()
         losses.append(total / count)
@@ -449,11 +483,11 @@ def linear_start(created, d, what):
     return weights[0].reshape(1, d), biases[0].reshape(1)
 
 
-def expect_history_matches(out, expected, num_epochs, what, rule):
-    losses = out.get("train_loss")
-    expect(out.get("history_type") == "dict" and losses is not None and len(losses) == num_epochs,
+def expect_history_matches(history, expected, num_epochs, what, rule):
+    losses = history_losses(history, what)
+    expect(len(losses) == num_epochs,
            f"{what} should return a history dict whose 'train_loss' holds one number per epoch "
-           f"({num_epochs} for {num_epochs} epochs).")
+           f"({num_epochs} for {num_epochs} epochs), not {len(losses)}.")
     for epoch, (got, want) in enumerate(zip(losses, expected), start=1):
         expect(math.isfinite(got) and abs(got - want) <= TOL_TRACE_LOSS * max(1.0, abs(want)),
                f"In epoch {epoch}, {what} reports train_loss {got:.6g}, but {rule} is {want:.6g} (relative "
@@ -516,9 +550,8 @@ def test_sigmoid_values_and_shape(student):
     value = expect_tensor(out["value"], "sigmoid(z) for z of shape (37, 3), float64", shape=(37, 3),
                           dtype=torch.float64)
     expect_close(value, torch.sigmoid(z), "sigmoid(z) in float64", rtol=1e-10, atol=1e-12)
-    expect(out["unchanged"], "sigmoid should not change its input z.")
-    expect(out["graph"] and out.get("grad") is not None, "sigmoid should be differentiable: use tensor "
-                                                         "operations on z only.")
+    _check_input_unchanged(out, z, "sigmoid")
+    expect(out["grad"] is not None, "sigmoid should be differentiable: use tensor operations on z only.")
     mask = z != 0   # at exactly 0, exp(-|z|) formulations have a valid but different subgradient
     s = torch.sigmoid(z)
     expect_close(out["grad"][mask], (s * (1 - s))[mask], "the gradient of sum(sigmoid(z)) in float64",
@@ -533,7 +566,8 @@ def test_sigmoid_extreme_inputs(student):
     zs = ", ".join(f"{v:g}" for v in EXTREMES)
     expect(torch.isfinite(value).all(), f"sigmoid(z) is inf or NaN for some z in [{zs}] (float32).")
     expect_close(value, torch.sigmoid(z.double()), f"sigmoid(z) for z in [{zs}] (float32)", rtol=1e-5, atol=1e-7)
-    grad = out.get("grad")
+    _check_input_unchanged(out, z, "sigmoid")
+    grad = out["grad"]
     expect(grad is not None, "sigmoid should be differentiable: use tensor operations on z only.")
     expect(torch.isfinite(grad).all(),
            f"The gradient of sigmoid is inf or NaN at some z in [{zs}] (float32): exp overflows to inf, and "
@@ -555,8 +589,9 @@ def test_bce_values_shapes_gradients(student, labels):
     t = y.double().reshape(-1, 1)
     expected = torch.nn.functional.binary_cross_entropy_with_logits(z, t, reduction="none")
     expect_close(value, expected, what + " (one loss per example)", rtol=1e-8, atol=1e-10)
-    expect(out["unchanged"], "bce_with_logits should not change its input z.")
-    expect(out["graph"] and out.get("grad") is not None, "The loss should be differentiable with respect to z.")
+    _check_input_unchanged(out, z, "bce_with_logits")
+    expect(out["grad"] is not None, "The loss should be differentiable with respect to z (use tensor operations "
+                                    "on z only).")
     expect_close(out["grad"], torch.sigmoid(z) - t, "the gradient of the summed loss with respect to z "
                  "(should be sigmoid(z) - y)", rtol=1e-8, atol=1e-10)
 
@@ -576,8 +611,10 @@ def test_bce_extreme_logits(student):
     t = y.double().reshape(-1, 1)
     expected = torch.nn.functional.binary_cross_entropy_with_logits(z.double(), t, reduction="none")
     expect_close(value, expected, f"bce_with_logits for logits in [{zs}] (float32)", rtol=1e-5, atol=1e-5)
-    grad = out.get("grad")
-    expect(grad is not None, "The loss should be differentiable with respect to z.")
+    _check_input_unchanged(out, z, "bce_with_logits")
+    grad = out["grad"]
+    expect(grad is not None, "The loss should be differentiable with respect to z (use tensor operations on z "
+                             "only).")
     expect(torch.isfinite(grad).all(), f"The gradient of bce_with_logits is inf or NaN for some logits in "
                                        f"[{zs}] (float32).")
     expect_close(grad, torch.sigmoid(z.double()) - t, f"the gradient of bce_with_logits for logits in [{zs}] "
@@ -595,22 +632,29 @@ def _accuracy_case(shape_p, labels):
     return sent_p, sent_y, expected
 
 
+def _accuracy_number(value, what):
+    """The number binary_accuracy returned (a float, an int or a one-element tensor), or fail."""
+    number = value.item() if isinstance(value, torch.Tensor) and value.numel() == 1 else value
+    expect(isinstance(number, (int, float)) and not isinstance(number, bool),
+           f"{what} should return one number (a float), not {kind_of(value)}"
+           + (f" with {value.numel()} elements" if isinstance(value, torch.Tensor) else "") + ".")
+    return float(number)
+
+
 @pytest.mark.binary_accuracy
 @pytest.mark.parametrize("shape_p,labels", [("(n, 1)", "(n,) int64"), ("(n, 1)", "(n, 1) float"),
                                             ("(n,)", "(n,) int64")])
 def test_binary_accuracy(student, shape_p, labels):
     p, y, expected = _accuracy_case(shape_p, labels)
-    out = student.probe(probe_accuracy, p, y, label="`binary_accuracy`")
+    value = student.probe(probe_accuracy, p, y, label="`binary_accuracy`")
     what = (f"binary_accuracy(y_hat, y) with probabilities y_hat {shape_p.replace('(n', '(37')} and labels "
             f"y {labels.replace('(n', '(37')}")
-    expect(out["numel"] == 1 and out["value"] is not None,
-           f"{what} should return one number (a float), not a {out['kind']}"
-           + (f" with {out['numel']} elements" if out["kind"] == "tensor" else "") + ".")
-    expect(abs(out["value"] - expected) <= 1e-6,
-           f"{what} is {out['value']:.4f}, but the fraction of examples whose class at threshold 0.5 matches "
+    number = _accuracy_number(value, what)
+    expect(abs(number - expected) <= 1e-6,
+           f"{what} is {number:.4f}, but the fraction of examples whose class at threshold 0.5 matches "
            f"the label is {expected:.4f} (tolerance 1e-6).")
-    expect(out["kind"] == "float",
-           f"{what} should return a Python float, but it returned a {out['kind']} holding the right value: "
+    expect(type(value) is float,
+           f"{what} should return a Python float, but it returned {kind_of(value)} holding the right value: "
            f"turn a one-element tensor into a number with .item().")
 
 
@@ -619,28 +663,28 @@ def test_binary_accuracy_at_the_threshold(student):
     p = torch.tensor([0.5, 0.5, 0.5, 0.5, 0.5, 0.1, 0.9, 0.4999], dtype=torch.float64).reshape(-1, 1)
     y = torch.tensor([1, 1, 1, 1, 0, 0, 1, 0])
     expected = 7 / 8
-    out = student.probe(probe_accuracy, p, y, label="`binary_accuracy`")
+    value = student.probe(probe_accuracy, p, y, label="`binary_accuracy`")
     what = "binary_accuracy(y_hat, y) with probabilities of exactly 0.5 among y_hat"
-    expect(out["numel"] == 1 and out["value"] is not None, f"{what} should return one number (a float), not a "
-                                                            f"{out['kind']}.")
-    expect(abs(out["value"] - expected) <= 1e-6,
-           f"{what} is {out['value']:.4f}, but it should be {expected:.4f} (tolerance 1e-6): a probability of "
+    number = _accuracy_number(value, what)
+    expect(abs(number - expected) <= 1e-6,
+           f"{what} is {number:.4f}, but it should be {expected:.4f} (tolerance 1e-6): a probability of "
            f"exactly 0.5 counts as class 1 (the model predicts class 1 when its probability is at least 0.5).")
-    expect(out["kind"] == "float", f"{what} should return a Python float, not a {out['kind']}.")
+    expect(type(value) is float, f"{what} should return a Python float, not {kind_of(value)}.")
 
 
 @pytest.mark.train_logreg
 def test_train_logreg_outcome(student):
     seed = grading_seed()
     X, y, X_test, y_test = make_data(seed)
-    out = student.probe(probe_train_logreg, X, y, X_test, MANUAL_LR, MANUAL_EPOCHS, MANUAL_BATCH, seed,
-                        _REFERENCE_PIECES, label="`train_logreg`")
-    expect(out["leaf"], "After train_logreg, w and b should still be leaf tensors.")
-    expect(out["moved"], "train_logreg did not change the w and b it was given: the training loop must update "
-                         "those very tensors (through updater), not new ones.")
-    _check_history(out, MANUAL_EPOCHS, "train_logreg")
-    _check_outcome(out["logits"], y_test, "train_logreg",
-                   f"lr {MANUAL_LR}, batch size {MANUAL_BATCH}, {MANUAL_EPOCHS} epochs")
+    w0, b0 = 0.01 * torch.randn(3, 1, generator=torch.Generator().manual_seed(4500 + seed)), torch.zeros(1)
+    out = student.probe(probe_train_logreg, X, y, w0, b0, MANUAL_LR, MANUAL_EPOCHS, MANUAL_BATCH, seed, PIECES,
+                        TWIST, PROBE_GRADS, label="`train_logreg`")
+    w, b = _check_trained_in_place(out, w0, b0, "train_logreg")
+    _check_history(out["history"], MANUAL_EPOCHS, "train_logreg")
+    net, _, _ = standins(TWIST)
+    with torch.no_grad():
+        logits = net(X_test, w, b)      # the model trained: the net given to train_logreg, with w and b
+    _check_outcome(logits, y_test, "train_logreg", f"lr {MANUAL_LR}, batch size {MANUAL_BATCH}, {MANUAL_EPOCHS} epochs")
 
 
 @pytest.mark.train_logreg_fast
@@ -649,11 +693,9 @@ def test_train_logreg_fast_outcome(student):
     X, y, X_test, y_test = make_data(seed)
     out = student.probe(probe_train_fast, X, y, X_test, FAST_LR, FAST_EPOCHS, FAST_BATCH, seed,
                         label="`train_logreg_fast`")
-    expect(out["pair"], f"train_logreg_fast should return a tuple (net, history), not a {out.get('type')}.")
-    _check_history(out, FAST_EPOCHS, "train_logreg_fast")
-    _check_outcome(out["logits"], y_test, "train_logreg_fast",
-                   f"lr {FAST_LR}, batch size {FAST_BATCH}, {FAST_EPOCHS} epochs")
-
+    logits, history = _fast_parts(out, "train_logreg_fast")
+    _check_history(history, FAST_EPOCHS, "train_logreg_fast")
+    _check_outcome(logits, y_test, "train_logreg_fast", f"lr {FAST_LR}, batch size {FAST_BATCH}, {FAST_EPOCHS} epochs")
 
 
 def _traced_manual(student):
@@ -661,8 +703,8 @@ def _traced_manual(student):
     X, y = make_trace_data(seed, TRACE_N)
     gen = torch.Generator().manual_seed(8000 + seed)
     w0, b0 = 0.01 * torch.randn(3, 1, generator=gen), torch.zeros(1)
-    out = student.probe(probe_train_logreg_traced, X, y, w0, b0, TRACE_LR, TRACE_EPOCHS, TRACE_BATCH, seed,
-                        _REFERENCE_PIECES, label="`train_logreg`")
+    out = student.probe(probe_train_logreg, X, y, w0, b0, TRACE_LR, TRACE_EPOCHS, TRACE_BATCH, seed, PIECES,
+                        TWIST, PROBE_GRADS, label="`train_logreg`")
     return X, y, w0, b0, seed, out
 
 
@@ -689,7 +731,8 @@ def test_train_logreg_follows_the_method(student):
                      expect_tensor(out["b"], "b after train_logreg", shape=(1,)).reshape(-1)]).double()
     worst, losses = math.inf, None
     for last_divisor in ("batch_size", "size"):
-        w, b, replayed = replay_manual(X, y, w0, b0, TRACE_LR, TRACE_EPOCHS, TRACE_BATCH, seed, last_divisor)
+        w, b, replayed = replay_manual(X, y, w0, b0, TRACE_LR, TRACE_EPOCHS, TRACE_BATCH, seed, last_divisor,
+                                       TWIST)
         want = torch.cat([w.reshape(-1), b.reshape(-1)]).double()
         error = (got - want).abs().max().item() if torch.isfinite(got).all() else math.inf
         if losses is None or error < worst:
@@ -700,7 +743,7 @@ def test_train_logreg_follows_the_method(student):
            f"start (tolerance {TOL_TRACE_PARAMS:g}). Check that you iterate over "
            f"minibatches(X, y, batch_size, generator=generator) (the generator fixes their order), call "
            f"backward() on the sum of the per-example losses of the logits, and step once per minibatch.")
-    expect_history_matches(out, losses, TRACE_EPOCHS, "train_logreg",
+    expect_history_matches(out["history"], losses, TRACE_EPOCHS, "train_logreg",
                            "the mean per-example loss over that epoch's minibatches")
 
 
@@ -711,7 +754,7 @@ def test_train_logreg_fast_follows_the_method(student):
     X_eval = torch.randn(50, 3, generator=torch.Generator().manual_seed(9000 + seed))
     out = student.probe(probe_train_fast_traced, X, y, X_eval, FAST_TRACE_LR, TRACE_EPOCHS, FAST_TRACE_BATCH, seed,
                         label="`train_logreg_fast`")
-    expect(out["pair"], f"train_logreg_fast should return a tuple (net, history), not a {out.get('type')}.")
+    logits, history = _fast_parts(out, "train_logreg_fast")
     created = out["created"]
     weight, bias = linear_start(created, 3, "train_logreg_fast")
     opts = created[-1]
@@ -723,7 +766,7 @@ def test_train_logreg_fast_follows_the_method(student):
                               FAST_TRACE_BATCH, seed)
     with torch.no_grad():
         want = net(X_eval).double()
-    got = expect_tensor(out["logits"], "the trained net's logits for 50 inputs", shape=(50, 1)).double()
+    got = expect_tensor(logits, "the trained net's logits for 50 inputs", shape=(50, 1)).double()
     worst = (got - want).abs().max().item() if torch.isfinite(got).all() else math.inf
     expect(worst <= TOL_TRACE_PARAMS,
            f"After {TRACE_EPOCHS} epochs on {FAST_TRACE_N} examples (lr {FAST_TRACE_LR}, batch size "
@@ -732,7 +775,7 @@ def test_train_logreg_fast_follows_the_method(student):
            f"DataLoader(TensorDataset(X, targets), batch_size, shuffle=True, generator=generator), "
            f"nn.BCEWithLogitsLoss() with its default mean, gradients cleared before each backward(), one "
            f"optimizer.step() per batch.")
-    expect_history_matches(out, losses, TRACE_EPOCHS, "train_logreg_fast",
+    expect_history_matches(history, losses, TRACE_EPOCHS, "train_logreg_fast",
                            "the mean loss over that epoch's examples")
 
 
@@ -741,7 +784,7 @@ def test_diagnose_returns_a_label(student):
     runs = [run for kind in DIAGNOSES for run in make_runs(kind, grading_seed())[:1]]
     labels = student.probe(probe_diagnose, runs, label="`diagnose_training`")
     for label in labels:
-        expect(label in DIAGNOSES, f"diagnose_training should return one of the strings "
+        expect(isinstance(label, str) and label in DIAGNOSES, f"diagnose_training should return one of the strings "
                                    f"{', '.join(repr(d) for d in DIAGNOSES)}, but it returned {label!r}.")
 
 
