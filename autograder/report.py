@@ -1,12 +1,25 @@
 """Grading reports: per-task results, a printed table, and Gradescope's results.json format."""
 import json
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 
 
 def write_json_atomic(path, data):
-    """Write ``data`` as JSON to ``path`` through a temporary file and os.replace (creating the folder)."""
+    """Write ``data`` as JSON to ``path`` through a temporary file and os.replace (creating the folder).
+
+    A path that is not a regular file (``/dev/null``, a pipe, ``/dev/stdout``) is written to as it is:
+    replacing it would put a file where a device or pipe was."""
+    try:
+        special = not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        special = False
+    if special:
+        with open(path, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=2)
+            out.write("\n")
+        return
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")

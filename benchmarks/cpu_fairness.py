@@ -34,8 +34,8 @@ for _ in range({busy}):
 """
 
 
-def grade(path, wait=True):
-    cmd = [sys.executable, "-m", "autograder", "grade", path, "--results", os.devnull]
+def grade(path, results, wait=True):
+    cmd = [sys.executable, "-m", "autograder", "grade", path, "--results", results]
     if not wait:
         return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     started = time.perf_counter()
@@ -56,10 +56,10 @@ def main():
             json.dump(append_cell(release_notebook(args.assignment), STARVE.format(busy=args.busy), index=3), handle)
         alone, beside = [], []
         for run in range(args.runs):
-            alone.append(grade(honest))
-            other = grade(hog, wait=False)
+            alone.append(grade(honest, os.path.join(tmp, "alone.json")))
+            other = grade(hog, os.path.join(tmp, "starving.json"), wait=False)
             time.sleep(4.0)                         # the starving notebook is loaded and spinning
-            beside.append(grade(honest))
+            beside.append(grade(honest, os.path.join(tmp, "beside.json")))
             other.terminate()
             other.wait()
             print(f"run {run + 1}: alone {alone[-1]:.1f} s, beside {args.busy} busy processes {beside[-1]:.1f} s",

@@ -299,3 +299,21 @@ def test_feedback_says_each_thing_once():
              "After one step the gradients should be zero.", "After a second step the gradients should be zero.",
              "the loss is 1.5e-3, allowed 1e-4", "the loss is 2.25e-3, allowed 1e-4"]
     assert distinct(lines) == [lines[0], lines[2], lines[3], lines[4]]
+
+
+def test_results_written_to_a_device_leave_the_device_in_place(tmp_path):
+    """`--results /dev/null` (or a pipe) is written to, never replaced by a file."""
+    import stat
+    from autograder.report import write_json_atomic
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        write_json_atomic(str(fifo), {"score": 1})
+        assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+        assert b'"score": 1' in os.read(reader, 1000)
+    finally:
+        os.close(reader)
+    write_json_atomic(os.devnull, {"score": 1})
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
