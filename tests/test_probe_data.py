@@ -16,46 +16,9 @@ from autograder.sandbox import SandboxStudent
 from autograder.tasks import available_assignments
 from tests.notebooks import grade, source_notebook
 
-# Probes not yet turned into data, by lesson: each entry is "probe_name: path" as reported below. The list
-# only shrinks; a probe not named here that returns a bool fails the test.
-PENDING_VERDICTS = {
-    "02-tensorboard": [
-        'probe_log_history: closed',
-        'probe_read_scalars: curves[][]',
-        'probe_train_logged: closed',
-        'probe_train_logged: passes[][]',
-    ],
-    "05-softmax-regression": [
-        'probe_apply: changed',
-        'probe_backward: differentiable',
-        'probe_gradcheck: ok',
-        'probe_init_params: W_leaf',
-        'probe_init_params: W_requires_grad',
-        'probe_init_params: b_leaf',
-        'probe_init_params: b_requires_grad',
-        'probe_train_manual: W_leaf',
-        'probe_train_manual: W_requires_grad',
-        'probe_train_manual: b_leaf',
-        'probe_train_manual: b_requires_grad',
-        'probe_train_manual: data_changed',
-    ],
-}
 # The canonical lines of a PyTorch training step, printed in every tutorial: a probe that trains or
 # differentiates a student's model uses them too, and they are no lesson's answer.
 IDIOMS = {"optimizer.zero_grad()", "optimizer.step()", "loss = loss_fn(y_hat, y)", "l.sum().backward()"}
-PENDING_ANSWERS = {
-    "02-tensorboard": [
-        'probe_compare_lrs: for i, epoch in enumerate(history["epoch"]):',
-        'probe_compare_lrs: for name, param in net.named_parameters():',
-        'probe_compare_lrs: if "valid_loss" in history:',
-        'probe_compare_lrs: if param.grad is not None:',
-        'probe_compare_lrs: writer.add_histogram(f"grads/{name}", param.grad.detach(), global_step=step)',
-        'probe_compare_lrs: writer.add_histogram(f"weights/{name}", param.detach(), global_step=step)',
-        'probe_compare_lrs: writer.add_scalar("loss/train", float(history["train_loss"][i]), global_step=epoch)',
-        'probe_compare_lrs: writer.add_scalar("loss/valid", float(history["valid_loss"][i]), global_step=epoch)',
-        'probe_log_parameters: for name, param in net.named_parameters():',
-    ],
-}
 
 
 def _bools(value, path=""):
@@ -147,11 +110,8 @@ def test_probes_return_data_not_verdicts(assignment):
         if name == "has":
             continue                    # whether a name is defined: the judge learns it, nothing depends on it
         found.update(f"{name}: {path}" for path in _bools(value))
-    pending = set(PENDING_VERDICTS.get(assignment, ()))
-    assert not found - pending, (
-        f"{assignment}: these probes return a bool (a verdict made next to the student's code): "
-        f"{sorted(found - pending)}")
-    assert not pending - found, f"{assignment}: no longer pending, remove from PENDING_VERDICTS: {pending - found}"
+    assert not found, f"{assignment}: these probes return a bool (a verdict made next to the student's code): " \
+                      f"{sorted(found)}"
 
 
 @pytest.mark.xdist_group("probe_data")
@@ -164,7 +124,5 @@ def test_no_reference_solution_reaches_the_student_process(assignment):
         sent = "\n".join([source, *_strings(args)])
         sent_lines = {" ".join(line.strip().split()) for line in sent.splitlines()}
         found.update(f"{name}: {line}" for line in answers & sent_lines)
-    pending = set(PENDING_ANSWERS.get(assignment, ()))
-    assert not found - pending, (
-        f"{assignment}: lines of the reference solutions are sent to the student's process: {sorted(found - pending)}")
-    assert not pending - found, f"{assignment}: no longer pending, remove from PENDING_ANSWERS: {pending - found}"
+    assert not found, f"{assignment}: lines of the reference solutions are sent to the student's process: " \
+                      f"{sorted(found)}"

@@ -67,15 +67,29 @@ MISTAKES = {
     "softmax_over_the_wrong_dim": ("softmax_stable", [(SOFTMAX_BODY, SOFTMAX_BODY.replace("dim=1", "dim=0"))]),
     "in_place_max_shift_mutates_logits": ("softmax_stable", [("O_exp = torch.exp(O - shift)",
                                                               "O -= shift\n    O_exp = torch.exp(O)")]),
+    "softmax_result_detached": ("softmax_stable", [("return O_exp / O_exp.sum(dim=1, keepdim=True)",
+                                                    "return (O_exp / O_exp.sum(dim=1, keepdim=True)).detach()")]),
     # softmax_cross_entropy
     "log_of_softmax_underflows": ("softmax_cross_entropy", [(CROSS_ENTROPY_BODY,
         "    return -torch.log(softmax(O)[torch.arange(O.shape[0]), y]).mean()")]),
     "nll_loss_on_raw_logits": ("softmax_cross_entropy", [(CROSS_ENTROPY_BODY, "    return F.nll_loss(O, y)")]),
+    "cross_entropy_rebuilt_from_its_value": ("softmax_cross_entropy", [(
+        "return -log_probs[torch.arange(O.shape[0]), y].mean()",
+        "return torch.tensor(-log_probs[torch.arange(O.shape[0]), y].mean().item(), dtype=O.dtype)")]),
+    "in_place_shift_in_cross_entropy": ("softmax_cross_entropy", [("shifted = O - shift",
+                                                                   "O -= shift\n    shifted = O")]),
     # softmax_regression_model
     "initial_weights_not_a_leaf": ("softmax_regression_model", [(
         "W = torch.normal(0.0, 0.01, size=(num_inputs, num_outputs), requires_grad=True)",
         "W = torch.randn(num_inputs, num_outputs, requires_grad=True) * 0.01")]),
+    "initial_bias_without_requires_grad": ("softmax_regression_model", [(
+        "b = torch.zeros(num_outputs, requires_grad=True)", "b = torch.zeros(num_outputs)")]),
     # softmax_train_manual
+    "parameters_frozen_after_training": ("softmax_train_manual", [(
+        "    return history", "    W.requires_grad_(False)\n    b.requires_grad_(False)\n    return history")]),
+    "training_data_centred_in_place": ("softmax_train_manual", [(
+        'history = {"epoch": [], "train_loss": []}',
+        'history = {"epoch": [], "train_loss": []}\n    X -= X.mean(dim=0)')]),
     "sgd_divides_the_mean_loss_by_the_batch_size_again": ("softmax_train_manual", [(
         SGD_STEP, "sgd([W, b], lr, batch_size)")]),
     "parameters_rebound_instead_of_updated": ("softmax_train_manual", [(SGD_STEP, """with torch.no_grad():
@@ -134,7 +148,13 @@ FEEDBACK = {
     "softmax_over_the_wrong_dim": ["sum to 1", "dim=1"],
     "in_place_max_shift_mutates_logits": ["modified O"],
     "log_of_softmax_underflows": ["inf or NaN", "log-sum-exp"],
-    "initial_weights_not_a_leaf": ["leaf"],
+    "initial_weights_not_a_leaf": ["leaf", "W from init_softmax_params", ".grad is None"],
+    "initial_bias_without_requires_grad": ["leaf", "b from init_softmax_params", ".grad is None"],
+    "softmax_result_detached": ["not connected to O"],
+    "cross_entropy_rebuilt_from_its_value": ["not connected to O"],
+    "in_place_shift_in_cross_entropy": ["modified its inputs"],
+    "parameters_frozen_after_training": ["still be a leaf tensor that requires grad", ".grad is None"],
+    "training_data_centred_in_place": ["modified X or y"],
     "softmax_before_cross_entropy_loss": ["accuracy", "cross-entropy", "needed <="],
     "float_labels_for_cross_entropy_loss": ["RuntimeError"],
     "to_device_result_discarded": ["returns a new tensor", "on ['cpu']"],
@@ -326,3 +346,50 @@ def test_library_training_reaches_high_accuracy_on_blobs(one_thread):
     with torch.no_grad():
         assert accuracy(net(X_test), y_test) > 0.9
     assert len(history["train_loss"]) == 5
+
+
+# The gradient check in the judging process (no sandbox: the probe runs here on a namespace of functions).
+class _Namespace:
+    def __init__(self, **functions):
+        self.globals = functions
+
+    def require(self, name, kind="function"):
+        return self.globals[name]
+
+
+class _LocalStudent:
+    def __init__(self, **functions):
+        self.ns = _Namespace(**functions)
+
+    def probe(self, fn, *args, label=None, timeout=60, **kwargs):
+        return fn(self.ns, *args, **kwargs)
+
+
+def test_gradient_check_compares_autograd_with_finite_differences_of_the_students_values(one_thread):
+    """A softmax whose backward is wrong in some directions (it drops the -p p^T part of the Jacobian) fails
+    the check; a right one and PyTorch's pass. The finite differences are taken in the judging process."""
+    import torch
+
+    from autograder.checks import GradingFailure
+    from autograder.graders import test_softmax_regression as G
+
+    class HalfBackward(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, O):
+            P = torch.softmax(O, dim=1)
+            ctx.save_for_backward(P)
+            return P
+
+        @staticmethod
+        def backward(ctx, grad):
+            (P,) = ctx.saved_tensors
+            return grad * P
+
+    O = G._logits(6, 4, torch.float64, seed=4)
+    G._check_gradcheck(_LocalStudent(softmax=lambda O: torch.softmax(O, dim=1)), "softmax", O)
+    G._check_gradcheck(_LocalStudent(cross_entropy=lambda O, y: torch.nn.functional.cross_entropy(O, y)),
+                       "cross_entropy", O, G._labels(6, 4, seed=5))
+    with pytest.raises(GradingFailure, match="differs from finite differences"):
+        G._check_gradcheck(_LocalStudent(softmax=HalfBackward.apply), "softmax", O)
+    with pytest.raises(GradingFailure, match="does not reach O"):
+        G._check_gradcheck(_LocalStudent(softmax=lambda O: torch.softmax(O, dim=1).detach()), "softmax", O)

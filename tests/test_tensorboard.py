@@ -223,6 +223,10 @@ OPTIMIZER_IGNORED = DIRECT_LOOP.replace(
     "            with torch.no_grad():\n"
     "                for param in net.parameters():\n"
     "                    param -= lr * param.grad\n")
+VALIDATED_IN_TRAINING_MODE = DIRECT_LOOP.replace("            net.eval()\n", "")
+assert VALIDATED_IN_TRAINING_MODE != DIRECT_LOOP
+WRITER_CLOSED_IN_TRAIN_LOGGED = DIRECT_LOOP.replace("    return history", "    writer.close()\n    return history")
+assert WRITER_CLOSED_IN_TRAIN_LOGGED != DIRECT_LOOP
 EVAL_MODE_NEVER_LEFT = DIRECT_LOOP.replace("        net.train()\n        losses, sizes", "        losses, sizes").replace(
     "            net.train()\n            valid_loss", "            valid_loss")
 
@@ -256,6 +260,8 @@ GROUPED_MISTAKES = {
         WEIGHTED_MEAN, "train_loss = sum(losses) / len(losses)"))),
     "eval_mode_never_left": ("train_logged", ("replace", EVAL_MODE_NEVER_LEFT)),
     "optimizer_ignored_for_plain_sgd": ("train_logged", ("replace", OPTIMIZER_IGNORED)),
+    "validated_in_training_mode": ("train_logged", ("replace", VALIDATED_IN_TRAINING_MODE)),
+    "train_logged_closes_the_writer": ("train_logged", ("replace", WRITER_CLOSED_IN_TRAIN_LOGGED)),
     "runs_named_by_index": ("compare_lrs", ("edit", 'os.path.join(log_dir, f"lr_{lr}")',
                                              'os.path.join(log_dir, f"run_{lrs.index(lr)}")')),
     "momentum_added": ("compare_lrs", ("edit", "torch.optim.SGD(net.parameters(), lr=lr)",
@@ -269,6 +275,8 @@ GROUP_HINTS = {
     "gradient_logged_while_none": "param.grad is not None",
     "closes_the_callers_writer": "belongs to the caller",
     "eval_mode_never_left": "net.train()",
+    "validated_in_training_mode": "eval mode (net.eval())",
+    "train_logged_closes_the_writer": "belongs to the caller",
     **MESSAGE_HINTS,
 }
 # One grading per group, at most one mistake per task. compare_lrs calling train_logged (a correct
@@ -282,6 +290,8 @@ MISTAKE_GROUPS = [
      "add_scalars_dirs_not_read"],
     ["loss_tensor_kept_alive", "writer_never_closed"],
     ["last_batch_loss_logged", "writer_flushed_not_closed"],
+    ["validated_in_training_mode"],
+    ["train_logged_closes_the_writer"],
 ]
 RIDE_ALONG = {0: ("compare_lrs", COMPARE_VIA_TRAIN_LOGGED)}
 

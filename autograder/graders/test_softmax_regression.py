@@ -9,7 +9,15 @@ Every numerical comparison runs in float64 in the judging process, against PyTor
 * float32 inputs: atol=1e-6, rtol=1e-5 (a few float32 ulps), and atol=1e-4, rtol=1e-4 at +-1000,
   where float32 rounding of the shift makes valid formulas differ by a few 1e-5 (the naive formulas
   give inf or NaN there, which is rejected whatever the tolerance);
-* ``gradcheck`` in float64 with eps=1e-6, atol=1e-5, rtol=1e-3, always beside a value check.
+* a gradient check in float64, done here with the criterion of ``torch.autograd.gradcheck`` (eps=1e-6,
+  atol=1e-5, rtol=1e-3): the student's process returns the function's values at O +- eps along every
+  input entry and the autograd gradient of every output entry at O; the central differences are taken
+  here. Always beside a value check against PyTorch's gradient.
+
+The student's process only returns data, never a verdict: whether an argument was modified is judged
+from the argument as it is after the call; whether a parameter is a leaf that requires grad, from what a
+backward pass of sum(G * p) (G chosen here) leaves in p.grad (exactly G, or None for a non-leaf or a
+tensor without requires_grad).
 
 Stability rows: [1000, 0, -1000] (both orders), all-equal rows (0, 5, +-1000) and C = 1 columns.
 
@@ -21,9 +29,13 @@ Training outcome. The graders make 4 Gaussian blobs in 3 dimensions (centres of 
 100 points per class for training, 100 per class held out; seeded), train the student's manual
 pipeline (W, b given: N(0, 0.01^2) and zeros) and fast pipeline for 5 epochs at lr 0.5 with batches
 of 16, and score held-out accuracy AND mean cross-entropy of the logits in the judging process
-(held-out labels never reach the student's process). While the manual loop runs, PyTorch's
-cross-entropy and the plain linear model stand in for the notebook's ``cross_entropy`` and
-``softmax_regression`` (graded by their own tasks), so a mistake there costs only its own task.
+(held-out labels never reach the student's process). While the manual loop runs, the grader's own
+``cross_entropy`` and ``softmax_regression`` replace the notebook's (graded by their own tasks), so a
+mistake there costs only its own task. They are deliberately not the tasks' answers: the logits are
+shifted by a constant per class (LOGIT_OFFSET) and the loss is twice the mean cross-entropy
+(LOSS_SCALE). The loop is started from b0 - LOGIT_OFFSET with the learning rate halved, so the effective
+model X @ W + (b + LOGIT_OFFSET) trains exactly as the plain loop would (the scale is a power of two);
+the judging process replays and scores that effective model.
 
 Seeds. Every seeded input of this file follows COURSE_GRADING_SEED (default 0, the seeds below; each
 further grading seed shifts them by 1000), read in the judging process and passed to the probes: the
@@ -45,7 +57,9 @@ accuracy (0.97) but its loss is 0.79-0.81 (its floor is log(1 + 3/e) = 0.743 for
 ``nn.NLLLoss`` on raw logits keeps the accuracy too, loss 0.52-0.71; the SGD step divided by the batch
 size a second time, loss 0.2160-0.2263; gradients never zeroed, loss 0.79-5.4. Labels reshaped to
 (n, 1) or made float raise an error in the loss; parameters rebound instead of updated in place raise
-an error or stay at their initial values (caught directly).
+an error or stay at their initial values (caught directly). After training, W and b must still take
+a gradient (a backward pass of sum(G * p) leaves exactly G in p.grad), and X and y, returned as they are
+after the call, must equal what was passed.
 
 Method checks (no threshold). The manual loop is replayed in the judging process from the same W, b on
 the same minibatches (37 points in batches of 5, so the last one is smaller, 2 epochs; ``minibatches``
@@ -95,6 +109,16 @@ MIN_ACCURACY, MAX_LOSS = 0.92, 0.17
 TRACE_N, TRACE_LR, TRACE_BATCH, TRACE_EPOCHS = 37, 0.5, 5, 2
 FAST_TRACE_LR, FAST_TRACE_BATCH, FAST_TRACE_EPOCHS = 0.5, 64, 3
 TOL_TRACE_PARAMS, TOL_TRACE_LOSS = 1e-4, 1e-5
+
+# While train_softmax runs, the grader's own softmax_regression adds LOGIT_OFFSET to the logits and its own
+# cross_entropy is LOSS_SCALE times the mean cross-entropy; the judging process replays exactly that. Starting
+# from b0 - LOGIT_OFFSET with the learning rate divided by LOSS_SCALE (a power of two: exact), the effective
+# model X @ W + (b + LOGIT_OFFSET) follows the plain loop of the instructions step by step.
+LOGIT_OFFSET = torch.tensor([0.5, -0.25, 0.75, -1.0])
+LOSS_SCALE = 2.0
+
+# The gradient check: central differences of the student's own values against its autograd gradients.
+GRADCHECK = {"eps": 1e-6, "atol": 1e-5, "rtol": 1e-3}
 
 CONTRACT = {
     "softmax_stable": {
@@ -221,51 +245,68 @@ def initial_params(seed=0):
 
 # ------------------------------------------------------------------------------------------ probes
 def probe_apply(ns, name, O, y=None):
-    """Call softmax(O) or cross_entropy(O, y); report the result and whether O or y were modified."""
+    """Call softmax(O) or cross_entropy(O, y); return the result and the arguments as they are afterwards."""
     import torch
     fn = ns.require(name)
-    O_before = O.clone()
-    y_before = y.clone() if y is not None else None
     out = fn(O) if y is None else fn(O, y)
-    changed = not torch.equal(O, O_before) or (y is not None and not torch.equal(y, y_before))
     if isinstance(out, torch.Tensor):
         out = out.detach().cpu()
     else:
         out = f"a {type(out).__name__}"
-    return {"out": out, "changed": changed}
+    after = {"out": out, "O_after": O.detach().clone()}
+    if y is not None:
+        after["y_after"] = y.detach().clone()
+    return after
 
 
 def probe_backward(ns, name, O, G, y=None):
-    """Values and the gradient of sum(G * fn(O)) (or of fn(O, y)) with respect to O."""
+    """Values, and O.grad after backward of sum(G * fn(O)) (or of fn(O, y)); O.grad stays None when no
+    gradient reaches O."""
     import torch
     fn = ns.require(name)
     O = O.clone().requires_grad_()
     out = fn(O) if y is None else fn(O, y)
     if not isinstance(out, torch.Tensor):
-        return {"out": f"a {type(out).__name__}", "grad": None, "differentiable": False}
-    if not out.requires_grad:
-        return {"out": out.detach(), "grad": None, "differentiable": False}
-    (out * G).sum().backward() if y is None else out.sum().backward()
-    return {"out": out.detach(), "grad": None if O.grad is None else O.grad.detach(), "differentiable": True}
+        return {"out": f"a {type(out).__name__}", "grad": None}
+    try:
+        (out * G).sum().backward() if y is None else out.sum().backward()
+    except RuntimeError:
+        pass
+    return {"out": out.detach(), "grad": None if O.grad is None else O.grad.detach()}
 
 
-def probe_gradcheck(ns, name, O, y=None):
-    """torch.autograd.gradcheck of fn (with y fixed) at O, in float64."""
+def probe_jacobian(ns, name, O, points, y=None):
+    """fn (with y fixed) at each of the given points, and at O the gradient of each output entry with
+    respect to O by autograd (None where none reaches O)."""
     import torch
     fn = ns.require(name)
-    O = O.clone().requires_grad_()
 
     def f(inp):
         return fn(inp) if y is None else fn(inp, y)
 
-    try:
-        torch.autograd.gradcheck(f, (O,), eps=1e-6, atol=1e-5, rtol=1e-3)
-    except torch.autograd.gradcheck.GradcheckError as exc:
-        return {"ok": False, "message": str(exc).strip().splitlines()[0][:300]}
-    return {"ok": True, "message": ""}
+    values = []
+    for point in points:
+        value = f(point.clone())
+        values.append(value.detach().clone() if isinstance(value, torch.Tensor) else f"a {type(value).__name__}")
+    O = O.clone().requires_grad_()
+    out = f(O)
+    rows = []
+    if isinstance(out, torch.Tensor):
+        flat = out.reshape(-1)
+        for k in range(flat.numel()):
+            try:
+                (grad,) = torch.autograd.grad(flat[k], O, retain_graph=True, allow_unused=True)
+            except RuntimeError:
+                grad = None
+            rows.append(None if grad is None else grad.detach().clone())
+    return {"values": values, "rows": rows}
 
 
-def probe_init_params(ns, num_inputs, num_outputs):
+def probe_init_params(ns, num_inputs, num_outputs, G_W, G_b):
+    """init_softmax_params' W and b, the shape of softmax_regression's logits with them, and their .grad
+    after one backward pass of sum(G_W * W) + sum(G_b * b) (None where no gradient lands)."""
+    import warnings
+
     import torch
     torch.manual_seed(0)
     result = ns.require("init_softmax_params")(num_inputs, num_outputs)
@@ -276,12 +317,18 @@ def probe_init_params(ns, num_inputs, num_outputs):
         if not isinstance(p, torch.Tensor):
             return {"error": f"returned {key} as a {type(p).__name__}, not a tensor"}
         out[key] = p.detach().clone()
-        out[key + "_leaf"] = p.is_leaf
-        out[key + "_requires_grad"] = p.requires_grad
     W, b = result
     X = torch.ones(5, num_inputs)
     O = ns.require("softmax_regression")(X, W, b)
     out["O_shape"] = tuple(O.shape) if isinstance(O, torch.Tensor) else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # reading .grad of a non-leaf warns
+        try:
+            ((W * G_W).sum() + (b * G_b).sum()).backward()
+        except RuntimeError:
+            pass
+        out["W_grad"] = None if W.grad is None else W.grad.detach().clone()
+        out["b_grad"] = None if b.grad is None else b.grad.detach().clone()
     return out
 
 
@@ -299,31 +346,33 @@ def probe_model(ns, X, W, b, G):
             "b_grad": None if b.grad is None else b.grad.detach()}
 
 
-def probe_train_manual(ns, X, y, W0, b0, lr, num_epochs, batch_size, seed):
-    """Train the caller's W, b with train_softmax; return them and the history.
+def probe_train_manual(ns, X, y, W0, b0, lr, num_epochs, batch_size, seed, offset, scale, G_W, G_b):
+    """Train the caller's W, b with train_softmax; return them, the history, X and y as they are afterwards,
+    and W.grad, b.grad after one more backward pass of sum(G_W * W) + sum(G_b * b).
 
-    PyTorch's cross-entropy and the plain linear model stand in for the notebook's ``cross_entropy``
-    and ``softmax_regression`` while it runs, so that only the training loop is judged here.
+    While it runs, ``softmax_regression`` and ``cross_entropy`` are the grader's own: logits shifted by a
+    constant ``offset`` per class and the mean cross-entropy times ``scale`` (the judging process replays
+    exactly these), so that only the training loop is judged here.
     """
     import contextlib
     import io
+    import warnings
 
     import torch
     import torch.nn.functional as F
     train = ns.require("train_softmax")
-    oracles = {"cross_entropy": lambda O, y: F.cross_entropy(O, y),
-               "softmax_regression": lambda X, W, b: X @ W + b}
-    saved = {name: ns.globals[name] for name in oracles if name in ns.globals}
+    graders = {"cross_entropy": lambda O, y: scale * F.cross_entropy(O, y),
+               "softmax_regression": lambda X, W, b: X @ W + (b + offset)}
+    saved = {name: ns.globals[name] for name in graders if name in ns.globals}
     torch.manual_seed(seed)
     W = W0.clone().requires_grad_()
     b = b0.clone().requires_grad_()
-    X_in, y_in = X.clone(), y.clone()
-    ns.globals.update(oracles)
+    ns.globals.update(graders)
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # progress bars and warnings are not graded
             history = train(W, b, X, y, lr, num_epochs, batch_size)
     finally:
-        for name in oracles:
+        for name in graders:
             if name in saved:
                 ns.globals[name] = saved[name]
             else:
@@ -337,9 +386,18 @@ def probe_train_manual(ns, X, y, W0, b0, lr, num_epochs, batch_size, seed):
                 plain[str(key)] = None
     else:
         plain = f"a {type(history).__name__}"
-    return {"W": W.detach().clone(), "b": b.detach().clone(), "W_leaf": W.is_leaf,
-            "W_requires_grad": W.requires_grad, "b_leaf": b.is_leaf, "b_requires_grad": b.requires_grad,
-            "history": plain, "data_changed": not (torch.equal(X, X_in) and torch.equal(y, y_in))}
+    out = {"W": W.detach().clone(), "b": b.detach().clone(), "history": plain,
+           "X_after": X.detach().clone(), "y_after": y.detach().clone()}
+    W.grad, b.grad = None, None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            ((W * G_W).sum() + (b * G_b).sum()).backward()
+        except RuntimeError:
+            pass
+    out["W_grad"] = None if W.grad is None else W.grad.detach().clone()
+    out["b_grad"] = None if b.grad is None else b.grad.detach().clone()
+    return out
 
 
 def probe_train_fast(ns, X, y, num_classes, lr, num_epochs, batch_size, seed, X_eval, device):
@@ -489,12 +547,18 @@ def _expect_result(out, what):
     return value
 
 
+def _unchanged(after, before):
+    """Whether ``after`` (an argument as the student's process returned it after the call) equals ``before``."""
+    return (isinstance(after, torch.Tensor) and after.dtype == before.dtype and after.shape == before.shape
+            and torch.equal(after, before))
+
+
 def _check_softmax(student, O, what, tol):
     """softmax(O) against torch.softmax in float64; O unchanged; rows sum to 1."""
     out = student.probe(probe_apply, "softmax", O, label="`softmax`")
     P = _expect_result(out, "`softmax`")
-    expect(not out["changed"], f"softmax(O) modified O, the caller's logits, for {what}: compute the shifted "
-                               f"logits as a new tensor (O - shift), not in place.")
+    expect(_unchanged(out["O_after"], O), f"softmax(O) modified O, the caller's logits, for {what}: compute the "
+                                          f"shifted logits as a new tensor (O - shift), not in place.")
     expect_tensor(P, f"softmax(O) for {what}", shape=tuple(O.shape), dtype=O.dtype)
     expected = torch.softmax(O.double(), dim=1)
     expect(bool(torch.isfinite(P).all()),
@@ -510,8 +574,9 @@ def _check_softmax(student, O, what, tol):
 def _check_cross_entropy(student, O, y, what, tol):
     out = student.probe(probe_apply, "cross_entropy", O, y, label="`cross_entropy`")
     loss = _expect_result(out, "`cross_entropy`")
-    expect(not out["changed"], f"cross_entropy(O, y) modified its inputs for {what}: compute shifted logits "
-                               f"as a new tensor (O - shift), not in place.")
+    expect(_unchanged(out["O_after"], O) and _unchanged(out["y_after"], y),
+           f"cross_entropy(O, y) modified its inputs for {what}: compute shifted logits as a new tensor "
+           f"(O - shift), not in place.")
     expect_tensor(loss, f"cross_entropy(O, y) for {what}")
     expect(loss.numel() == 1, f"cross_entropy(O, y) should return the mean loss over the batch, a single "
                               f"number, but for {what} it returned shape {tuple(loss.shape)}.")
@@ -541,11 +606,12 @@ def _oracle_ce_grad(O, y):
 
 def _check_backward(student, name, O, what, G=None, y=None):
     out = student.probe(probe_backward, name, O, G, y, label=f"`{name}`")
-    _expect_result(out, f"`{name}`")
-    expect(out["differentiable"], f"The result of {name} for {what} is not connected to O by autograd: "
-                                  f"compute it with torch operations on O (no .detach(), .item() or .numpy()).")
-    expect(out["grad"] is not None, f"After backward, O.grad is None for {name} with {what}: the gradient "
-                                    f"does not reach the logits.")
+    value = _expect_result(out, f"`{name}`")
+    expect_tensor(value, f"{name} for {what}", shape=tuple(O.shape) if y is None else ())
+    expect(out["grad"] is not None,
+           f"The result of {name} for {what} is not connected to O by autograd: after backward, O.grad is None. "
+           f"Compute it with torch operations on O (no .detach(), .item() or .numpy(), no new tensor built "
+           f"from its values).")
     expected = _oracle_softmax_grad(O, G) if y is None else _oracle_ce_grad(O, y)
     expect_tensor(out["grad"], f"the gradient of {name} with respect to O for {what}", shape=tuple(O.shape))
     expect(bool(torch.isfinite(out["grad"]).all()),
@@ -555,9 +621,40 @@ def _check_backward(student, name, O, what, G=None, y=None):
 
 
 def _check_gradcheck(student, name, O, y=None):
-    out = student.probe(probe_gradcheck, name, O, y, label=f"`{name}`")
-    expect(out["ok"], f"gradcheck of {name} in float64 (eps=1e-6, atol=1e-5, rtol=1e-3) failed: the analytical "
-                      f"gradient differs from finite differences ({out['message']}).")
+    """The student's autograd Jacobian at O against central differences of the student's own values, computed
+    here (the criterion of torch.autograd.gradcheck: |analytical - numerical| <= atol + rtol * |numerical|)."""
+    eps, atol, rtol = GRADCHECK["eps"], GRADCHECK["atol"], GRADCHECK["rtol"]
+    n = O.numel()
+    points = []
+    for j in range(n):
+        for sign in (1.0, -1.0):
+            point = O.clone().reshape(-1)
+            point[j] += sign * eps
+            points.append(point.reshape(O.shape))
+    out = student.probe(probe_jacobian, name, O, torch.stack(points), y, label=f"`{name}`")
+    where = f"{name} in float64 (finite differences with eps={eps:g}, atol={atol:g}, rtol={rtol:g})"
+    values = []
+    for value in out["values"]:
+        if isinstance(value, str):
+            fail(f"{name} should return a tensor, but it returned {value}.")
+        values.append(value.double().reshape(-1))
+    m = values[0].numel()
+    expect(all(v.numel() == m for v in values) and len(out["rows"]) == m,
+           f"{name} returned results of different sizes for logits of the same shape {tuple(O.shape)}.")
+    numerical = torch.stack([(values[2 * j] - values[2 * j + 1]) / (2 * eps) for j in range(n)], dim=1)
+    rows = out["rows"]
+    expect(all(row is not None for row in rows),
+           f"The gradient of {where} does not reach O for some output entries: compute every entry with torch "
+           f"operations on O.")
+    analytical = torch.stack([row.double().reshape(-1) for row in rows])
+    expect(tuple(analytical.shape) == tuple(numerical.shape),
+           f"The gradient of {name} with respect to O has the wrong shape.")
+    bad = ~((analytical - numerical).abs() <= atol + rtol * numerical.abs())
+    if bool(bad.any()):
+        i, j = (int(k) for k in bad.nonzero()[0])
+        fail(f"The gradient of {where} differs from finite differences of its own values: for output entry {i} "
+             f"and input entry {j}, autograd gives {analytical[i, j].item():.6g}, finite differences "
+             f"{numerical[i, j].item():.6g}.")
 
 
 # ------------------------------------------------------------------------------------- softmax_stable
@@ -624,16 +721,17 @@ def test_cross_entropy_gradients(student):
 # ----------------------------------------------------------------------------- softmax_regression_model
 @pytest.mark.softmax_regression_model
 def test_init_params(student):
-    out = student.probe(probe_init_params, 3, 4, label="`init_softmax_params`")
+    gen = torch.Generator().manual_seed(_seed(19))
+    G_W, G_b = torch.randn(3, 4, generator=gen), torch.randn(4, generator=gen)
+    out = student.probe(probe_init_params, 3, 4, G_W, G_b, label="`init_softmax_params`")
     if "error" in out:
         fail(f"init_softmax_params(3, 4) {out['error']}.")
     expect_tensor(out["W"], "W from init_softmax_params(3, 4)", shape=(3, 4), dtype=torch.float32, finite=True)
     expect_tensor(out["b"], "b from init_softmax_params(3, 4)", shape=(4,), dtype=torch.float32, finite=True)
-    for key in ("W", "b"):
-        expect(out[f"{key}_leaf"] and out[f"{key}_requires_grad"],
-               f"{key} from init_softmax_params should be a leaf tensor that requires grad (is_leaf "
-               f"{out[f'{key}_leaf']}, requires_grad {out[f'{key}_requires_grad']}): create it, then call "
-               f".requires_grad_(), or pass requires_grad=True when creating it.")
+    for key, G in (("W", G_W), ("b", G_b)):
+        _expect_gradient_lands(out[f"{key}_grad"], G,
+                               f"{key} from init_softmax_params should be a leaf tensor that requires grad",
+                               CREATE_A_LEAF)
     expect(out["O_shape"] == (5, 4), f"softmax_regression(X, W, b) with X of shape (5, 3) and your initial "
                                      f"parameters should return logits of shape (5, 4), got {out['O_shape']}.")
 
@@ -661,6 +759,23 @@ def test_model_logits_and_gradients(student):
                  atol=1e-4, rtol=1e-5)
 
 
+CREATE_A_LEAF = ("(a tensor computed from another one, e.g. torch.randn(..., requires_grad=True) * 0.01, is not a "
+                 "leaf; a tensor made without requires_grad gets no gradient). Create it, then call "
+                 ".requires_grad_(), or pass requires_grad=True when creating it.")
+KEEP_A_LEAF = ("(its requires_grad was turned off, e.g. by .requires_grad_(False) or .detach_()). Update W and b in "
+               "place under torch.no_grad(), as sgd does, and leave them requiring grad.")
+
+
+def _expect_gradient_lands(grad, G, what, advice):
+    """A backward pass of sum(G * p) must leave exactly G in p.grad (only a leaf that requires grad gets one)."""
+    if grad is None:
+        fail(f"{what}: after a backward pass through it, its .grad is None, so gradient descent cannot update it "
+             f"{advice}")
+    expect(tuple(grad.shape) == tuple(G.shape)
+           and bool(torch.allclose(grad.double(), G.double(), rtol=0, atol=1e-6)),
+           f"{what}: a backward pass through it does not leave its gradient in its .grad (tolerance 1e-6).")
+
+
 # ------------------------------------------------------------------------------- softmax_train_manual
 def manual_outcome(student, seed=None):
     """Train the student's manual pipeline on the grader's blobs; returns (accuracy, loss), probe output.
@@ -671,13 +786,25 @@ def manual_outcome(student, seed=None):
     seed = grading_seed() if seed is None else seed
     X_train, y_train, X_test, y_test = training_data(seed)
     W0, b0 = initial_params(seed)
-    out = student.probe(probe_train_manual, X_train, y_train, W0, b0, LR, NUM_EPOCHS, BATCH_SIZE,
-                        TRAIN_SEED + seed, label="`train_softmax`")
+    out = _train_manual(student, X_train, y_train, W0, b0, LR, NUM_EPOCHS, BATCH_SIZE, TRAIN_SEED + seed)
     W, b = out["W"], out["b"]
     expect_tensor(W, "W after train_softmax", shape=(NUM_INPUTS, NUM_CLASSES))
     expect_tensor(b, "b after train_softmax", shape=(NUM_CLASSES,))
-    O = X_test.double() @ W.double() + b.double()
+    O = X_test.double() @ W.double() + (b + LOGIT_OFFSET).double()
     return _score(O, y_test), out
+
+
+def _train_manual(student, X, y, W0, b0, lr, num_epochs, batch_size, seed):
+    """The student's train_softmax from W0, b0 at learning rate lr, as the grader runs it (see LOGIT_OFFSET):
+    the probe's output, with the caller's W and b as given to train_softmax under "W0", "b0", and the
+    gradients that a backward pass should leave in W.grad and b.grad under "G_W", "G_b"."""
+    gen = torch.Generator().manual_seed(seed + 7)
+    G_W, G_b = torch.randn(*W0.shape, generator=gen), torch.randn(*b0.shape, generator=gen)
+    W_start, b_start = W0.clone(), b0 - LOGIT_OFFSET
+    out = student.probe(probe_train_manual, X, y, W_start, b_start, lr / LOSS_SCALE, num_epochs, batch_size, seed,
+                        LOGIT_OFFSET, LOSS_SCALE, G_W, G_b, label="`train_softmax`")
+    out.update({"W0": W_start, "b0": b_start, "G_W": G_W, "G_b": G_b})
+    return out
 
 
 def _score(O, y):
@@ -686,7 +813,7 @@ def _score(O, y):
     return accuracy, loss
 
 
-def _expect_outcome(accuracy, loss, what):
+def _expect_outcome(accuracy, loss, what, lr=LR):
     hint = ""
     if accuracy >= MIN_ACCURACY and loss > MAX_LOSS:
         hint = (" A good accuracy with a high loss means the logits are badly scaled: check that the model "
@@ -695,23 +822,26 @@ def _expect_outcome(accuracy, loss, what):
     expect(accuracy >= MIN_ACCURACY and loss <= MAX_LOSS,
            f"{what} reached held-out accuracy {accuracy:.3f} (needed >= {MIN_ACCURACY}) and held-out mean "
            f"cross-entropy {loss:.3f} (needed <= {MAX_LOSS}) on well-separated blobs with 4 classes "
-           f"(lr {LR}, {NUM_EPOCHS} epochs, batches of {BATCH_SIZE}).{hint}")
+           f"(lr {lr:g}, {NUM_EPOCHS} epochs, batches of {BATCH_SIZE}).{hint}")
 
 
 @pytest.mark.softmax_train_manual
 def test_train_manual_outcome(student):
     seed = grading_seed()
     (accuracy, loss), out = manual_outcome(student, seed)
-    W0, b0 = initial_params(seed)
-    expect(not (torch.equal(out["W"], W0) and torch.equal(out["b"], b0)),
+    X_train, y_train, _, _ = training_data(seed)
+    expect(not (torch.equal(out["W"], out["W0"]) and torch.equal(out["b"], out["b0"])),
            "After train_softmax(W, b, ...), the caller's W and b still hold their initial values: update "
            "them in place (sgd does, under torch.no_grad()) instead of rebinding the names.")
-    expect(out["W_leaf"] and out["W_requires_grad"] and out["b_leaf"] and out["b_requires_grad"],
-           "After train_softmax, W and b should still be leaf tensors that require grad.")
-    expect(not out["data_changed"], "train_softmax modified X or y: the training data must stay unchanged.")
+    for key in ("W", "b"):
+        _expect_gradient_lands(out[f"{key}_grad"], out[f"G_{key}"],
+                               f"After train_softmax, {key} should still be a leaf tensor that requires grad",
+                               KEEP_A_LEAF)
+    expect(_unchanged(out["X_after"], X_train) and _unchanged(out["y_after"], y_train),
+           "train_softmax modified X or y: the training data must stay unchanged.")
     expect(bool(torch.isfinite(out["W"]).all() and torch.isfinite(out["b"]).all()),
            "After train_softmax, W or b contains inf or NaN: the training diverged.")
-    _expect_outcome(accuracy, loss, "Softmax regression trained by train_softmax")
+    _expect_outcome(accuracy, loss, "Softmax regression trained by train_softmax", lr=LR / LOSS_SCALE)
     history = out["history"]
     if not isinstance(history, dict):
         fail(f"train_softmax should return the history dict, but it returned {history}.")
@@ -727,8 +857,7 @@ def test_train_manual_odd_sizes(student):
     gen = torch.Generator().manual_seed(_seed(14))
     X = torch.randn(37, 3, generator=gen)
     y = torch.randint(0, 4, (37,), generator=gen)
-    out = student.probe(probe_train_manual, X, y, torch.zeros(3, 4), torch.zeros(4), 0.1, 2, 5, grading_seed(),
-                        label="`train_softmax`")
+    out = _train_manual(student, X, y, torch.zeros(3, 4), torch.zeros(4), 0.1, 2, 5, grading_seed())
     expect_tensor(out["W"], "W after train_softmax with n=37, d=3, C=4, batches of 5", shape=(3, 4), finite=True)
     expect_tensor(out["b"], "b after train_softmax with n=37, d=3, C=4, batches of 5", shape=(4,), finite=True)
     history = out["history"]
@@ -823,7 +952,8 @@ def test_init_params_values(student):
 
 
 def replay_manual(X, y, W0, b0, lr, num_epochs, batch_size, seed):
-    """The loop of the instructions in the judging process: (W, b, train_loss per epoch)."""
+    """The loop of the instructions in the judging process, with the grader's softmax_regression and
+    cross_entropy of the manual loop (LOGIT_OFFSET, LOSS_SCALE): (W, b, train_loss per epoch)."""
     W = W0.clone().requires_grad_()
     b = b0.clone().requires_grad_()
     gen = torch.Generator().manual_seed(seed)   # the same stream as torch.manual_seed(seed) in the probe
@@ -833,7 +963,7 @@ def replay_manual(X, y, W0, b0, lr, num_epochs, batch_size, seed):
         total = 0.0
         for start in range(0, len(X), batch_size):
             rows = order[start:start + batch_size]
-            loss = F.cross_entropy(X[rows] @ W + b, y[rows])
+            loss = LOSS_SCALE * F.cross_entropy(X[rows] @ W + (b + LOGIT_OFFSET), y[rows])
             loss.backward()
             with torch.no_grad():
                 for p in (W, b):
@@ -852,15 +982,14 @@ def test_train_manual_follows_the_method(student):
     y = torch.randint(0, NUM_CLASSES, (TRACE_N,), generator=gen)
     W0 = 0.01 * torch.randn(NUM_INPUTS, NUM_CLASSES, generator=gen)
     b0 = torch.zeros(NUM_CLASSES)
-    out = student.probe(probe_train_manual, X, y, W0, b0, TRACE_LR, TRACE_EPOCHS, TRACE_BATCH, seed,
-                        label="`train_softmax`")
-    W, b, losses = replay_manual(X, y, W0, b0, TRACE_LR, TRACE_EPOCHS, TRACE_BATCH, seed)
+    out = _train_manual(student, X, y, W0, b0, TRACE_LR, TRACE_EPOCHS, TRACE_BATCH, seed)
+    W, b, losses = replay_manual(X, y, out["W0"], out["b0"], TRACE_LR / LOSS_SCALE, TRACE_EPOCHS, TRACE_BATCH, seed)
     got = torch.cat([expect_tensor(out["W"], "W after train_softmax", shape=(NUM_INPUTS, NUM_CLASSES)).reshape(-1),
                      expect_tensor(out["b"], "b after train_softmax", shape=(NUM_CLASSES,)).reshape(-1)]).double()
     want = torch.cat([W.reshape(-1), b.reshape(-1)]).double()
     worst = (got - want).abs().max().item() if torch.isfinite(got).all() else math.inf
     expect(worst <= TOL_TRACE_PARAMS,
-           f"After {TRACE_EPOCHS} epochs on {TRACE_N} examples (lr {TRACE_LR}, minibatches of {TRACE_BATCH}), W and "
+           f"After {TRACE_EPOCHS} epochs on {TRACE_N} examples (lr {TRACE_LR / LOSS_SCALE:g}, minibatches of {TRACE_BATCH}), W and "
            f"b differ by up to {worst:.3g} from what the loop described in the instructions gives from the same "
            f"start (tolerance {TOL_TRACE_PARAMS:g}). Check that you iterate over minibatches(X, y, batch_size), "
            f"take one step of sgd([W, b], lr, 1) per minibatch on the batch's mean cross-entropy (the mean is "
@@ -871,7 +1000,7 @@ def test_train_manual_follows_the_method(student):
            f"train_softmax should return a history whose 'train_loss' holds one number per epoch ({TRACE_EPOCHS}).")
     for epoch, (value, expected) in enumerate(zip(reported, losses), start=1):
         expect(value is not None and abs(value - expected) <= TOL_TRACE_LOSS * max(1.0, abs(expected)),
-               f"In epoch {epoch}, train_softmax reports train_loss {value}, but the mean cross-entropy over that "
+               f"In epoch {epoch}, train_softmax reports train_loss {value}, but the mean loss over that "
                f"epoch's examples is {expected:.6g} (relative tolerance {TOL_TRACE_LOSS:g}). With {TRACE_N} "
                f"examples in batches of {TRACE_BATCH} the last batch is smaller: weigh each batch's loss by its "
                f"size.")

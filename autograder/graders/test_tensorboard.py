@@ -5,19 +5,33 @@ returns the raw bytes of every file in it (uint8 tensors). The judging process w
 own temporary directory and reads them with TensorBoard's ``EventAccumulator`` (``course.events``),
 so what the student's process reports about its own files plays no part in the verdict. Expected
 values come from training that this process reruns itself with ``course.training.fit`` on the same data,
-initial weights and batches.
+initial weights and batches. Probes return data only, never a verdict: whether a function closed the
+writer it was given shows in the files (after it returns, the probe logs the tag ``caller/after`` with
+that writer; a closed SummaryWriter starts a new event file when used again, so the tag must be in the
+event file the writer opened, whose name the probe lists before the call); whether training and
+validation ran in the right modes shows in the losses and the trained state (below).
 
 Set-up: lesson-01 regression data, 200 training / 100 validation samples in batches of 30, so that the
 last batch of each is smaller (20 and 10) and a mean that is not weighted by batch size shows.
 ``train_logged`` gets SGD with momentum 0.5 (so that code which ignores the optimizer it is given
-shows); ``compare_lrs`` builds plain SGD itself, as its instructions say. ``compare_lrs`` is run with
-correct stand-ins for ``train_logged``, ``log_history`` and ``log_parameters`` in the notebook's namespace,
-so that a mistake in one of those costs only its own task. The data and initial weights follow
+shows) and a net BatchNorm1d(2) then Linear(2, 1): batch normalisation uses each batch's statistics (and
+updates its running ones) in training mode and the running statistics in eval mode, so validating in
+training mode, or training in eval mode after validating, changes the losses and the trained state; a
+run that differs from the rerun is replayed with each of these two wrong uses of the modes, to say which.
+``compare_lrs`` builds plain SGD itself, as its instructions say, on nn.Linear(2, 1). It runs with the
+grader's own ``train_logged``, ``log_history`` and ``log_parameters`` in the notebook's namespace, so that a
+mistake in one of those costs only its own task; each is deliberately not its task's answer, in ways that
+change nothing for these runs (curves at steps 1, 2, ... rather than the history's epochs, no gradient
+histograms, validation in training mode with gradients on: nn.Linear has no mode). The data and initial weights follow
 COURSE_GRADING_SEED (default 0); graded under seeds 0..19, the reference never lost a point.
 
 Tolerances and thresholds (benchmarks/calibrate_tensorboard.py: 20 seeds x the graders' 3 learning rates
 0.01, 0.05, 0.1 = 60 runs of 3 epochs, 7 batches each, momentum 0.5):
-- Losses, logged and returned: rtol=1e-4, atol=1e-6. A hand-written loop (batch-size-weighted mean of
+- Losses, logged and returned: rtol=1e-4, atol=1e-6. With train_logged's batch-normalised net (the same
+  20 seeds x 3 learning rates, replayed in-process): a hand-written loop matched fit exactly
+  (60/60), the unweighted mean of the batch losses is off by 0.94% at least, validating in training mode
+  by 6.9% at least, training in eval mode after validating by 10% at least (94, 690 and 1000 times the
+  tolerance). With nn.Linear alone (compare_lrs), as calibrated: a hand-written loop (batch-size-weighted mean of
   ``loss.item()`` over the epoch's batches, validation likewise without gradients) matched the rerun
   exactly in 60/60 runs (max relative difference 0; event files add float32 rounding, <= 6e-8). The
   nearest wrong variants land far outside: the unweighted mean of the batch losses is off by 0.88% at
@@ -79,7 +93,10 @@ CONTRACT = {
         "trains net exactly as fit does, with the loss_fn and optimizer given":
             ["test_train_logged_run", "test_train_logged_without_valid"],
         "training loss: the batch-size-weighted mean of the epoch's batch losses": "test_train_logged_run",
-        "validation loss after the epoch, weighted mean, in eval mode without gradients": "test_train_logged_run",
+        "validation loss after the epoch, weighted mean, in eval mode": "test_train_logged_run",
+        "validation without gradients (torch.no_grad())": "not enforced: with gradients on, validation gives the "
+            "same losses, trained state and event files; a graph that is kept alive is what the live-graph count "
+            "checks",
         "training in training mode": "test_train_logged_run",
         "loss/train and loss/valid logged at global_step = epoch with the writer given": "test_train_logged_run",
         "returns {'epoch', 'train_loss', 'valid_loss'}: lists of floats, one per epoch": "test_train_logged_run",
@@ -164,14 +181,41 @@ def _initial_state(seed):
     return {"weight": 0.1 * torch.randn(1, 2, generator=gen), "bias": 0.1 * torch.randn(1, generator=gen)}
 
 
-def _rerun(X_train, y_train, X_valid, y_valid, state, lr, num_epochs, momentum=0.0, valid=True):
+def _initial_norm_state(seed):
+    """Initial state of train_logged's net, BatchNorm1d(2) then Linear(2, 1) (see ``probe_train_logged``)."""
+    gen = torch.Generator().manual_seed(seed)
+    return {"0.weight": 1.0 + 0.1 * torch.randn(2, generator=gen), "0.bias": 0.1 * torch.randn(2, generator=gen),
+            "0.running_mean": torch.zeros(2), "0.running_var": torch.ones(2),
+            "0.num_batches_tracked": torch.tensor(0), "1.weight": 0.1 * torch.randn(1, 2, generator=gen),
+            "1.bias": 0.1 * torch.randn(1, generator=gen)}
+
+
+def _net_for(state, ignore=None):
+    """nn.Linear(2, 1), or for a BatchNorm state the net of train_logged; ``ignore`` replays a wrong use of
+    the modes: "eval" ignores net.eval() (validation in training mode), "train" ignores net.train() once
+    the net has been put in eval mode (training continues in eval mode)."""
+    from torch import nn
+
+    class ModeNet(nn.Sequential):
+        def train(self, mode=True):
+            if (not mode and ignore == "eval") or (mode and ignore == "train" and getattr(self, "evaluated", False)):
+                return self
+            if not mode:
+                self.evaluated = True
+            return super().train(mode)
+
+    net = ModeNet(nn.BatchNorm1d(2), nn.Linear(2, 1)) if "0.running_mean" in state else nn.Linear(2, 1)
+    net.load_state_dict(state)
+    return net
+
+
+def _rerun(X_train, y_train, X_valid, y_valid, state, lr, num_epochs, momentum=0.0, valid=True, ignore=None):
     """The reference run: course.training.fit on the same batches and initial weights."""
     from torch import nn
 
     from course.training import fit
 
-    net = nn.Linear(2, 1)
-    net.load_state_dict(state)
+    net = _net_for(state, ignore)
     optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
     history = fit(net, nn.MSELoss(), optimizer, _batches(X_train, y_train), num_epochs,
                   valid_iter=_batches(X_valid, y_valid) if valid else None, progress=False)
@@ -201,37 +245,54 @@ def _check_curve(curves, name, epochs, values, where, how):
                  f"{where}: the values of `{name}`", rtol=LOSS_RTOL, atol=LOSS_ATOL)
 
 
-def _expect_writer_kept_open(out, where):
-    expect(not out.get("closed"),
-           f"{where}: your function closed the writer it was given. The writer belongs to the caller, who "
-           f"may log more to it and closes it when done: do not call writer.close() (or use it in a `with` "
-           f"block) inside the function.")
+CALLER_TAG = "caller/after"   # what the probes log with the writer after the student's function returns
+
+
+def _expect_writer_kept_open(run, out, where):
+    """The caller's own event, logged after the student's function returned, must be in the event file its
+    writer opened: a closed SummaryWriter starts a new event file when it is used again."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = set()
+    for name in out["first"]:
+        if "tfevents" in name and os.path.isfile(run.path(name)):
+            accumulator = EventAccumulator(run.path(name))
+            accumulator.Reload()
+            tags.update(accumulator.Tags()["scalars"])
+    expect(CALLER_TAG in tags,
+           f"{where}: your function closed the writer it was given (what the caller logged with it afterwards "
+           f"went to a new event file). The writer belongs to the caller, who may log more to it and closes it "
+           f"when done: do not call writer.close() (or use it in a `with` block) inside the function.")
+
+
+def _curves(run):
+    """The scalar curves of a run, without the caller's own event."""
+    from course.events import scalar_curves
+
+    curves = scalar_curves(run.path())
+    curves.pop(CALLER_TAG, None)
+    return curves
 
 
 # ------------------------------------------------------------------------------------------ probes
-def probe_log_history(ns, history):
-    """Student's log_history on a fresh writer, closed here; returns the run directory's files."""
+def probe_log_history(ns, history, caller_tag):
+    """Student's log_history on a fresh writer, which the caller then uses once more and closes; returns the
+    run directory's files and the names of the files there before the call."""
     import os
     import tempfile
 
     import torch
     from torch.utils.tensorboard import SummaryWriter
 
-    closed = []
-
-    class Writer(SummaryWriter):
-        def close(self):
-            closed.append(True)
-            super().close()
-
     log_history = ns.require("log_history")
     run_dir = tempfile.mkdtemp(prefix="run-")
-    writer = Writer(run_dir)
+    writer = SummaryWriter(run_dir)
+    first = sorted(os.listdir(run_dir))
     try:
         log_history(writer, history)
-        closed_by_student = bool(closed)
+        writer.add_scalar(caller_tag, 1.0, global_step=0)
     finally:
-        SummaryWriter.close(writer)
+        writer.close()
     files = {}
     for root, _, names in os.walk(run_dir):
         for name in names:
@@ -239,7 +300,7 @@ def probe_log_history(ns, history):
             with open(path, "rb") as handle:
                 data = handle.read()
             files[os.path.relpath(path, run_dir)] = torch.tensor(list(data), dtype=torch.uint8)
-    return {"files": files, "closed": closed_by_student}
+    return {"files": files, "first": first}
 
 
 def probe_log_parameters(ns, stages):
@@ -259,9 +320,9 @@ def probe_log_parameters(ns, stages):
     try:
         for step, (params, grads) in enumerate(stages):
             with torch.no_grad():
-                for name, param in net.named_parameters():
-                    param.copy_(params[name])
-                    param.grad = None if grads is None else grads[name].clone()
+                for key, tensor in net.named_parameters():
+                    tensor.copy_(params[key])
+                    tensor.grad = None if grads is None else grads[key].clone()
             try:
                 log_parameters(writer, net, step)
             except NotImplementedError as exc:
@@ -282,9 +343,10 @@ def probe_log_parameters(ns, stages):
 
 
 def probe_train_logged(ns, X_train, y_train, X_valid, y_valid, state, lr, momentum, num_epochs, batch_size,
-                       with_valid=True):
-    """Student's train_logged on a fresh writer, with a loss function that counts live loss graphs and a
-    model that records the mode and gradient setting of every forward pass."""
+                       caller_tag, with_valid=True):
+    """Student's train_logged on a fresh writer (used once more by the caller afterwards, then closed), with a
+    loss function that counts live loss graphs, on BatchNorm1d(2) then Linear(2, 1): batch normalisation
+    computes differently in training and in eval mode, so the modes show in the losses and the state."""
     import os
     import tempfile
 
@@ -322,39 +384,23 @@ def probe_train_logged(ns, X_train, y_train, X_valid, y_valid, state, lr, moment
 
     train_iter = [(X_train[i:i + batch_size], y_train[i:i + batch_size]) for i in range(0, len(X_train), batch_size)]
     valid_iter = [(X_valid[i:i + batch_size], y_valid[i:i + batch_size]) for i in range(0, len(X_valid), batch_size)]
-    kinds = {X.data_ptr(): "train" for X, _ in train_iter}
-    kinds.update({X.data_ptr(): "valid" for X, _ in valid_iter})
-    passes = []
-
-    class Linear(nn.Linear):
-        def forward(self, X):
-            passes.append([bool(torch.is_grad_enabled()), bool(self.training), kinds.get(X.data_ptr(), "other")])
-            return super().forward(X)
-
-    closed = []
-
-    class Writer(SummaryWriter):
-        def close(self):
-            closed.append(True)
-            super().close()
-
     train_logged = ns.require("train_logged")
-    net = Linear(2, 1)
+    net = nn.Sequential(nn.BatchNorm1d(2), nn.Linear(2, 1))
     net.load_state_dict(state)
     optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
     run_dir = tempfile.mkdtemp(prefix="run-")
-    writer = Writer(run_dir)
+    writer = SummaryWriter(run_dir)
+    first = sorted(os.listdir(run_dir))
     try:
         history = train_logged(net, loss_fn, optimizer, train_iter, num_epochs, writer,
                                valid_iter=valid_iter if with_valid else None)
-        closed_by_student = bool(closed)
+        writer.add_scalar(caller_tag, 1.0, global_step=0)
     finally:
-        SummaryWriter.close(writer)
+        writer.close()
 
     def number(value):
         if isinstance(value, torch.Tensor):
-            return {"tensor": True, "requires_grad": value.requires_grad,
-                    "value": float(value.detach().reshape(-1)[0]) if value.numel() == 1 else None}
+            return {"type": "tensor"}
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value) if isinstance(value, float) else int(value)
         try:
@@ -375,8 +421,8 @@ def probe_train_logged(ns, X_train, y_train, X_valid, y_valid, state, lr, moment
                 data = handle.read()
             files[os.path.relpath(path, run_dir)] = torch.tensor(list(data), dtype=torch.uint8)
     state_after = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    return {"files": files, "history": returned, "max_live": live["max"], "loss_calls": live["calls"],
-            "state": state_after, "passes": passes, "closed": closed_by_student}
+    return {"files": files, "first": first, "history": returned, "max_live": live["max"],
+            "loss_calls": live["calls"], "state": state_after}
 
 
 def probe_compare_lrs(ns, X_train, y_train, X_valid, y_valid, state, lrs, num_epochs, batch_size):
@@ -402,44 +448,37 @@ def probe_compare_lrs(ns, X_train, y_train, X_valid, y_valid, state, lrs, num_ep
         net.load_state_dict(state)
         return net
 
-    # Correct versions of the other tasks' functions, so that this task is judged on its own.
+    # The grader's versions of the other tasks' functions, so that this task is judged on its own. Each is
+    # deliberately not its task's answer, in a way that changes nothing for nn.Linear runs from fit's
+    # histories: curves at steps 1, 2, ... (not the history's epochs), no gradient histograms, validation
+    # in training mode with gradients on.
     def log_history(writer, history):
-        for i, epoch in enumerate(history["epoch"]):
-            writer.add_scalar("loss/train", float(history["train_loss"][i]), global_step=epoch)
-            if "valid_loss" in history:
-                writer.add_scalar("loss/valid", float(history["valid_loss"][i]), global_step=epoch)
+        for step, value in enumerate(history["train_loss"], start=1):
+            writer.add_scalar("loss/train", value, step)
+        for step, value in enumerate(history.get("valid_loss", []), start=1):
+            writer.add_scalar("loss/valid", value, step)
 
     def log_parameters(writer, net, step):
-        for name, param in net.named_parameters():
-            writer.add_histogram(f"weights/{name}", param.detach(), global_step=step)
-            if param.grad is not None:
-                writer.add_histogram(f"grads/{name}", param.grad.detach(), global_step=step)
+        for key, tensor in net.state_dict().items():
+            writer.add_histogram("weights/" + key, tensor, step)
 
     def train_logged(net, loss_fn, optimizer, train_iter, num_epochs, writer, valid_iter=None):
         history = {"epoch": [], "train_loss": []}
+        net.train()
         for epoch in range(1, num_epochs + 1):
-            net.train()
-            total, count = 0.0, 0
+            sums = []
             for X, y in train_iter:
                 loss = loss_fn(net(X), y)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                total += loss.item() * len(X)
-                count += len(X)
+                sums.append((loss.item() * len(X), len(X)))
             history["epoch"].append(epoch)
-            history["train_loss"].append(total / count)
-            writer.add_scalar("loss/train", total / count, global_step=epoch)
+            history["train_loss"].append(sum(a for a, _ in sums) / sum(n for _, n in sums))
             if valid_iter is not None:
-                net.eval()
-                total, count = 0.0, 0
-                with torch.no_grad():
-                    for X, y in valid_iter:
-                        total += loss_fn(net(X), y).item() * len(X)
-                        count += len(X)
-                net.train()
-                history.setdefault("valid_loss", []).append(total / count)
-                writer.add_scalar("loss/valid", total / count, global_step=epoch)
+                sums = [(loss_fn(net(X), y).item() * len(X), len(X)) for X, y in valid_iter]
+                history.setdefault("valid_loss", []).append(sum(a for a, _ in sums) / sum(n for _, n in sums))
+        log_history(writer, history)
         return history
 
     compare_lrs = ns.require("compare_lrs")
@@ -482,14 +521,19 @@ def probe_compare_lrs(ns, X_train, y_train, X_valid, y_valid, state, lrs, num_ep
 
 
 def probe_read_scalars(ns, layout):
-    """Write the runs described by ``layout`` here, then return what the student's read_scalars finds.
-
-    Runs are reported relative to the directory written here; a run given as a full path is reported
-    as such, without the path itself."""
+    """Write the runs described by ``layout`` here, then return what the student's read_scalars finds: each
+    curve's run and tag as returned, and each point as the classes of its two items (their MRO's names) and
+    their values as floats."""
     import os
     import tempfile
 
     from torch.utils.tensorboard import SummaryWriter
+
+    def number(item):
+        try:
+            return float(item)
+        except (TypeError, ValueError):
+            return None
 
     read_scalars = ns.require("read_scalars")
     log_dir = tempfile.mkdtemp(prefix="runs-")
@@ -509,9 +553,6 @@ def probe_read_scalars(ns, layout):
             return {"bad_key": f"a {type(key).__name__}" if not isinstance(key, tuple) else
                     f"a tuple of {len(key)} item(s), not two strings"}
         run, tag = key
-        absolute = os.path.isabs(run)
-        if absolute:
-            run = os.path.relpath(run, log_dir) if run.startswith(log_dir) else "elsewhere"
         try:
             pairs = list(points)
         except TypeError:
@@ -521,11 +562,9 @@ def probe_read_scalars(ns, layout):
             if not (isinstance(point, (tuple, list)) and len(point) == 2):
                 return {"bad_points": f"{type(point).__name__} of length {len(point)}"
                         if isinstance(point, (tuple, list)) else type(point).__name__}
-            step, value = point
-            if not (isinstance(step, int) and not isinstance(step, bool)) or not isinstance(value, float):
-                return {"bad_types": [type(step).__name__, type(value).__name__]}
-            checked.append([int(step), float(value)])
-        out.append([run, tag, checked, absolute])
+            checked.append([[kind.__name__ for kind in type(item).__mro__] for item in point]
+                           + [number(item) for item in point])
+        out.append([run, tag, checked])
     return {"curves": out}
 
 
@@ -534,13 +573,11 @@ def probe_read_scalars(ns, layout):
 def test_log_history_curves(student):
     history = {"epoch": [1, 2, 3, 4], "train_loss": [2.5, 1.25, 0.625, 0.3125],
                "valid_loss": [2.75, 1.5, 0.875, 0.4375]}
-    out = student.probe(probe_log_history, history, label="`log_history`")
-    from course.events import scalar_curves
-
+    out = student.probe(probe_log_history, history, CALLER_TAG, label="`log_history`")
     where = "log_history with a 4-epoch history"
-    _expect_writer_kept_open(out, where)
     with RunFiles(out["files"]) as run:
-        curves = scalar_curves(run.path())
+        _expect_writer_kept_open(run, out, where)
+        curves = _curves(run)
     how = ("Log history['train_loss'] as `loss/train` and history['valid_loss'] as `loss/valid` "
            "(two add_scalar tags, or add_scalars('loss', {'train': ..., 'valid': ...}, epoch)).")
     _check_curve(curves, "loss/train", history["epoch"], history["train_loss"], where, how)
@@ -550,12 +587,10 @@ def test_log_history_curves(student):
 @pytest.mark.log_history
 def test_log_history_without_valid(student):
     history = {"epoch": [5, 6, 7], "train_loss": [0.5, 0.25, 0.125]}
-    out = student.probe(probe_log_history, history, label="`log_history`")
-    from course.events import scalar_curves
-
+    out = student.probe(probe_log_history, history, CALLER_TAG, label="`log_history`")
     where = "log_history with a history of epochs 5, 6, 7 and no 'valid_loss'"
     with RunFiles(out["files"]) as run:
-        curves = scalar_curves(run.path())
+        curves = _curves(run)
     how = "Log history['train_loss'] as `loss/train`."
     _check_curve(curves, "loss/train", history["epoch"], history["train_loss"], where, how)
     extra = sorted(name for name in curves if name != "loss/train")
@@ -623,10 +658,8 @@ def _check_history(history, expected, keys, where):
         expect(isinstance(values, list) and len(values) == NUM_EPOCHS,
                f"{where}: history[{key!r}] should be a list of {NUM_EPOCHS} values, one per epoch.")
         for value in values:
-            if isinstance(value, dict) and value.get("tensor"):
-                fail(f"{where}: history[{key!r}] holds tensors"
-                     f"{' that still require gradients' if value.get('requires_grad') else ''}: "
-                     f"store Python floats (loss.item()).")
+            if isinstance(value, dict) and value.get("type") == "tensor":
+                fail(f"{where}: history[{key!r}] holds tensors: store Python floats (loss.item()).")
             expect(isinstance(value, (int, float)) and not isinstance(value, bool),
                    f"{where}: history[{key!r}] should hold numbers, found {value}.")
             if key != "epoch":
@@ -653,36 +686,59 @@ def _check_training_use(out, expected_state, num_batches, where):
            f"(at most {MAX_LIVE_GRAPHS} expected): a loss tensor is kept (summed or stored) after its "
            f"backward pass. Keep only numbers: loss.item().")
     for key, value in expected_state.items():
+        if key not in out["state"]:
+            fail(f"{where}: the model has no `{key}` after training: train the `net` you are given.")
         expect_close(out["state"][key], value,
                      f"{where}: the model's `{key}` after training (train `net` with the optimizer you are "
                      f"given, one step per batch)", rtol=LOSS_RTOL, atol=LOSS_ATOL)
 
 
+def _same_run(out, expected, expected_state):
+    """Whether the returned history and the trained state are those of a replay (loss tolerances)."""
+    try:
+        for key, value in expected_state.items():
+            if not torch.allclose(out["state"][key].double(), value.double(), rtol=LOSS_RTOL, atol=LOSS_ATOL):
+                return False
+        for key in ("train_loss", "valid_loss"):
+            got = torch.tensor(out["history"][key], dtype=torch.float64)
+            if not torch.allclose(got, torch.tensor(expected[key], dtype=torch.float64), rtol=LOSS_RTOL,
+                                  atol=LOSS_ATOL):
+                return False
+    except (KeyError, TypeError, ValueError, RuntimeError):
+        return False
+    return True
+
+
+def _expect_modes(out, data, state, lr, expected, expected_state, where):
+    """Training in training mode, validation in eval mode: batch normalisation computes differently in the two
+    modes, so a run that differs from the replay is replayed here with each wrong use of the modes."""
+    if _same_run(out, expected, expected_state):
+        return
+    for ignore, message in (
+            ("eval", "measure the validation loss in eval mode (net.eval()) and without gradients (with "
+                     "torch.no_grad()): your validation ran with the model in training mode."),
+            ("train", "training batches ran with the model in eval mode: switch back with net.train() before "
+                      "training (after validating, the model is still in eval mode).")):
+        replay, replay_state = _rerun(*data, state, lr, NUM_EPOCHS, MOMENTUM, ignore=ignore)
+        expect(not _same_run(out, replay, replay_state), f"{where}: {message}")
+
+
 @pytest.mark.train_logged
 def test_train_logged_run(student):
-    X_train, y_train, X_valid, y_valid = _regression_data(seed=_seed(3))
-    state, lr = _initial_state(_seed(4)), 0.05
-    expected, expected_state = _rerun(X_train, y_train, X_valid, y_valid, state, lr, NUM_EPOCHS, MOMENTUM)
-    out = student.probe(probe_train_logged, X_train, y_train, X_valid, y_valid, state, lr, MOMENTUM, NUM_EPOCHS,
-                        BATCH_SIZE, label="`train_logged`")
-    num_batches = len(_batches(X_train, y_train))
-    where = (f"train_logged (linear regression, SGD lr={lr} momentum={MOMENTUM}, {NUM_EPOCHS} epochs of "
-             f"{num_batches} batches, the last one smaller)")
-    _expect_writer_kept_open(out, where)
-    _check_training_use(out, expected_state, NUM_EPOCHS * num_batches, where)
-    passes = out["passes"]
-    expect(all(not grad and not training for grad, training, kind in passes if kind == "valid"),
-           f"{where}: measure the validation loss in eval mode (net.eval()) and without gradients "
-           f"(with torch.no_grad()).")
-    expect(all(training for grad, training, kind in passes if kind == "train" and grad),
-           f"{where}: training batches ran with the model in eval mode: switch back with net.train() "
-           f"before training (after validating, the model is still in eval mode).")
-    _check_history(out["history"], expected, ("epoch", "train_loss", "valid_loss"), where)
-
-    from course.events import scalar_curves
-
+    data = _regression_data(seed=_seed(3))
+    state, lr = _initial_norm_state(_seed(4)), 0.05
+    expected, expected_state = _rerun(*data, state, lr, NUM_EPOCHS, MOMENTUM)
+    out = student.probe(probe_train_logged, *data, state, lr, MOMENTUM, NUM_EPOCHS, BATCH_SIZE, CALLER_TAG,
+                        label="`train_logged`")
+    num_batches = len(_batches(data[0], data[1]))
+    where = (f"train_logged (BatchNorm1d(2) then Linear(2, 1) on regression data, SGD lr={lr} momentum={MOMENTUM}, "
+             f"{NUM_EPOCHS} epochs of {num_batches} batches, the last one smaller)")
     with RunFiles(out["files"]) as run:
-        curves = scalar_curves(run.path())
+        _expect_writer_kept_open(run, out, where)
+        curves = _curves(run)
+    _expect_modes(out, data, state, lr, expected, expected_state, where)
+    _check_training_use(out, expected_state, NUM_EPOCHS * num_batches, where)
+    _check_history(out["history"], expected, ("epoch", "train_loss", "valid_loss"), where)
     how = "Log `loss/train` and `loss/valid` after every epoch with the writer you are given."
     _check_curve(curves, "loss/train", expected["epoch"], expected["train_loss"], where, how)
     _check_curve(curves, "loss/valid", expected["epoch"], expected["valid_loss"], where, how)
@@ -691,23 +747,21 @@ def test_train_logged_run(student):
 @pytest.mark.train_logged
 def test_train_logged_without_valid(student):
     X_train, y_train, X_valid, y_valid = _regression_data(seed=_seed(13))
-    state, lr = _initial_state(_seed(14)), 0.1
+    state, lr = _initial_norm_state(_seed(14)), 0.1
     expected, expected_state = _rerun(X_train, y_train, X_valid, y_valid, state, lr, NUM_EPOCHS, MOMENTUM,
                                       valid=False)
     out = student.probe(probe_train_logged, X_train, y_train, X_valid, y_valid, state, lr, MOMENTUM, NUM_EPOCHS,
-                        BATCH_SIZE, with_valid=False, label="`train_logged`")
-    where = f"train_logged without valid_iter (valid_iter=None, SGD lr={lr} momentum={MOMENTUM}, {NUM_EPOCHS} epochs)"
-    _expect_writer_kept_open(out, where)
+                        BATCH_SIZE, CALLER_TAG, with_valid=False, label="`train_logged`")
+    where = (f"train_logged without valid_iter (valid_iter=None, BatchNorm1d(2) then Linear(2, 1), SGD lr={lr} "
+             f"momentum={MOMENTUM}, {NUM_EPOCHS} epochs)")
+    with RunFiles(out["files"]) as run:
+        _expect_writer_kept_open(run, out, where)
+        curves = _curves(run)
     _check_training_use(out, expected_state, NUM_EPOCHS * len(_batches(X_train, y_train)), where)
     history = out["history"]
     _check_history(history, expected, ("epoch", "train_loss"), where)
     expect(history.get("valid_loss") in (None, []),
            f"{where}: the history should have no 'valid_loss' without valid_iter.")
-
-    from course.events import scalar_curves
-
-    with RunFiles(out["files"]) as run:
-        curves = scalar_curves(run.path())
     _check_curve(curves, "loss/train", expected["epoch"], expected["train_loss"], where,
                  "Log `loss/train` after every epoch with the writer you are given.")
     expect("loss/valid" not in curves, f"{where}: no `loss/valid` curve should be logged without valid_iter.")
@@ -810,15 +864,17 @@ def test_read_scalars_finds_every_curve(student):
     expect("bad_points" not in out,
            f"{where}: each curve should be a list of (step, value) pairs, found an entry that is "
            f"{out.get('bad_points')}.")
-    expect("bad_types" not in out,
-           f"{where}: each point should be a pair (int step, float value), found a pair of "
-           f"({', '.join(out.get('bad_types', []))}): use (event.step, event.value) of each ScalarEvent.")
-    absolute = [run for run, _, _, is_abs in out["curves"] if is_abs]
+    for _, _, points in out["curves"]:
+        for step_kinds, value_kinds, _, _ in points:
+            expect("int" in step_kinds and "bool" not in step_kinds and "float" in value_kinds,
+                   f"{where}: each point should be a pair (int step, float value), found a pair of "
+                   f"({step_kinds[0]}, {value_kinds[0]}): use (event.step, event.value) of each ScalarEvent.")
+    absolute = [run for run, _, _ in out["curves"] if os.path.isabs(run)]
     expect(not absolute, f"{where}: runs should be paths relative to log_dir (os.path.relpath(directory, "
                          f"log_dir), '.' for log_dir itself), but {len(absolute)} key(s) hold a full path.")
     found = {}
-    for run, tag, pairs, _ in out["curves"]:
-        found[(os.path.normpath(run) if run else ".", tag)] = pairs
+    for run, tag, points in out["curves"]:
+        found[(os.path.normpath(run) if run else ".", tag)] = [(int(step), value) for _, _, step, value in points]
     missing = [key for key in expected if key not in found]
     if missing:
         kinds = sorted({expected[key][0] for key in missing}, key=list(CURVE_KINDS).index)
