@@ -401,3 +401,80 @@ def test_grouped_variants_get_full_marks(reference):
         nb = replace_solution(nb, task, source)
     report = grade(nb)
     assert report.failed_tasks() == set(), {t.id: t.output for t in report.tasks if not t.passed}
+
+
+# ------------------------------------------------------------------ round 3: the edges the instructions state
+# Each loses exactly its task only through the check named (see the graders' CONTRACT tables).
+ROUND3_MISTAKES = {
+    # int(n * val_frac) is 0 for n=4, val_frac=0.2: perm[-0:] is the whole permutation, perm[:-0] empty.
+    "split_negative_slices_with_no_validation": ("split_indices", [("return perm[n_val:], perm[:n_val]",
+                                                                    "return perm[:-n_val], perm[-n_val:]")]),
+    # Seed 0 leaves the global state as it is: two forks from the same state looked seeded.
+    "split_seeds_global_rng_only_if_seed": ("split_indices", [(
+        SEEDED_GEN + "\n    perm = torch.randperm(n, generator=gen)",
+        "if seed:\n        torch.manual_seed(seed)\n    perm = torch.randperm(n)")]),
+    # The batches must keep the dtypes given: float64 features came back float32.
+    "minibatches_features_cast_to_float32": ("minibatches", [("yield X[idx], y[idx]", "yield X[idx].float(), y[idx]")]),
+    # Items unchanged, dtype included: raw uint8 images came back float32.
+    "pair_dataset_features_made_float": ("pair_dataset", [("self.X, self.y = X, y",
+                                                           "self.X, self.y = torch.as_tensor(X, dtype=torch.float32), y")]),
+    # The module's make_regression is the one written before the power task.
+    "module_make_regression_without_power": ("reusable_module", [
+        ("def make_regression(w, b, n, noise=0.01, seed=None, power=1):\n    \"\"\"y = (X ** power)",
+         "def make_regression(w, b, n, noise=0.01, seed=None):\n    \"\"\"y = (X ** power)"),
+        ("    y = (X ** power) @ w + b + noise * torch.randn(n, generator=gen)\n    return X, y.reshape(-1, 1)\n\n\ndef minibatches",
+         "    y = X @ w + b + noise * torch.randn(n, generator=gen)\n    return X, y.reshape(-1, 1)\n\n\ndef minibatches")]),
+}
+GROUPED_MISTAKES.update(ROUND3_MISTAKES)
+MISTAKE_GROUPS += [
+    ["split_negative_slices_with_no_validation", "minibatches_features_cast_to_float32",
+     "pair_dataset_features_made_float", "module_make_regression_without_power"],
+    ["split_seeds_global_rng_only_if_seed"],
+]
+MISTAKE_MESSAGES.update({
+    "split_negative_slices_with_no_validation": "int(n * val_frac) = int(0.8) = 0",
+    "split_seeds_global_rng_only_if_seed": "seed=0",
+    "minibatches_features_cast_to_float32": "float64",
+    "pair_dataset_features_made_float": "torch.uint8",
+    "module_make_regression_without_power": "power",
+})
+
+# Correct solutions the round-3 checks must keep accepting: the global RNG seeded with manual_seed (even 0),
+# a Dataset that keeps tensors through torch.as_tensor, and minibatches through index_select on any dtype.
+ROUND3_VARIANTS = {
+    "split_indices": """
+def split_indices(n, val_frac, seed=None):
+    if seed is not None:
+        torch.manual_seed(seed)
+    shuffled = torch.randperm(n)
+    n_val = int(n * val_frac)
+    return shuffled[n_val:], shuffled[:n_val]
+""",
+    "pair_dataset": """
+class PairDataset(Dataset):
+    def __init__(self, X, y):
+        self.X = torch.as_tensor(X)
+        self.y = torch.as_tensor(y)
+
+    def __len__(self):
+        return self.X.shape[0]
+
+    def __getitem__(self, idx):
+        return (self.X[idx], self.y[idx])
+""",
+    "minibatches": """
+def minibatches(X, y, batch_size, shuffle=True, generator=None):
+    n = X.shape[0]
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    for batch in order.split(batch_size):
+        yield torch.index_select(X, 0, batch), torch.index_select(y, 0, batch)
+""",
+}
+
+
+def test_round3_variants_get_full_marks(reference):
+    nb = reference
+    for task, source in ROUND3_VARIANTS.items():
+        nb = replace_solution(nb, task, source)
+    report = grade(nb)
+    assert report.failed_tasks() == set(), {t.id: t.output for t in report.tasks if not t.passed}

@@ -327,3 +327,128 @@ def test_library_matches_the_lesson():
     assert (w.detach() - true_w).abs().max() < 0.01
     net, history = train_linreg_fast(X, y, 0.03, 3, 10, generator=torch.Generator().manual_seed(0))
     assert (net.weight.detach().T - true_w).abs().max() < 0.01
+
+
+# ------------------------------------------------------------------ round 3: the edges the instructions state
+# Each loses exactly its task only through the check named in the grader's CONTRACT table.
+ROUND3_MISTAKES = {
+    "edges_and_history_fields": {
+        # Right for n > 1; a batch of one row squeezes to a scalar and comes back (1,), not (1, 1).
+        "squared_loss": ("return (y_hat - y.reshape(y_hat.shape)) ** 2 / 2",
+                         "return ((y_hat.squeeze() - y.squeeze()) ** 2 / 2).unsqueeze(-1)"),
+        # history["epoch"] counts from 0.
+        "train_linreg": ("    for epoch in range(1, num_epochs + 1):\n        total, count = 0.0, 0\n"
+                         "        for X_batch, y_batch in minibatches(",
+                         "    for epoch in range(num_epochs):\n        total, count = 0.0, 0\n"
+                         "        for X_batch, y_batch in minibatches("),
+        # train_loss holds 0-d tensors instead of Python floats.
+        "train_linreg_fast": ("total += l.item() * len(X_batch)", "total += l.detach() * len(X_batch)"),
+    },
+    "generator_ignored": {
+        # The global RNG was seeded to the generator's seed, so the order looked right.
+        "train_linreg": ("minibatches(X, y, batch_size, generator=generator)", "minibatches(X, y, batch_size)"),
+    },
+}
+ROUND3_MESSAGES = {("edges_and_history_fields", "squared_loss"): "(1, 1)",
+                   ("edges_and_history_fields", "train_linreg"): "'epoch'",
+                   ("edges_and_history_fields", "train_linreg_fast"): ".item()",
+                   ("generator_ignored", "train_linreg"): "generator"}
+
+
+@pytest.mark.parametrize("name", sorted(ROUND3_MISTAKES))
+def test_round3_mistakes_lose_exactly_their_tasks(reference, name):
+    nb = reference
+    for task, (old, new) in ROUND3_MISTAKES[name].items():
+        nb = edit_solution(nb, task, old, new)
+    report = grade(nb)
+    assert report.error is None
+    assert report.failed_tasks() == set(ROUND3_MISTAKES[name]), {t.id: t.output for t in report.tasks}
+    for task in ROUND3_MISTAKES[name]:
+        output = report.by_task[task].output
+        assert output.strip() and "probe" not in output and "Traceback" not in output, output
+        assert ROUND3_MESSAGES[(name, task)] in output, output
+
+
+# Correct: the global RNG seeded as well as the generator used, NumPy floats in the history, epochs from
+# a list made up front, and a one-row batch handled by reshape.
+ROUND3_VARIANTS = {
+    "squared_loss": '''
+def squared_loss(y_hat, y):
+    """Flattened both ways, then put back into y_hat's shape."""
+    return ((y_hat.reshape(-1) - y.reshape(-1)) ** 2 / 2).reshape(y_hat.shape)
+''',
+    "train_linreg": '''
+import numpy as np
+
+
+def train_linreg(w, b, X, y, lr, num_epochs, batch_size, net=linreg, loss=squared_loss, updater=sgd,
+                 generator=None):
+    """Epochs listed up front; each epoch's mean as a NumPy float64 (a Python float subclass)."""
+    history = {"epoch": list(range(1, num_epochs + 1)), "train_loss": []}
+    for _ in history["epoch"]:
+        per_example = []
+        for X_batch, y_batch in minibatches(X, y, batch_size, generator=generator):
+            l = loss(net(X_batch, w, b), y_batch)
+            l.sum().backward()
+            updater([w, b], lr, batch_size)
+            per_example.extend(l.detach().reshape(-1).tolist())
+        history["train_loss"].append(np.mean(per_example))
+    return history
+''',
+    "train_linreg_fast": '''
+def train_linreg_fast(X, y, lr, num_epochs, batch_size, generator=None):
+    """Global seed untouched, the loss summed as a tensor and turned into a float once per epoch."""
+    net = nn.Linear(X.shape[1], 1)
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr)
+    loader = DataLoader(TensorDataset(X, y), batch_size=batch_size, shuffle=True, generator=generator)
+    history = {"epoch": [], "train_loss": []}
+    for epoch in range(1, num_epochs + 1):
+        total = torch.zeros(())
+        for X_batch, y_batch in loader:
+            optimizer.zero_grad()
+            l = nn.MSELoss()(net(X_batch), y_batch)
+            l.backward()
+            optimizer.step()
+            total += l.detach() * len(X_batch)
+        history["epoch"].append(epoch)
+        history["train_loss"].append(float(total) / len(X))
+    return net, history
+''',
+}
+
+
+def test_round3_variants_get_full_marks(reference):
+    nb = reference
+    for task, source in ROUND3_VARIANTS.items():
+        nb = replace_solution(nb, task, source)
+    report = grade(nb)
+    assert report.failed_tasks() == set(), {t.id: t.output for t in report.tasks}
+
+
+@pytest.mark.parametrize("kind", ["linear", "sequential", "custom"])
+def test_the_locked_fast_demo_works_with_every_accepted_model(kind):
+    """The lesson's locked demo cell reads w and b from what any accepted `train_linreg_fast` returns."""
+    from autograder.notebook import source_of
+    from tests.notebooks import find_cell
+
+    class Custom(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.tensor([[2.0], [-3.4]]))
+            self.b = torch.nn.Parameter(torch.tensor([4.2]))
+
+        def forward(self, X):
+            return X @ self.w + self.b
+
+    linear = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        linear.weight.copy_(torch.tensor([[2.0, -3.4]]))
+        linear.bias.fill_(4.2)
+    net = {"linear": linear, "sequential": torch.nn.Sequential(linear), "custom": Custom()}[kind]
+    printed = []
+    scope = {"torch": torch, "true_w": torch.tensor([2.0, -3.4]), "true_b": 4.2, "X": None, "y": None,
+             "train_linreg_fast": lambda *a, **k: (net, {"epoch": [1], "train_loss": [0.1]}),
+             "plot_history": lambda *a, **k: type("Axes", (), {"set_yscale": lambda self, s: None})(),
+             "print": lambda *a: printed.append(a)}
+    exec(source_of(find_cell(source_notebook(A), "fast_demo")), scope)
+    assert [round(abs(v), 5) for v in printed[0][1]] == [0.0, 0.0] and abs(printed[1][1]) < 1e-5

@@ -350,3 +350,93 @@ def test_library_diagnoses_the_graders_runs():
                 history = {key: value.tolist() for key, value in run.items()}
                 assert diagnose_training(history) == kind, (kind, history)
     assert binary_accuracy(torch.tensor([0.5, 0.5]), torch.tensor([1, 0])) == 0.5
+
+
+# ------------------------------------------------------------------ round 3: the edges the instructions state
+# Each loses exactly its task only through the check named in the grader's CONTRACT table.
+ROUND3_MISTAKES = {
+    "dtypes_order_and_history_fields": {
+        # Float labels kept in their own dtype: float64 labels turn float32 logits' losses into float64.
+        "bce_with_logits": ("y = y.reshape(z.shape).to(z.dtype)", "y = y.reshape(z.shape)"),
+        # The slow-loss rule checked before the growing-gradient rule.
+        "diagnose_training": ('    if norms[-1] > 2 * norms[0]:\n        return "no_zero_grad"\n'
+                              '    if losses[0] - losses[-1] < 0.1 * losses[0]:\n        return "lr_too_low"',
+                              '    if losses[0] - losses[-1] < 0.1 * losses[0]:\n        return "lr_too_low"\n'
+                              '    if norms[-1] > 2 * norms[0]:\n        return "no_zero_grad"'),
+        # The global RNG was seeded to the generator's seed, so the order looked right.
+        "train_logreg": ("minibatches(X, y, batch_size, generator=generator)", "minibatches(X, y, batch_size)"),
+        # A history without its epochs.
+        "train_logreg_fast": ("    return net, history", '    return net, {"train_loss": history["train_loss"]}'),
+    },
+    "history_of_tensors": {
+        # train_loss holds 0-d tensors instead of Python floats.
+        "train_logreg": ("total += l.sum().item()", "total += l.sum().detach()"),
+    },
+}
+ROUND3_MESSAGES = {("dtypes_order_and_history_fields", "bce_with_logits"): "torch.float32",
+                   ("dtypes_order_and_history_fields", "diagnose_training"): "no_zero_grad",
+                   ("dtypes_order_and_history_fields", "train_logreg"): "generator",
+                   ("dtypes_order_and_history_fields", "train_logreg_fast"): "'epoch'",
+                   ("history_of_tensors", "train_logreg"): ".item()"}
+
+
+@pytest.mark.parametrize("name", sorted(ROUND3_MISTAKES))
+def test_round3_mistakes_lose_exactly_their_tasks(reference, name):
+    nb = reference
+    for task, (old, new) in ROUND3_MISTAKES[name].items():
+        nb = edit_solution(nb, task, old, new)
+    report = grade(nb)
+    assert report.error is None
+    assert report.failed_tasks() == set(ROUND3_MISTAKES[name]), {t.id: t.output for t in report.tasks}
+    for task in ROUND3_MISTAKES[name]:
+        output = report.by_task[task].output
+        assert output.strip() and "probe" not in output and "Traceback" not in output, output
+        assert ROUND3_MESSAGES[(name, task)] in output, output
+
+
+# Correct: PyTorch's own loss on labels converted with type_as, a diagnosis written as one expression in the
+# stated order, and a loop that seeds nothing and keeps NumPy floats.
+ROUND3_VARIANTS = {
+    "bce_with_logits": '''
+def bce_with_logits(z, y):
+    """PyTorch's stable loss, unreduced, labels converted with type_as."""
+    return nn.functional.binary_cross_entropy_with_logits(z, y.reshape(z.shape).type_as(z), reduction="none")
+''',
+    "diagnose_training": '''
+def diagnose_training(history):
+    """The rules of the table, in their order, as a chain of conditions."""
+    loss, norm = history["train_loss"], history["grad_norm"]
+    blew_up = any(not math.isfinite(v) for v in loss + norm)
+    return ("lr_too_high" if blew_up or loss[-1] > loss[0] else
+            "no_zero_grad" if norm[-1] / norm[0] > 2 else
+            "lr_too_low" if (loss[0] - loss[-1]) / loss[0] < 0.1 else
+            "healthy")
+''',
+    "train_logreg": '''
+import numpy as np
+
+
+def train_logreg(w, b, X, y, lr, num_epochs, batch_size, net=linreg, loss=bce_with_logits, updater=sgd,
+                 generator=None):
+    """Per-example losses collected, each epoch's mean a NumPy float64."""
+    history = {"epoch": [], "train_loss": []}
+    for epoch in range(num_epochs):
+        seen = []
+        for X_batch, y_batch in minibatches(X, y, batch_size, generator=generator):
+            l = loss(net(X_batch, w, b), y_batch)
+            l.sum().backward()
+            updater([w, b], lr, batch_size)
+            seen.append(l.detach().numpy().reshape(-1))
+        history["epoch"].append(epoch + 1)
+        history["train_loss"].append(np.concatenate(seen).mean(dtype=np.float64))
+    return history
+''',
+}
+
+
+def test_round3_variants_get_full_marks(reference):
+    nb = reference
+    for task, source in ROUND3_VARIANTS.items():
+        nb = replace_solution(nb, task, source)
+    report = grade(nb)
+    assert report.failed_tasks() == set(), {t.id: t.output for t in report.tasks}

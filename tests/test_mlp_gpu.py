@@ -609,6 +609,15 @@ GROUPS = {
         "shared_net_as_function": ("shared_layer", SHARED_NET_AS_FUNCTION, "should return an nn.Module"),
         "saved_net_returned": ("save_load_params", CACHED_NET_LOADED, "same object"),
     },
+    # round 3: requirements at their edges (extreme scores, the type of every history value)
+    "edges_round3": {
+        "cross_entropy_as_log_of_softmax": ("mnist_mlp", (
+            "loss_fn = F.cross_entropy",
+            "def loss_fn(y_hat, y):\n    return -torch.log(F.softmax(y_hat, dim=1)[torch.arange(len(y)), y]).mean()"),
+            "log-sum-exp"),
+        "epochs_as_tensors": ("fit_loop", ("epochs = range(1, num_epochs + 1)",
+                                           "epochs = torch.arange(1, num_epochs + 1)"), "history['epoch']"),
+    },
     "earlier_bank_a": {name: EARLIER[name] for name in (
         "softmax_before_cross_entropy", "batch_to_device_discarded", "loss_returned_as_tensor",
         "evaluate_without_eval_mode", "fit_never_back_to_train_mode")},
@@ -899,6 +908,19 @@ SINGLE_TASK_MISTAKES["detached_loss"] = ("mnist_mlp", (
     "loss_fn = F.cross_entropy",
     "def loss_fn(y_hat, y):\n    return F.cross_entropy(y_hat, y).detach().requires_grad_()"), "detached")
 SINGLE_TASK_MISTAKES.update({name: EARLIER[name] for name in ("flatten_without_start_dim", "no_relu", "always_cuda")})
+# Round 3: the loss and the model at their edges (a batch of one image, scores far apart).
+SINGLE_TASK_MISTAKES.update({
+    "log_of_softmax_in_forward": ("mnist_mlp", (
+        "return self.linear2(F.relu(self.linear1(X)))",
+        "return torch.log(F.softmax(self.linear2(F.relu(self.linear1(X))), dim=1))"),
+        "underflows"),
+    "labels_squeezed_in_loss": ("mnist_mlp", (
+        "loss_fn = F.cross_entropy", "def loss_fn(y_hat, y):\n    return F.cross_entropy(y_hat, y.squeeze())"),
+        "batch of one image"),
+    "scores_squeezed_in_loss": ("mnist_mlp", (
+        "loss_fn = F.cross_entropy", "def loss_fn(y_hat, y):\n    return F.cross_entropy(y_hat.squeeze(), y)"),
+        "batch of one image"),
+})
 
 
 @pytest.mark.parametrize("name", sorted(SINGLE_TASK_MISTAKES))
@@ -912,6 +934,53 @@ def test_single_task_mistake_fails_its_task(reference, name):
 def test_log_softmax_with_nll_loss_is_accepted(reference):
     task, source = VARIANTS["log_softmax_with_nll_loss"]
     assert judge_in_process(replace_solution(reference, task, source), task) == []
+
+
+# Round 3: correct answers close to the new edge checks (a hand-written stable cross-entropy, labels reshaped
+# rather than squeezed, epochs from trange).
+ROUND3_VARIANTS = {
+    "logsumexp_cross_entropy": ("mnist_mlp", (
+        "loss_fn = F.cross_entropy",
+        "def loss_fn(y_hat, y):\n"
+        "    return (torch.logsumexp(y_hat, dim=1) - y_hat.gather(1, y.view(-1, 1)).squeeze(1)).mean()")),
+    "log_softmax_sequential_nll_on_reshaped_labels": ("mnist_mlp", """
+def MnistModel(in_size=784, hidden_size=32, out_size=10):
+    return nn.Sequential(nn.Flatten(), nn.Linear(in_size, hidden_size), nn.ReLU(),
+                         nn.Linear(hidden_size, out_size), nn.LogSoftmax(dim=1))
+
+
+def loss_fn(y_hat, y):
+    return F.nll_loss(y_hat, y.reshape(-1))
+"""),
+    "fit_with_trange": ("fit_loop", """
+from tqdm.auto import trange
+
+
+def fit(net, loss_fn, optimizer, train_iter, num_epochs, valid_iter=None, metric=None, progress=False):
+    history = {}
+    for epoch in trange(1, num_epochs + 1, disable=not progress):
+        net.train()
+        sums = [0.0, 0]
+        for X, y in train_iter:
+            loss, n, _ = loss_batch(net, loss_fn, X, y, optimizer)
+            sums[0] += loss * n
+            sums[1] += n
+        history.setdefault("epoch", []).append(epoch)
+        history.setdefault("train_loss", []).append(sums[0] / sums[1])
+        if valid_iter is not None:
+            result = evaluate(net, loss_fn, valid_iter, metric=metric)
+            history.setdefault("valid_loss", []).append(result["loss"])
+            history.setdefault("valid_metric", []).append(result["metric"])
+    return history
+"""),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ROUND3_VARIANTS))
+def test_round3_variant_is_accepted(reference, name):
+    task, edit = ROUND3_VARIANTS[name]
+    nb = edit_solution(reference, task, *edit) if isinstance(edit, tuple) else replace_solution(reference, task, edit)
+    assert judge_in_process(nb, task) == []
 
 
 # The course library's finished versions (course.devices, course.training, course.mlp) pass the graders: their

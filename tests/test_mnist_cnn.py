@@ -308,7 +308,16 @@ GROUPS.update({
         "cnn_train_test": book_loops().replace("    with torch.no_grad():\n        for data, target in test_loader:",
                                                "    if True:\n        for data, target in test_loader:")},
 })
+# Round 3: requirements at their edges. log(softmax(...)) instead of log_softmax (-inf where the scores lie far
+# apart) / the book's log line without the epoch (the old check found a "7" among the printed percentages).
+GROUPS["log_of_softmax+log_line_without_epoch"] = {
+    "mnist_cnn": book_net(output="log_softmax").replace("output = F.log_softmax(x, dim=1)",
+                                                        "output = torch.log(F.softmax(x, dim=1))"),
+    "cnn_train_test": book_loops().replace("'Train Epoch: {{}} [".replace("{{}}", "{}"), "'Train: [")
+                                  .replace("epoch, batch_idx * len(data)", "batch_idx * len(data)"),
+}
 GROUP_MESSAGES = {
+    "log_of_softmax+log_line_without_epoch": {"mnist_cnn": "underflows", "cnn_train_test": "name the epoch"},
     "adadelta_on_fc2_only+test_without_eval": {"mnist_cnn": "every parameter of net",
                                                "cnn_train_test": "net.eval()"},
     "adadelta_default_lr+predict_in_train_mode": {"mnist_cnn": "lr=0.5", "predict_image": "net.eval()"},
@@ -349,6 +358,101 @@ def test_dropout_message_names_dropout_first(reference):
     output = report.by_task["mnist_cnn"].output.strip()
     assert "Dropout is still active after net.eval()" in output.splitlines()[0], output
     assert "flatten" not in output.lower(), output
+
+
+# More mistakes of train / test at their edges, each judged in this process with its own task's graders only
+# (fast; the grouped gradings above show that an edit confined to one task's cell costs no other task).
+SINGLE_TASK_MISTAKES = {
+    # logs after every log_interval batches, so an epoch shorter than log_interval prints nothing
+    "log_after_the_interval": ("cnn_train_test", book_loops().replace(
+        "if batch_idx % log_interval == 0", "if (batch_idx + 1) % log_interval == 0"), "printed nothing"),
+    # squeezes the model's output: a last batch of one image loses its batch dimension
+    "train_squeezes_the_output": ("cnn_train_test", book_loops().replace(
+        "output = model(data)\n        loss", "output = model(data).squeeze()\n        loss"), "41 images"),
+    "test_squeezes_the_output": ("cnn_train_test", book_loops().replace(
+        "output = model(data)\n            test_loss", "output = model(data).squeeze()\n            test_loss"),
+        "17 images"),
+}
+
+
+def judge_in_process(nb, task_id):
+    """Failure messages of ``task_id``'s graders run against ``nb``'s code executed in this process."""
+    import contextlib
+    import io
+    import os
+    import shutil
+    import tempfile
+
+    from autograder.notebook import program_cells
+    from autograder.runner import run_graders
+    from autograder.sandbox import InProcessStudent
+    from autograder.tasks import load_assignment
+
+    ns = {"__name__": "__main__"}
+    here, folder = os.getcwd(), tempfile.mkdtemp(prefix="in-process-")
+    os.chdir(folder)                       # files the code writes stay out of the checkout
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            for _, source in program_cells(nb):
+                exec(compile(source, "<cell>", "exec"), ns)
+            outcomes = run_graders(load_assignment(A), InProcessStudent(ns), [task_id])
+    finally:
+        os.chdir(here)
+        shutil.rmtree(folder, ignore_errors=True)
+    assert outcomes
+    return [o.message for o in outcomes if not o.passed]
+
+
+@pytest.mark.parametrize("name", sorted(SINGLE_TASK_MISTAKES))
+def test_single_task_mistake_fails_its_task(reference, name):
+    task, source, words = SINGLE_TASK_MISTAKES[name]
+    messages = judge_in_process(replace_solution(reference, task, source), task)
+    assert messages and any(words in m for m in messages), messages
+
+
+# Round 3: correct answers close to the new edge checks: a stable log-softmax written with logsumexp; train /
+# test that log a zero-padded epoch, reshape instead of squeeze, and count images with len(dataset).
+ROUND3_VARIANTS = {
+    "log_softmax_by_logsumexp": ("mnist_cnn", book_net(output="log_softmax").replace(
+        "output = F.log_softmax(x, dim=1)", "output = x - torch.logsumexp(x, dim=1, keepdim=True)")),
+    "zero_padded_epoch_and_reshaped_predictions": ("cnn_train_test", '''
+def train(net, device, train_iter, optimizer, epoch, log_interval=100):
+    net.train()
+    running, seen = 0.0, 0
+    for batch_idx, (X, y) in enumerate(train_iter):
+        X, y = X.to(device), y.to(device)
+        optimizer.zero_grad()
+        loss = F.nll_loss(net(X), y.reshape(-1))
+        loss.backward()
+        optimizer.step()
+        running += loss.item() * X.size(0)
+        seen += X.size(0)
+        if not batch_idx % log_interval:
+            print(f"Epoch {epoch:03d} | batch {batch_idx:04d}/{len(train_iter):04d} | loss {loss.item():.4f}")
+    print(f"Epoch {epoch:03d} done: mean loss {running / len(train_iter.dataset):.4f}")
+    return running / len(train_iter.dataset)
+
+
+def test(net, device, test_iter):
+    net.eval()
+    loss_sum, correct = 0.0, 0
+    with torch.no_grad():
+        for X, y in test_iter:
+            X, y = X.to(device), y.to(device)
+            out = net(X)
+            loss_sum += F.nll_loss(out, y, reduction="sum").item()
+            correct += int((out.argmax(dim=1, keepdim=True).squeeze(1) == y).sum())
+    n = len(test_iter.dataset)
+    print(f"Test: loss {loss_sum / n:.4f}, accuracy {correct}/{n}")
+    return loss_sum / n, correct / n
+'''),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ROUND3_VARIANTS))
+def test_round3_variant_is_accepted(reference, name):
+    task, source = ROUND3_VARIANTS[name]
+    assert judge_in_process(replace_solution(reference, task, source), task) == []
 
 
 VARIANTS = {

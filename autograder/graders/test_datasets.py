@@ -18,6 +18,12 @@ from X and y sent from here, and `ds + ds` (the ConcatDataset that subclassing D
 the items. `reusable_module`: the text of my_datasets.py as read from disk next to the notebook (parsed here
 for the two functions), the file `import my_datasets` loads, and the functions loaded from that file.
 
+Edges (round 3): split_indices at n=4, val_frac=0.2 (int(0.8) = 0 validation indices: `perm[-0:]` is the whole
+permutation) and n=5 (one); "same seed, same split" judged in one process with torch's, Python's and NumPy's
+global random states set differently before each call (two forks start from the same state, so an unseeded
+call looked seeded there); minibatches on float64 features and float32 targets, 31 samples in batches of 6 (a
+last batch of one row); PairDataset on raw uint8 images; my_datasets.make_regression with power 2 and 3.
+
 `nonlinear_data` has no code cell of its own: it grades the ``power`` argument of ``make_regression``
 (written in the cell of `regression_data`), with noise 0 and bias 0, so that each task judges one thing.
 """
@@ -85,18 +91,23 @@ CONTRACT = {
                                                                 "test_minibatches_generator"],
         "the last, smaller batch is kept": ["test_minibatches_cover_each_sample_once",
                                             "test_minibatches_exact_and_unshuffled"],
-        "X: (n, ...), y: (n, ...) of any shape; batches keep the dtypes of X and y":
-            ["test_minibatches_cover_each_sample_once", "test_minibatches_generator"],
+        "X: (n, ...), y: (n, ...) of any shape; batches keep the dtypes of X and y (float32/int64, and "
+        "float64 features with float32 targets)":
+            ["test_minibatches_cover_each_sample_once", "test_minibatches_generator", "test_minibatches_keep_dtypes"],
+        "a last batch of a single row is kept as a batch of one": "test_minibatches_keep_dtypes",
         "generator: a given torch.Generator drives the shuffle (same seed, same order)": "test_minibatches_generator",
         "a generator (lazy) rather than a list": "not enforced: a list of the same batches behaves the same in "
                                                  "every use the course makes of minibatches",
     },
     "split_indices": {
-        "train_idx and val_idx are int64 tensors": "test_split_indices_partition",
+        "train_idx and val_idx are int64 tensors (an empty part may keep torch.tensor([])'s float32: it indexes "
+        "nothing)": "test_split_indices_partition",
         "together they hold 0..n-1 exactly once": "test_split_indices_partition",
-        "val_idx has exactly int(n * val_frac) indices": "test_split_indices_partition",
+        "val_idx has exactly int(n * val_frac) indices, at the edges too (n=4, val_frac=0.2: 0 of them; n=5: 1)":
+            "test_split_indices_partition",
         "chosen at random (shuffled first)": "test_split_indices_partition",
-        "the same seed gives the same split (seed 0 included)": "test_split_indices_seeded",
+        "the same seed gives the same split (seed 0 included), whatever torch's, Python's and NumPy's global "
+        "random state before the call (re-seeded differently between the two calls)": "test_split_indices_seeded",
         "different seeds give different splits": "test_split_indices_seeded",
     },
     "split_loaders": {
@@ -113,7 +124,8 @@ CONTRACT = {
     "pair_dataset": {
         "subclasses torch.utils.data.Dataset, defining __len__ and __getitem__": "test_pair_dataset",
         "len(ds) is n": "test_pair_dataset",
-        "ds[i] is (X[i], y[i]), same shape and dtype": "test_pair_dataset",
+        "ds[i] is (X[i], y[i]), same shape and dtype (float32 features, raw uint8 images kept uint8)":
+            "test_pair_dataset",
         "X (n, ...) with any number of feature dimensions, y (n, ...)": "test_pair_dataset",
         "a DataLoader over it stacks items into batches, the last partial batch kept": "test_pair_dataset",
         "X and y of different lengths": "not enforced: the instructions ask for no check of mismatched lengths",
@@ -122,7 +134,8 @@ CONTRACT = {
         "my_datasets.py is a file next to the notebook (written by %%writefile) defining make_regression and "
         "minibatches, and `import my_datasets` loads that file": ["test_reusable_module",
                                                                   "test_reusable_module_minibatches"],
-        "my_datasets.py defines make_regression with the same behaviour": "test_reusable_module",
+        "my_datasets.py defines make_regression with the same behaviour, power (2 and 3) included":
+            "test_reusable_module",
         "my_datasets.py defines minibatches with the same behaviour, generator included":
             "test_reusable_module_minibatches",
         "the module imports what it uses": ["test_reusable_module", "test_reusable_module_minibatches"],
@@ -179,11 +192,14 @@ def probe_blobs_seeds(ns, n_per_class, centers, seeds):
     return [tuple(make_blobs(n_per_class, torch.tensor(centers), spread=1.0, seed=seed)) for seed in seeds]
 
 
-def probe_minibatches(ns, n, batch_size, shuffle, epochs=1):
+def probe_minibatches(ns, n, batch_size, shuffle, epochs=1, dtypes=None):
+    """Epochs of minibatches over X (n, 2) = row ids and y (n,) = 10 * ids, in dtypes (X's, y's): float32 and
+    int64 unless given."""
     import torch
     minibatches = ns.require("minibatches")
-    X = torch.arange(n * 2, dtype=torch.float32).reshape(n, 2)
-    y = torch.arange(n) * 10
+    x_dtype, y_dtype = dtypes or (torch.float32, torch.int64)
+    X = torch.arange(n * 2, dtype=x_dtype).reshape(n, 2)
+    y = (torch.arange(n) * 10).to(y_dtype)
     runs = []
     for _ in range(epochs):
         batches = []
@@ -231,6 +247,43 @@ def probe_split_indices(ns, n, val_frac, seed):
         out[name] = torch.as_tensor(part).reshape(-1)
         out[name + "_shape"] = list(torch.as_tensor(part).shape)
     return out
+
+
+def probe_split_indices_reseeded(ns, n, val_frac, seeds):
+    """split_indices(n, val_frac, seed=s) for each s in ``seeds``, in one process; before each call torch's,
+    Python's and NumPy's global random states are set to a different value (and restored afterwards), so
+    that only the seed given can make two splits alike."""
+    import random
+    import torch
+    split_indices = ns.require("split_indices")
+    state, py_state = torch.get_rng_state(), random.getstate()
+    try:
+        import numpy
+        np_state = numpy.random.get_state()
+    except ImportError:
+        numpy = np_state = None
+    outs = []
+    try:
+        for i, seed in enumerate(seeds):
+            torch.manual_seed(200 + i)
+            random.seed(200 + i)
+            if numpy is not None:
+                numpy.random.seed(200 + i)
+            parts = split_indices(n, val_frac, seed=seed)
+            out = {"count": len(parts) if isinstance(parts, (tuple, list)) else -1}
+            if out["count"] == 2:
+                for name, part in zip(("train", "val"), parts):
+                    out[name + "_type"] = type(part).__name__
+                    out[name + "_dtype"] = str(part.dtype) if isinstance(part, torch.Tensor) else None
+                    out[name] = torch.as_tensor(part).reshape(-1)
+                    out[name + "_shape"] = list(torch.as_tensor(part).shape)
+            outs.append(out)
+    finally:
+        torch.set_rng_state(state)
+        random.setstate(py_state)
+        if numpy is not None:
+            numpy.random.set_state(np_state)
+    return outs
 
 
 def probe_split_loaders(ns, ids, later, batch_size, val_frac, seed, train_idx, val_idx):
@@ -340,7 +393,7 @@ def _check_regression(out, n, w, b, noise, power=1, what="make_regression"):
     residual = y.double().reshape(-1) - signal
     if noise == 0:
         expect_close(y.double().reshape(-1), signal,
-                     f"y with noise=0 (should equal X{'**' + str(power) if power > 1 else ''} @ w + b)",
+                     f"y from {what} with noise=0 (should equal X{'**' + str(power) if power > 1 else ''} @ w + b)",
                      rtol=1e-5, atol=1e-4)
         return
     mean_tol = 5 * noise / n ** 0.5
@@ -469,7 +522,7 @@ def test_blobs_seed(student):
            "make_blobs with different seeds should return different X.")
 
 
-def _batches_ok(runs, n, batch_size, shuffle, row_shape=(2,), label_shape=()):
+def _batches_ok(runs, n, batch_size, shuffle, row_shape=(2,), label_shape=(), dtypes=(torch.float32, torch.int64)):
     """Every epoch: aligned (X, y) batches covering 0..n-1 once, in sizes batch_size..., dtypes kept."""
     per_row = 1
     for s in row_shape:
@@ -482,8 +535,9 @@ def _batches_ok(runs, n, batch_size, shuffle, row_shape=(2,), label_shape=()):
             Xb, yb = batch
             expect_tensor(Xb, "X_batch", shape=(None, *row_shape))
             expect_tensor(yb, "y_batch", shape=(len(Xb), *label_shape))
-            expect(Xb.dtype == torch.float32 and yb.dtype == torch.int64,
-                   f"batches should keep the dtypes of X (float32) and y (int64), got {Xb.dtype} and {yb.dtype}.")
+            expect(Xb.dtype == dtypes[0] and yb.dtype == dtypes[1],
+                   f"batches should keep the dtypes of X and y as given: for X in {dtypes[0]} and y in {dtypes[1]} "
+                   f"they came back in {Xb.dtype} and {yb.dtype}.")
             rows.append(Xb)
             labels.append(yb.reshape(-1))
             sizes.append(len(Xb))
@@ -523,6 +577,15 @@ def test_minibatches_exact_and_unshuffled(student):
     expect(sizes == [3], f"with 3 samples and batch_size=10, one batch of 3 is expected, got sizes {sizes}.")
 
 
+@pytest.mark.minibatches
+def test_minibatches_keep_dtypes(student):
+    # float64 features and float32 targets (regression data kept in double precision), 31 samples in
+    # batches of 6: the last batch holds a single row.
+    dtypes = (torch.float64, torch.float32)
+    runs = student.probe(probe_minibatches, 31, 6, True, dtypes=dtypes, label="`minibatches`")
+    _batches_ok(runs, 31, 6, True, dtypes=dtypes)
+
+
 def _check_generator(runs, what):
     """runs: epochs shuffled by generators seeded s, s, s + 1 (torch's global state different each time)."""
     orders = _batches_ok(runs, 29, 6, True, row_shape=(2, 2), label_shape=(1,))
@@ -544,7 +607,8 @@ def test_minibatches_generator(student):
 def _check_split(out, n, val_frac, where):
     expect(out["count"] == 2, f"{where}: should return two parts (train_idx, val_idx).")
     for name in ("train", "val"):
-        expect(out[name + "_type"] == "Tensor" and out[name + "_dtype"] == "torch.int64",
+        empty = out[name + "_type"] == "Tensor" and 0 in out[name + "_shape"]
+        expect(out[name + "_type"] == "Tensor" and (out[name + "_dtype"] == "torch.int64" or empty),
                f"{where}: {name}_idx should be an int64 tensor, but it is a {out[name + '_type']}"
                f"{' of dtype ' + out[name + '_dtype'] if out[name + '_dtype'] else ''} "
                f"(torch.randperm gives int64 tensors).")
@@ -552,9 +616,9 @@ def _check_split(out, n, val_frac, where):
                f"{where}: {name}_idx should be 1-D, but it has shape {tuple(out[name + '_shape'])}.")
     train, val = out["train"], out["val"]
     n_val = int(n * val_frac)
-    expect(len(val) == n_val,
+    expect(len(val) == n_val and len(train) == n - n_val,
            f"{where}: the validation part should have int(n * val_frac) = int({n * val_frac:g}) = {n_val} "
-           f"indices, but it has {len(val)}.")
+           f"indices and the training part the other {n - n_val}, but they have {len(val)} and {len(train)}.")
     overlap = set(train.tolist()) & set(val.tolist())
     expect(not overlap, f"{where}: {len(overlap)} indices are both in the training and the validation part: "
                         f"that leaks validation data into training.")
@@ -565,7 +629,9 @@ def _check_split(out, n, val_frac, where):
 
 @pytest.mark.split_indices
 def test_split_indices_partition(student):
-    for n, frac, seed in ((37, 0.2, _seed(0)), (38, 0.25, _seed(2)), (1000, 0.15, _seed(1))):
+    # (4, 0.2): int(0.8) = 0 validation indices; (5, 0.2): exactly one.
+    for n, frac, seed in ((4, 0.2, _seed(3)), (5, 0.2, _seed(4)), (37, 0.2, _seed(0)), (38, 0.25, _seed(2)),
+                          (1000, 0.15, _seed(1))):
         out = student.probe(probe_split_indices, n, frac, seed, label="`split_indices`")
         train, val = _check_split(out, n, frac, f"split_indices({n}, {frac:g}, seed={seed})")
     expect(sorted(val.tolist()) != list(range(len(val))) and sorted(val.tolist()) != list(range(1000 - len(val), 1000)),
@@ -576,14 +642,16 @@ def test_split_indices_partition(student):
 def test_split_indices_seeded(student):
     other = _seed(5)
     for first, second in ((0, 1), (other, other + 1)):
-        a = student.probe(probe_split_indices, 100, 0.2, first, label="`split_indices`")
-        b = student.probe(probe_split_indices, 100, 0.2, first, label="`split_indices`")
-        c = student.probe(probe_split_indices, 100, 0.2, second, label="`split_indices`")
-        for out in (a, b, c):
-            _check_split(out, 100, 0.2, f"split_indices(100, 0.2, seed={first})")
+        # a and b in one process, torch's (and Python's, NumPy's) global random state set differently before
+        # each call: only the seed given can make them alike.
+        a, b, c = student.probe(probe_split_indices_reseeded, 100, 0.2, [first, first, second],
+                                label="`split_indices`")
+        for out, seed in ((a, first), (b, first), (c, second)):
+            _check_split(out, 100, 0.2, f"split_indices(100, 0.2, seed={seed})")
         expect(torch.equal(a["val"], b["val"]) and torch.equal(a["train"], b["train"]),
-               f"split_indices with the same seed ({first}) should give the same split twice "
-               f"(seed 0 is a seed like any other: test `seed is None`, not `if seed:`).")
+               f"split_indices(100, 0.2, seed={first}) called twice, with torch's global random state "
+               f"different before each call, gave two different splits: the seed you are given should fix the "
+               f"split (seed {first} included) whatever the random state before the call.")
         expect(not torch.equal(a["val"], c["val"]), "split_indices with different seeds should give different splits.")
 
 
@@ -690,9 +758,12 @@ def test_split_loaders_seeded(student):
                f"val_idx, as split_indices returns them (in that order).")
 
 
-def _pair_data(n, x_shape, y_kind):
+def _pair_data(n, x_shape, y_kind, x_dtype=torch.float32):
     """The X and y a PairDataset is built from (made here, in the judging process)."""
-    X = torch.randn(n, *x_shape, generator=torch.Generator().manual_seed(3 + n))
+    if x_dtype == torch.uint8:       # raw images, as a dataset file stores them
+        X = torch.randint(0, 256, (n, *x_shape), generator=torch.Generator().manual_seed(3 + n), dtype=torch.uint8)
+    else:
+        X = torch.randn(n, *x_shape, generator=torch.Generator().manual_seed(3 + n))
     y = torch.arange(n) if y_kind == "labels" else torch.arange(n, dtype=torch.float32).reshape(n, 1) / 4
     return X, y
 
@@ -707,13 +778,18 @@ def _expect_pair(item, i, X, y, where, what):
         expect_close(got, want, f"{where}: {what}[{k}] (should be {part}[{i}])", rtol=0, atol=0)
 
 
+PAIR_CASES = {"features": (37, (3,), "labels", 5, torch.float32),
+              "images": (23, (1, 4, 4), "targets", 4, torch.float32),
+              "raw_images": (13, (1, 4, 4), "labels", 4, torch.uint8)}
+
+
 @pytest.mark.pair_dataset
-@pytest.mark.parametrize("case", ["features", "images"])
+@pytest.mark.parametrize("case", sorted(PAIR_CASES))
 def test_pair_dataset(student, case):
-    n, x_shape, y_kind, batch_size = (37, (3,), "labels", 5) if case == "features" else (23, (1, 4, 4), "targets", 4)
-    X, y = _pair_data(n, x_shape, y_kind)
+    n, x_shape, y_kind, batch_size, x_dtype = PAIR_CASES[case]
+    X, y = _pair_data(n, x_shape, y_kind, x_dtype)
     out = student.probe(probe_pair_dataset, X, y, batch_size, label="`PairDataset`")
-    where = (f"PairDataset(X, y) with X of shape {(n, *x_shape)} float32 and y of shape "
+    where = (f"PairDataset(X, y) with X of shape {(n, *x_shape)} {str(x_dtype).replace('torch.', '')} and y of shape "
              f"{(n,) if y_kind == 'labels' else (n, 1)} {'int64' if y_kind == 'labels' else 'float32'}")
     if "getitem_error" in out:
         if "should implement __getitem__" in out["getitem_error"]:
@@ -781,6 +857,10 @@ def test_reusable_module(student):
     if not isinstance(out, dict):
         fail("my_datasets.make_regression returned an unexpected value.")
     _check_regression(out, 4000, W, B, 0.3, what="my_datasets.make_regression")
+    for power in (2, 3):
+        out = student.probe(probe_regression, W, B, 50, 0.0, _seed(6), power=power, module="my_datasets",
+                            label=f"`my_datasets.make_regression(..., power={power})`")
+        _check_regression(out, 50, W, B, 0.0, power=power, what=f"my_datasets.make_regression(..., power={power})")
 
 
 @pytest.mark.reusable_module

@@ -31,6 +31,11 @@ fast); minibatches in another order move w and b by 1.6e-3 or more (16x the tole
 over batch means is off by 1.2e-2 relative or more, momentum 0.9 moves the fast net's predictions by 3.6 or
 more. With TWIST, over the same seeds: the reference is 0 away, another order 4.7e-3 or more (47x).
 
+Seeds: the probes seed torch's global random state to another value than the generator they pass, so that
+a loop that ignores the generator (and draws its order from the global state) does not replay the same order.
+The history must hold 'epoch' = [1, ..., num_epochs] and Python floats in 'train_loss' (tensors are refused in
+the judge, never converted in the student's process). squared_loss is also judged at n = 1 (no squeeze).
+
 The judge decides everything, from data: a probe only calls the student's code and brings back what it
 returned and what a caller sees afterwards (values, gradients, the argument it passed), never a verdict
 computed next to the student's code, which that code could rewrite. Requirements about state only the
@@ -96,6 +101,7 @@ CONTRACT = {
     "squared_loss": {
         "one loss (y_hat - y)**2 / 2 per example, shaped like y_hat (n, 1), not reduced": "test_squared_loss",
         "y may be (n,) or (n, 1)": "test_squared_loss",
+        "any n, one example included (y_hat (1, 1), y (1,) or (1, 1): no squeeze to a scalar)": "test_squared_loss",
         "y is not changed": "test_squared_loss",
         "differentiable with respect to y_hat": "test_squared_loss",
     },
@@ -111,9 +117,14 @@ CONTRACT = {
         "uses the net, loss and updater it is given (not functions by name)": "test_train_linreg_uses_its_arguments",
         "minibatches(X, y, batch_size, generator=generator) in that order, backward() on the sum, "
         "updater([w, b], lr, batch_size) once per minibatch": "test_train_linreg_follows_the_method",
+        "the generator given drives the order (the global RNG is seeded to another value than the generator)":
+            "test_train_linreg_follows_the_method",
         "train_loss is the mean per-example loss over each epoch (a smaller last batch weighs less)":
             "test_train_linreg_follows_the_method",
         "history {'epoch': [1..num_epochs], 'train_loss': [float per epoch]}":
+            ["test_train_linreg_recovers_parameters", "test_train_linreg_follows_the_method"],
+        "history['epoch'] is [1, ..., num_epochs], counted from 1": "test_train_linreg_recovers_parameters",
+        "train_loss holds Python floats (.item()), not tensors":
             ["test_train_linreg_recovers_parameters", "test_train_linreg_follows_the_method"],
         "w and b are trained in place and stay leaves": "test_train_linreg_recovers_parameters",
         "training recovers the parameters of the data": "test_train_linreg_recovers_parameters",
@@ -125,6 +136,8 @@ CONTRACT = {
         "a shuffling DataLoader that uses the generator given": "test_train_linreg_fast_follows_the_method",
         "train_loss is the mean of nn.MSELoss over each epoch's examples": "test_train_linreg_fast_follows_the_method",
         "history holds one train_loss per epoch": "test_train_linreg_fast_predicts",
+        "history['epoch'] is [1, ..., num_epochs]; train_loss holds Python floats, not tensors":
+            ["test_train_linreg_fast_predicts", "test_train_linreg_fast_follows_the_method"],
         "the trained net predicts new data": "test_train_linreg_fast_predicts",
     },
 }
@@ -260,7 +273,7 @@ def probe_train_linreg(ns, X, y, w0, b0, lr, num_epochs, batch_size, seed, piece
     net, loss, updater = scope["standins"](twist, calls)
     w = w0.clone().requires_grad_()
     b = b0.clone().requires_grad_()
-    torch.manual_seed(seed)
+    torch.manual_seed(seed + 104729)    # not the generator's seed: the global state must not stand in for it
     history = train(w, b, X, y, lr, num_epochs, batch_size, net=net, loss=loss, updater=updater,
                     generator=torch.Generator().manual_seed(seed))
     out = {"w": w.detach().clone(), "b": b.detach().clone(), "history": history, "calls": calls}
@@ -374,18 +387,32 @@ def history_losses(history, what):
            f"{sorted(str(k) for k in history)}).")
     values = []
     for value in losses:
-        number = value.item() if isinstance(value, torch.Tensor) and value.numel() == 1 else value
-        expect(isinstance(number, (int, float)) and not isinstance(number, bool),
+        expect(not isinstance(value, torch.Tensor),
+               f"The history of {what} should hold Python floats in 'train_loss', but it holds tensors: turn "
+               f"each loss into a number with .item(), so that the history holds numbers, not tensors.")
+        expect(isinstance(value, (int, float)) and not isinstance(value, bool),
                f"The history of {what} should hold one number per epoch in 'train_loss', but it holds "
                f"{kind(value)}.")
-        values.append(float(number))
+        values.append(float(value))
     return values
+
+
+def expect_epochs(history, num_epochs, what):
+    """history['epoch'] is [1, ..., num_epochs] (history is a dict, checked by history_losses)."""
+    epochs = history.get("epoch")
+    want = list(range(1, num_epochs + 1))
+    shown = epochs if isinstance(epochs, (list, tuple)) else kind(epochs)
+    expect(isinstance(epochs, (list, tuple)) and len(epochs) == num_epochs
+           and all(isinstance(e, (int, float)) and not isinstance(e, bool) and e == k for e, k in zip(epochs, want)),
+           f"The history of {what} should have a key 'epoch' holding {want} for {num_epochs} epochs (counted "
+           f"from 1), but it holds {shown}.")
 
 
 def _check_history(history, num_epochs, what, threshold):
     losses = history_losses(history, what)
     expect(len(losses) == num_epochs, f"The history of {what} should hold one train_loss per epoch: "
                                       f"{num_epochs} values for {num_epochs} epochs, not {len(losses)}.")
+    expect_epochs(history, num_epochs, what)
     expect(all(math.isfinite(v) for v in losses),
            f"The training loss of {what} became inf or NaN: training diverged ({losses}).")
     expect(losses[-1] <= threshold,
@@ -541,15 +568,16 @@ def test_linreg(student, dtype):
 
 
 @pytest.mark.squared_loss
+@pytest.mark.parametrize("n", [37, 1])
 @pytest.mark.parametrize("y_shape", ["(n, 1)", "(n,)"])
-def test_squared_loss(student, y_shape):
+def test_squared_loss(student, y_shape, n):
     gen = torch.Generator().manual_seed(4)
-    y_hat = torch.randn(37, 1, generator=gen, dtype=torch.float64)
-    y = torch.randn(37, 1, generator=gen, dtype=torch.float64)
+    y_hat = torch.randn(n, 1, generator=gen, dtype=torch.float64)
+    y = torch.randn(n, 1, generator=gen, dtype=torch.float64)
     sent = y if y_shape == "(n, 1)" else y.reshape(-1)
     out = student.probe(probe_squared_loss, y_hat, sent, label="`squared_loss`")
-    what = f"squared_loss(y_hat, y) with y_hat (37, 1) and y {y_shape.replace('(n', '(37')}"
-    expect_tensor(out["loss"], what, shape=(37, 1))
+    what = f"squared_loss(y_hat, y) with y_hat ({n}, 1) and y {y_shape.replace('(n', f'({n}')}"
+    expect_tensor(out["loss"], what, shape=(n, 1))
     expect_close(out["loss"], (y_hat - y) ** 2 / 2, what + " (one loss (y_hat - y)**2 / 2 per example)",
                  rtol=1e-10, atol=1e-12)
     after = out["y_after"]

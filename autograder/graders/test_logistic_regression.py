@@ -37,6 +37,10 @@ what a caller sees afterwards (values, the input z after the call, the gradient 
 b the caller holds after training and the gradients a backward() then leaves on them), never a verdict
 computed next to the student's code; no correct stand-in is sent into the student's process.
 
+Seeds and history as in 03: the global random state is seeded to another value than the generator passed;
+'epoch' must be [1, ..., num_epochs] and 'train_loss' Python floats. bce_with_logits is also judged with float
+labels of shape (n,) in float64 for float32 logits (the loss keeps z's dtype).
+
 Class at the threshold: a probability of exactly 0.5 (a logit of exactly 0) is class 1, as the
 instructions say; binary_accuracy is checked there, and the judge's own accuracy uses logit >= 0.
 
@@ -46,7 +50,9 @@ more), learning rate too low (loss falls by 2-6% in all, gradient norm steady wi
 too high (loss and gradient norm jumping around and climbing, by 10-40% and 30-100% of their start per
 epoch; or loss and gradient norm growing 2-10x per epoch until inf and NaN), gradients never zeroed
 (loss falls to and swings within 30-85% of its start, the norm of the accumulated gradient grows about
-linearly to 8-30x its start). The rules of the
+linearly to 8-30x its start). The order of the rules is judged on 6 more runs (``make_order_runs``): gradients
+never zeroed with a small learning rate, the loss falling by only 2-6% while the norm grows to 8-30x, which
+the stated order labels 'no_zero_grad' and a slow-loss rule checked first labels 'lr_too_low'. The rules of the
 instructions have wide margins on every run: noise of 0.2% on the losses of slow runs, 2% on healthy
 ones, 5-10% on gradient norms.
 """
@@ -101,6 +107,8 @@ CONTRACT = {
         "one loss per example, shaped like z (n, 1), in the dtype of z": ["test_bce_values_shapes_gradients",
                                                                           "test_bce_extreme_logits"],
         "labels (n,) int64 or (n, 1) float": "test_bce_values_shapes_gradients",
+        "float labels of shape (n,), in another dtype than z (float64 labels, float32 logits): the loss keeps "
+        "z's dtype": "test_bce_values_shapes_gradients",
         "finite for every finite z, including +-1000": "test_bce_extreme_logits",
         "gradient sigmoid(z) - y with respect to z": ["test_bce_values_shapes_gradients", "test_bce_extreme_logits"],
         "z is not modified": ["test_bce_values_shapes_gradients", "test_bce_extreme_logits"],
@@ -114,9 +122,13 @@ CONTRACT = {
         "uses the net, loss and updater it is given (not functions by name)": "test_train_logreg_uses_its_arguments",
         "minibatches(X, y, batch_size, generator=generator) in that order, backward() on the sum, "
         "updater([w, b], lr, batch_size) once per minibatch": "test_train_logreg_follows_the_method",
+        "the generator given drives the order (the global RNG is seeded to another value than the generator)":
+            "test_train_logreg_follows_the_method",
         "train_loss is the mean per-example loss over each epoch": "test_train_logreg_follows_the_method",
         "history {'epoch': [...], 'train_loss': [float per epoch]}": ["test_train_logreg_outcome",
                                                                       "test_train_logreg_follows_the_method"],
+        "history['epoch'] is [1, ..., num_epochs]; train_loss holds Python floats (.item()), not tensors":
+            ["test_train_logreg_outcome", "test_train_logreg_follows_the_method"],
         "no sigmoid between net and loss": "test_train_logreg_outcome",
         "w and b trained in place, still leaves": "test_train_logreg_outcome",
     },
@@ -128,6 +140,8 @@ CONTRACT = {
             ["test_train_logreg_fast_outcome", "test_train_logreg_fast_follows_the_method"],
         "train_loss is the mean loss over each epoch's examples": "test_train_logreg_fast_follows_the_method",
         "the trained model's accuracy and loss on new data": "test_train_logreg_fast_outcome",
+        "history {'epoch': [1, ..., num_epochs], 'train_loss': [Python float per epoch]}":
+            ["test_train_logreg_fast_outcome", "test_train_logreg_fast_follows_the_method"],
     },
     "diagnose_training": {
         "returns one of 'healthy', 'lr_too_high', 'lr_too_low', 'no_zero_grad' (a str)":
@@ -136,6 +150,8 @@ CONTRACT = {
         "a gradient norm that grows (more than twice its start) while the loss does not: 'no_zero_grad'":
             "test_diagnose_kind",
         "a loss that fell by less than 10%: 'lr_too_low'": "test_diagnose_kind",
+        "the rules in the stated order: a growing gradient norm with a loss that fell by less than 10% is "
+        "'no_zero_grad', not 'lr_too_low'": "test_diagnose_rules_in_order",
         "otherwise 'healthy'": "test_diagnose_kind",
         "runs of any length (one value per epoch)": "test_diagnose_kind",
     },
@@ -237,7 +253,7 @@ def probe_train_logreg(ns, X, y, w0, b0, lr, num_epochs, batch_size, seed, piece
     net, loss, updater = scope["standins"](twist, calls)
     w = w0.clone().requires_grad_()
     b = b0.clone().requires_grad_()
-    torch.manual_seed(seed)
+    torch.manual_seed(seed + 104729)    # not the generator's seed: the global state must not stand in for it
     history = train(w, b, X, y, lr, num_epochs, batch_size, net=net, loss=loss, updater=updater,
                     generator=torch.Generator().manual_seed(seed))
     out = {"w": w.detach().clone(), "b": b.detach().clone(), "history": history, "calls": calls}
@@ -355,18 +371,32 @@ def history_losses(history, what):
            f"{sorted(str(k) for k in history)}).")
     values = []
     for value in losses:
-        number = value.item() if isinstance(value, torch.Tensor) and value.numel() == 1 else value
-        expect(isinstance(number, (int, float)) and not isinstance(number, bool),
+        expect(not isinstance(value, torch.Tensor),
+               f"The history of {what} should hold Python floats in 'train_loss', but it holds tensors: turn "
+               f"each loss into a number with .item(), so that the history holds numbers, not tensors.")
+        expect(isinstance(value, (int, float)) and not isinstance(value, bool),
                f"The history of {what} should hold one number per epoch in 'train_loss', but it holds "
                f"{kind_of(value)}.")
-        values.append(float(number))
+        values.append(float(value))
     return values
+
+
+def expect_epochs(history, num_epochs, what):
+    """history['epoch'] is [1, ..., num_epochs] (history is a dict, checked by history_losses)."""
+    epochs = history.get("epoch")
+    want = list(range(1, num_epochs + 1))
+    shown = epochs if isinstance(epochs, (list, tuple)) else kind_of(epochs)
+    expect(isinstance(epochs, (list, tuple)) and len(epochs) == num_epochs
+           and all(isinstance(e, (int, float)) and not isinstance(e, bool) and e == k for e, k in zip(epochs, want)),
+           f"The history of {what} should have a key 'epoch' holding {want} for {num_epochs} epochs (counted "
+           f"from 1), but it holds {shown}.")
 
 
 def _check_history(history, num_epochs, what):
     losses = history_losses(history, what)
     expect(len(losses) == num_epochs, f"The history of {what} should hold one train_loss per epoch: "
                                       f"{num_epochs} values for {num_epochs} epochs, not {len(losses)}.")
+    expect_epochs(history, num_epochs, what)
     expect(all(math.isfinite(v) for v in losses),
            f"The training loss of {what} became inf or NaN: {losses}.")
     expect(losses[-1] <= MAX_TRAIN_LOSS,
@@ -495,6 +525,28 @@ def expect_history_matches(history, expected, num_epochs, what, rule):
                f"batch by its number of examples, and start each epoch's sum afresh.")
 
 
+def make_order_runs(seed):
+    """RUNS_PER_KIND runs where the order of the rules decides: gradients never zeroed with a small learning
+    rate. The loss falls steadily but by only 2-6% in all (the 'lr_too_low' rule holds too), the gradient norm
+    grows about linearly to 8-30x its start: checked in the stated order, 'no_zero_grad'."""
+    gen = torch.Generator().manual_seed(7900 + seed)
+
+    def uniform(low, high):
+        return low + (high - low) * torch.rand((), generator=gen, dtype=torch.float64).item()
+
+    runs = []
+    for _ in range(RUNS_PER_KIND):
+        T = int(torch.randint(8, 31, (), generator=gen))
+        t = torch.arange(T, dtype=torch.float64)
+        L0, G0 = uniform(0.5, 1.5), uniform(0.3, 3.0)
+        loss = L0 * (1 - uniform(0.02, 0.06) * t / (T - 1)) * (1 + 0.002 * torch.randn(T, generator=gen,
+                                                                                       dtype=torch.float64).clamp(-3, 3))
+        grad = G0 * (1 + uniform(0.9, 1.1) * t) * (1 + 0.05 * torch.randn(T, generator=gen,
+                                                                         dtype=torch.float64).clamp(-3, 3))
+        runs.append({"train_loss": loss, "grad_norm": grad})
+    return runs
+
+
 def make_runs(kind, seed):
     """RUNS_PER_KIND training runs of one kind: [{"train_loss": (T,) float64, "grad_norm": (T,) float64}]."""
     gen = torch.Generator().manual_seed(7000 + 100 * DIAGNOSES.index(kind) + seed)
@@ -576,24 +628,34 @@ def test_sigmoid_extreme_inputs(student):
     expect_close(grad, s * (1 - s), f"the gradient of sigmoid at z in [{zs}] (float32)", rtol=1e-4, atol=1e-7)
 
 
+BCE_CASES = {  # labels: (how they are sent, dtype of z)
+    "(n,) int64": (lambda y: y, torch.float64),
+    "(n, 1) float64": (lambda y: y.double().reshape(-1, 1), torch.float64),
+    "(n,) float64, z float32": (lambda y: y.double(), torch.float32),
+}
+
+
 @pytest.mark.bce_with_logits
-@pytest.mark.parametrize("labels", ["(n,) int64", "(n, 1) float"])
+@pytest.mark.parametrize("labels", sorted(BCE_CASES))
 def test_bce_values_shapes_gradients(student, labels):
+    make_labels, z_dtype = BCE_CASES[labels]
     gen = torch.Generator().manual_seed(7)
-    z = torch.randn(37, 1, generator=gen, dtype=torch.float64) * 3
+    z = (torch.randn(37, 1, generator=gen, dtype=torch.float64) * 3).to(z_dtype)
     y = torch.randint(0, 2, (37,), generator=gen)
-    sent = y if labels == "(n,) int64" else y.double().reshape(-1, 1)
+    sent = make_labels(y)
     out = student.probe(probe_elementwise, "bce_with_logits", z, sent, label="`bce_with_logits`")
-    what = f"bce_with_logits(z, y) with z (37, 1) float64 and y {labels.replace('(n', '(37')}"
-    value = expect_tensor(out["value"], what, shape=(37, 1), dtype=torch.float64)
+    what = (f"bce_with_logits(z, y) with z (37, 1) {str(z_dtype).replace('torch.', '')} and y "
+            f"{tuple(sent.shape)} {str(sent.dtype).replace('torch.', '')}")
+    value = expect_tensor(out["value"], what + " (in the dtype of z)", shape=(37, 1), dtype=z_dtype)
     t = y.double().reshape(-1, 1)
-    expected = torch.nn.functional.binary_cross_entropy_with_logits(z, t, reduction="none")
-    expect_close(value, expected, what + " (one loss per example)", rtol=1e-8, atol=1e-10)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(z.double(), t, reduction="none")
+    tol = {"rtol": 1e-8, "atol": 1e-10} if z_dtype == torch.float64 else {"rtol": 1e-5, "atol": 1e-6}
+    expect_close(value, expected, what + " (one loss per example)", **tol)
     _check_input_unchanged(out, z, "bce_with_logits")
     expect(out["grad"] is not None, "The loss should be differentiable with respect to z (use tensor operations "
                                     "on z only).")
-    expect_close(out["grad"], torch.sigmoid(z) - t, "the gradient of the summed loss with respect to z "
-                 "(should be sigmoid(z) - y)", rtol=1e-8, atol=1e-10)
+    expect_close(out["grad"], torch.sigmoid(z.double()) - t, "the gradient of the summed loss with respect to z "
+                 "(should be sigmoid(z) - y)", **tol)
 
 
 @pytest.mark.bce_with_logits
@@ -788,11 +850,7 @@ def test_diagnose_returns_a_label(student):
                                    f"{', '.join(repr(d) for d in DIAGNOSES)}, but it returned {label!r}.")
 
 
-@pytest.mark.diagnose_training
-@pytest.mark.parametrize("kind", DIAGNOSES)
-def test_diagnose_kind(student, kind):
-    runs = make_runs(kind, grading_seed())
-    labels = student.probe(probe_diagnose, runs, label="`diagnose_training`")
+def _expect_diagnoses(runs, labels, kind, hint):
     wrong = [(run, label) for run, label in zip(runs, labels) if label != kind]
     if wrong:
         run, label = wrong[0]
@@ -804,5 +862,23 @@ def test_diagnose_kind(student, kind):
         fail(f"diagnose_training labelled {len(wrong)} of {len(runs)} runs of kind {kind!r} wrongly; for example "
              f"a run of {len(run['train_loss'])} epochs with train_loss {show(run['train_loss'])} (last "
              f"{run['train_loss'][-1].item():.3g}) and grad_norm {show(run['grad_norm'])} (last "
-             f"{run['grad_norm'][-1].item():.3g}) got {label!r}. Check the order of your rules and that inf and "
-             f"NaN are caught (every comparison with NaN is False).")
+             f"{run['grad_norm'][-1].item():.3g}) got {label!r}. {hint}")
+
+
+@pytest.mark.diagnose_training
+@pytest.mark.parametrize("kind", DIAGNOSES)
+def test_diagnose_kind(student, kind):
+    runs = make_runs(kind, grading_seed())
+    labels = student.probe(probe_diagnose, runs, label="`diagnose_training`")
+    _expect_diagnoses(runs, labels, kind, "Check the order of your rules and that inf and NaN are caught (every "
+                                          "comparison with NaN is False).")
+
+
+@pytest.mark.diagnose_training
+def test_diagnose_rules_in_order(student):
+    runs = make_order_runs(grading_seed())
+    labels = student.probe(probe_diagnose, runs, label="`diagnose_training`")
+    _expect_diagnoses(runs, labels, "no_zero_grad",
+                      "The loss of these runs fell by less than 10%, but their gradient norm grew to more than twice "
+                      "its start: the rules apply in the order of the table, so the growing gradient norm "
+                      "('no_zero_grad') is checked before the small fall of the loss ('lr_too_low').")

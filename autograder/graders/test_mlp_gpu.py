@@ -55,6 +55,11 @@ probabilities are turned back into centred scores) their second difference is ze
 switches within the step. Over grading seeds 0-19 the reference had at most 2.7e-15 on at least 7 of 8
 rows (the check asks for 6 within 1e-11); tanh had at least 1.4e-8 on every row.
 
+Edges (round 3): ``loss_fn`` is also judged on a batch of one image (a squeeze of y_hat or y breaks it) and on
+the judge's scores of +-1000 (or their log-probabilities, for a model that returns them), where log(softmax(...))
+gives inf and NaN gradients; the model's output must stay finite for inputs scaled by 1e4; every value of the
+history, 'epoch' included, is a Python number.
+
 Not enforced (with reasons): see the CONTRACT table below.
 """
 import math
@@ -136,7 +141,7 @@ CONTRACT = {
         "one optimiser step per batch of train_iter, num_epochs times, with the given loss and optimizer":
             ["test_fit_trains_in_train_mode", "test_fit_parameters"],
         "history is a dict of lists, one entry per epoch": "test_fit_history",
-        "'epoch' holds 1, 2, ...": "test_fit_history",
+        "'epoch' holds 1, 2, ... as Python numbers (not tensors)": "test_fit_history",
         "'train_loss' is the batch-size-weighted mean training loss of the epoch": "test_fit_history",
         "with valid_iter: 'valid_loss' and 'valid_metric' from evaluate with the given metric": "test_fit_history",
         "every value in the history is a Python number": "test_fit_history",
@@ -160,6 +165,12 @@ CONTRACT = {
         "loss_fn returns a tensor attached to y_hat: its gradient with respect to y_hat is that of the mean "
         "cross-entropy": "test_mlp_loss",
         "no softmax before cross_entropy": ["test_mlp_loss", "test_mlp_trains_to_accuracy"],
+        "loss_fn works on a batch of one image (no squeeze of y_hat or y): value and gradient of the mean "
+        "cross-entropy": "test_mlp_loss_edges",
+        "loss_fn stays finite, with finite gradients, on scores of +-1000 (log-sum-exp, not log(softmax))":
+            "test_mlp_loss_edges",
+        "the model's output stays finite for inputs of large magnitude (F.log_softmax, not log(softmax))":
+            "test_mlp_loss_edges",
         "nothing created on a fixed device in forward": "test_mlp_runs_on_any_device",
         "it trains to a useful accuracy on held-out images": "test_mlp_trains_to_accuracy",
     },
@@ -209,6 +220,16 @@ HELDOUT_DISGUISE = {"max_shift": 0, "noise": 0.1}
 MLP_LOSS_MAX = 0.50
 MLP_TRAINING = {"hidden": 32, "lr": 0.1, "num_epochs": 4, "batch_size": 100}
 MNIST_MEAN, MNIST_STD = data.MNIST_MEAN[0], data.MNIST_STD[0]
+# Scores of +-1000 (4 rows of 10 classes; the true class at -1000 in rows 0 and 2): softmax underflows to 0
+# there, so log(softmax(...)) gives -inf, while cross_entropy (log-sum-exp) gives the finite mean 1250.
+EXTREME_SCORES = torch.zeros(4, 10)
+EXTREME_SCORES[0, 0], EXTREME_SCORES[0, 3] = 1000.0, -1000.0
+EXTREME_SCORES[1, 5] = 1000.0
+EXTREME_SCORES[2] = -1000.0
+EXTREME_SCORES[2, 7] = 1000.0
+EXTREME_SCORES[3] = torch.linspace(-1000.0, 1000.0, 10)
+EXTREME_LABELS = torch.tensor([3, 5, 2, 4])
+LARGE_INPUT = 1e4          # inputs scaled by this: the model's scores lie hundreds apart
 
 
 def grading_seed():
@@ -239,8 +260,10 @@ def number(value, what):
 
 
 # ------------------------------------------------------------------------------------------ probes
-def probe_mlp_structure(ns, seed):
-    """Shapes, parameters, per-image independence, nonlinearity, the loss and its gradient, a run on meta."""
+def probe_mlp_structure(ns, seed, extreme_scores, extreme_log_probs, extreme_labels, large):
+    """Shapes, parameters, per-image independence, nonlinearity, the loss and its gradient (also on a batch of
+    one image and on the judge's extreme scores and their log-probabilities), the output for inputs scaled by
+    ``large``, a run on meta."""
     import copy
     import torch
     MnistModel = ns.require("MnistModel", kind="class")
@@ -295,6 +318,28 @@ def probe_mlp_structure(ns, seed):
         out["loss9_backward_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
     out["loss9_grad"] = scores.grad
     out["y9"] = y9
+    # The loss on a batch of one image (a squeeze of y_hat or y breaks it), with its gradient.
+    scores1 = net(X[:1]).detach().requires_grad_(True)
+    out["y_hat1"] = scores1.detach().clone()
+    try:
+        loss1 = loss_fn(scores1, y6[:1])
+        out["loss1"] = loss1.detach() if isinstance(loss1, torch.Tensor) else loss1
+        loss1.backward()
+        out["loss1_grad"] = scores1.grad
+    except Exception as exc:
+        out["loss1_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+    # The loss on the judge's extreme scores (entries of +-1000) and on their log-probabilities, with gradients.
+    for key, values in (("scores", extreme_scores), ("log_probs", extreme_log_probs)):
+        t = values.clone().requires_grad_(True)
+        try:
+            value = loss_fn(t, extreme_labels)
+            value.backward()
+            out[f"extreme_{key}"] = {"loss": value.detach(), "grad": t.grad}
+        except Exception as exc:
+            out[f"extreme_{key}"] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+    # The model's output for inputs of large magnitude (its scores far apart).
+    with torch.no_grad():
+        out["y_hat_large"] = net(X * large)
     # Second differences along random directions, in float64: zero for a piecewise-linear (ReLU) net.
     try:
         net64 = copy.deepcopy(net).double()
@@ -829,7 +874,8 @@ def probe_save_load(ns, states, X, shift, seed):
 # ----------------------------------------------------------------------------------------- mnist_mlp
 @pytest.fixture(scope="module")
 def mlp_structure(student):
-    return student.probe(probe_mlp_structure, _seed(0), label="`MnistModel`")
+    return student.probe(probe_mlp_structure, _seed(0), EXTREME_SCORES, F.log_softmax(EXTREME_SCORES, dim=1),
+                         EXTREME_LABELS, LARGE_INPUT, label="`MnistModel`")
 
 
 @pytest.mark.mnist_mlp
@@ -958,6 +1004,65 @@ def test_mlp_loss(mlp_structure):
     fail(f"loss_fn(y_hat, y) for a batch of 9 images is {got:.6g}; the mean cross-entropy of your model's "
          f"output ({kind}) is {expected.item():.6g} (tolerance 1e-4 relative and absolute). Use F.cross_entropy "
          "on raw scores, or F.nll_loss on log_softmax outputs.")
+
+
+def _loss_and_gradient(loss, grad, y_hat, y, what):
+    """Check a loss value and its gradient with respect to y_hat (float64) against the mean cross-entropy of
+    y_hat read as scores or as log-probabilities (F.cross_entropy, or F.nll_loss on log-probabilities)."""
+    expect(isinstance(loss, torch.Tensor) and loss.numel() == 1 and bool(torch.isfinite(loss).all()),
+           f"loss_fn(y_hat, y) for {what} is {_value_in_words(loss)}; the mean cross-entropy is finite there. "
+           "Compute it with F.cross_entropy on raw scores (or F.nll_loss on F.log_softmax outputs), which use "
+           "log-sum-exp, not log(softmax(...)).")
+    wants = []
+    for loss_of in (F.cross_entropy, F.nll_loss):
+        scores = y_hat.double().clone().requires_grad_(True)
+        value = loss_of(scores, y)
+        value.backward()
+        wants.append((value.item(), scores.grad))
+    expected = wants[0][0] if _output_kind(y_hat.double()) == "scores" else wants[1][0]
+    got = float(loss)
+    expect(abs(got - expected) <= 1e-4 + 1e-4 * abs(expected),
+           f"loss_fn(y_hat, y) for {what} is {got:.6g}; the mean cross-entropy there is {expected:.6g} (tolerance "
+           "1e-4 relative and absolute).")
+    expect(isinstance(grad, torch.Tensor) and tuple(grad.shape) == tuple(y_hat.shape)
+           and bool(torch.isfinite(grad).all())
+           and any(torch.allclose(grad.double(), want, rtol=1e-4, atol=1e-6) for _, want in wants),
+           f"The gradient of loss_fn(y_hat, y) with respect to y_hat for {what} is not that of the mean "
+           f"cross-entropy{' (it is not finite)' if isinstance(grad, torch.Tensor) and not torch.isfinite(grad).all() else ''}"
+           " (tolerance 1e-4 relative, 1e-6 absolute).")
+
+
+def _value_in_words(value):
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return f"{value.item():g}"
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    return f"a {type(value).__name__}"
+
+
+@pytest.mark.mnist_mlp
+def test_mlp_loss_edges(mlp_structure):
+    out = mlp_structure
+    kind = _output_kind(out["y_hat9"].double())
+    if kind == "probabilities" or not isinstance(out["loss9"], torch.Tensor):
+        return                           # judged by test_mlp_loss
+    y_hat1 = out["y_hat1"]
+    what1 = "a batch of one image (y_hat of shape (1, 10), y of shape (1,))"
+    expect("loss1_error" not in out, f"For {what1}, loss_fn(y_hat, y) raised {out.get('loss1_error')} Keep the "
+           "batch dimension (no squeeze of y_hat or y).")
+    _loss_and_gradient(out["loss1"], out.get("loss1_grad"), y_hat1, torch.tensor([0]), what1)
+    key = "extreme_scores" if kind == "scores" else "extreme_log_probs"
+    inputs = EXTREME_SCORES if kind == "scores" else F.log_softmax(EXTREME_SCORES, dim=1)
+    what = ("raw scores (like your model's output) as far apart as +-1000" if kind == "scores" else
+            "log-probabilities (like your model's output) of scores as far apart as +-1000")
+    case = out[key]
+    expect("error" not in case, f"For {what}, loss_fn(y_hat, y) raised {case.get('error')}")
+    _loss_and_gradient(case["loss"], case["grad"], inputs, EXTREME_LABELS, what)
+    large = expect_tensor(out["y_hat_large"], f"MnistModel(784, 32, 10) applied to images scaled by {LARGE_INPUT:g}",
+                          shape=(6, 10))
+    expect(bool(torch.isfinite(large).all()),
+           f"MnistModel's output for images scaled by {LARGE_INPUT:g} (scores far apart) holds -inf or NaN: "
+           "log(softmax(...)) underflows to log(0). Return raw scores, or end with F.log_softmax(..., dim=1).")
 
 
 @pytest.mark.mnist_mlp
@@ -1393,7 +1498,11 @@ def _check_history(history, expected, keys, call):
     epochs = history.get("epoch")
     expect(epochs is not None and epochs["items"] is not None,
            f"The history returned by {call} should hold the list 'epoch'.")
-    values = [_describe(i)["value"] for i in epochs["items"]]
+    kinds = [_describe(i) for i in epochs["items"]]
+    for item in kinds if call == "fit" else ():
+        expect(item["kind"] in ("int", "float"), f"history['epoch'] returned by {call} should hold Python numbers "
+               f"(1, 2, ...), not {'tensors' if item['kind'].startswith('tensor') else 'a ' + item['type']}.")
+    values = [item["value"] for item in kinds]
     expect(values == [1.0, 2.0, 3.0], f"history['epoch'] returned by {call} is "
            f"[{', '.join('?' if v is None else f'{v:g}' for v in values)}]; it should be [1, 2, 3] (epochs count "
            "from 1).")

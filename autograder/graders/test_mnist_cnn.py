@@ -32,6 +32,12 @@ The judge counts a call as active when it changed its input, reads its rate from
 and so are the published example's rates (Mastering PyTorch, ch. 1: 0.10 after pooling, 0.25 after fc1)
 besides the lesson's 0.25 and 0.5.
 
+Edges (round 3): ``train`` is called with epoch 19, a number none of its printed counts or percentages holds
+(with epoch 7 the published example's "67%" passed for the epoch), and once more on 41 images (a last batch of
+one image) with log_interval 100, beyond the epoch, where batch 0 must still print; ``test`` also runs on 17
+images (a last batch of one); ``Net``'s output in eval mode must stay finite for images scaled by 1e4, where
+log(softmax(...)) gives -inf.
+
 Accuracy (task mnist_cnn). The judge loads the MNIST test split (course.data), splits it with seed 0
 into 8,000 training and 2,000 held-out images, normalises the held-out images and changes them by a
 secret drawn for each grading (``autograder.heldout.disguise`` with HELDOUT_DISGUISE: Gaussian noise of
@@ -107,7 +113,11 @@ CONTRACT = {
         "train: moves X and y to `device` and keeps the returned tensors": "test_train_and_test_follow_the_device",
         "train: prints one line every log_interval batches (batch_idx % log_interval == 0)":
             "test_train_logs_and_returns_loss",
-        "train: the printed line names the epoch": "test_train_logs_and_returns_loss",
+        "train: the printed line names the epoch it is given (epoch 19: a number none of the printed counts "
+        "holds)": "test_train_logs_and_returns_loss",
+        "train: log_interval larger than the epoch: the first batch (batch_idx 0) still prints": "test_train_edges",
+        "train: a last batch of one image (41 images in batches of 8) is trained and weighted like the others":
+            "test_train_edges",
         "train: the printed line holds the number of images seen and loss.item()":
             "not enforced: the wording and number format of the log line are the student's choice (the "
             "published example prints images before the batch, the reference after it)",
@@ -122,6 +132,8 @@ CONTRACT = {
             "test_test_averages",
         "test: returns (mean loss, accuracy) as Python floats, accuracy a fraction in [0, 1]":
             "test_test_averages",
+        "test: a last batch of one image (17 images in batches of 8) counts like the others":
+            "test_test_last_batch_of_one",
         "test: prints one line": "test_test_averages",
     },
     "mnist_cnn": {
@@ -135,6 +147,8 @@ CONTRACT = {
         "example's 0.1 and 0.25 accepted too)": "test_cnn_dropout_rates",
         "dropout off in eval() mode": "test_cnn_dropout_modes",
         "output (N, 10) log-probabilities (log_softmax over dim 1)": "test_cnn_output_log_probabilities",
+        "the log-probabilities stay finite when the scores lie thousands apart (log_softmax, not log(softmax))":
+            "test_cnn_log_probabilities_stay_finite",
         "flatten keeps the batch dimension (one row per image)": "test_cnn_keeps_the_batch",
         "nothing created on a fixed device inside forward": "test_cnn_runs_on_any_device",
         "make_optimizer(net) returns optim.Adadelta with lr=0.5 over net's parameters": "test_make_optimizer",
@@ -188,9 +202,10 @@ def table_forward(weights, X):
 
 
 # ------------------------------------------------------------------------------------------ probes
-def probe_cnn_structure(ns, weights, X_table, X):
+def probe_cnn_structure(ns, weights, X_table, X, large):
     """Net(): its named parameters, every dropout call's input and output in one forward pass per mode,
-    outputs in eval and train mode, outputs with the judge's fixed weights, and a forward and backward pass
+    outputs in eval and train mode, outputs with the judge's fixed weights (also for X_table scaled by
+    ``large``, where the scores lie far apart), and a forward and backward pass
     on the meta device (its output and the parameters' gradients as meta tensors)."""
     import torch
     import torch.nn.functional as F
@@ -249,6 +264,7 @@ def probe_cnn_structure(ns, weights, X_table, X):
                 p.copy_(by_shape[tuple(p.shape)])
         fixed.eval()
         out["table"] = fixed(X_table)
+        out["table_large"] = fixed(X_table * large)
     try:
         meta = Net().to("meta")
         meta.train()
@@ -502,11 +518,12 @@ def _device_failure(what, error, fix):
 # ----------------------------------------------------------------------------------------- mnist_cnn
 STRUCTURE_X = torch.randn(5, 1, 28, 28, generator=torch.Generator().manual_seed(1))
 TABLE_X = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(12))
+LARGE_INPUT = 1e4          # TABLE_X scaled by this: scores thousands apart, where softmax underflows to 0
 
 
 @pytest.fixture(scope="module")
 def cnn_structure(student):
-    return student.probe(probe_cnn_structure, table_weights(), TABLE_X, STRUCTURE_X, label="`Net`")
+    return student.probe(probe_cnn_structure, table_weights(), TABLE_X, STRUCTURE_X, LARGE_INPUT, label="`Net`")
 
 
 def _module(out):
@@ -625,6 +642,20 @@ def test_cnn_computes_the_table(cnn_structure):
     expect_close(got, expected, "Net's output in eval mode with given weights in each layer, compared with "
                  "the table (conv1 + ReLU, conv2 + ReLU, max_pool2d 2, flatten, fc1 + ReLU, fc2, log_softmax)",
                  rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.mnist_cnn
+def test_cnn_log_probabilities_stay_finite(cnn_structure):
+    out = cnn_structure
+    _module(out)
+    if "table_large" not in out:
+        return                           # Net's parameters are judged by the other checks
+    large = expect_tensor(out["table_large"], f"Net's output in eval mode for images scaled by {LARGE_INPUT:g}",
+                          shape=(4, 10))
+    expect(bool(torch.isfinite(large).all()),
+           f"Net's output in eval mode for images scaled by {LARGE_INPUT:g} (scores thousands apart) holds -inf "
+           "or NaN: log(softmax(...)) underflows to log(0) there. End forward with F.log_softmax(X, dim=1), "
+           "which computes the same values stably.")
 
 
 @pytest.mark.mnist_cnn
@@ -829,11 +860,31 @@ def _train_replay(X, y):
     return {k: v.detach().clone() for k, v in net.state_dict().items()}, losses, sizes
 
 
+TRAIN_EPOCHS = (19, 52)     # the epochs train is called with: 19 is none of the counts and percentages it prints
+
+
+def _names_epoch(lines, epoch):
+    """Whether a printed line holds ``epoch`` as a number of its own (zero-padding allowed)."""
+    import re
+    return any(re.search(rf"(?<![\d.])0*{epoch}(?![\d])", line) for line in lines)
+
+
 @pytest.fixture(scope="module")
 def train_out(student):
     X, y = _train_data()
-    out = student.probe(probe_train, TRAIN_STATE, X, y, 2, 7, label="`train`")
+    out = student.probe(probe_train, TRAIN_STATE, X, y, 2, TRAIN_EPOCHS[0], label="`train`")
     out["replay"] = _train_replay(X, y)
+    return out
+
+
+@pytest.fixture(scope="module")
+def train_out_edges(student):
+    """train on 41 images (batches of 8, the last of one image) with log_interval=100, beyond the epoch."""
+    X, y = _train_data()
+    out = student.probe(probe_train, TRAIN_STATE, X[:41], y[:41], 100, TRAIN_EPOCHS[1],
+                        label=f"`train` with log_interval=100 and epoch={TRAIN_EPOCHS[1]} on 41 images in batches "
+                              "of 8 (X of shape (1, 1, 28, 28) last)")
+    out["replay"] = _train_replay(X[:41], y[:41])
     return out
 
 
@@ -859,8 +910,9 @@ def test_train_logs_and_returns_loss(train_out):
     n = train_out["n_lines"]
     expect(2 <= n <= 4, f"With log_interval=2 over 6 batches, train printed {n} lines; one every "
            "log_interval batches (batch_idx % log_interval == 0) is expected.")
-    expect(any("7" in line for line in train_out["lines"]),
-           "train's log lines should name the epoch (train was called with epoch=7).")
+    expect(_names_epoch(train_out["lines"], TRAIN_EPOCHS[0]),
+           f"train's log lines should name the epoch it is given (it was called with epoch={TRAIN_EPOCHS[0]}; "
+           "no printed line holds that number).")
     returned = train_out["result"]
     result = _number(returned)
     expect(result is not None,
@@ -875,6 +927,27 @@ def test_train_logs_and_returns_loss(train_out):
              "divide by the number of images, so that a small last batch does not count as much as a full one.")
     expect_close(result, weighted, "the mean training loss returned by train (each batch's loss.item() times "
                  "its number of images, summed, divided by the number of images)", rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.cnn_train_test
+def test_train_edges(train_out_edges):
+    out = train_out_edges
+    expect(len(out["shapes"]) == 6, f"train ran the model on {len(out['shapes'])} batches; 41 images in batches "
+           "of 8 are 6 batches, the last of one image.")
+    expect(out["n_lines"] >= 1,
+           "With log_interval=100 and an epoch of 6 batches, train printed nothing; the first batch (batch_idx 0, "
+           "and 0 % log_interval == 0) should print its line.")
+    state, (want, losses, sizes) = out["state"], out["replay"]
+    for name, value in want.items():
+        if name.startswith("linear.") or name in ("norm.weight", "norm.bias"):
+            expect_close(state[name], value, "the parameters after one epoch of train on 41 images (the last batch "
+                         "holds one image: keep its batch dimension, no squeeze)", rtol=1e-4, atol=1e-6)
+    result = _number(out["result"])
+    expect(result is not None, f"train should return the epoch's mean training loss as a Python float, not a "
+           f"{out['result']['type']}.")
+    expect_close(result, sum(l * s for l, s in zip(losses, sizes)) / sum(sizes), "the mean training loss returned "
+                 "by train for 41 images (batches of 8, the last of one image; weighted by batch size)",
+                 rtol=1e-4, atol=1e-6)
 
 
 TEST_STATE = recorder_state(60)
@@ -905,6 +978,34 @@ def test_out(student):
     out = student.probe(probe_test, TEST_STATE, X, y, label="`test`")
     out["expected"] = expected
     return out
+
+
+@pytest.fixture(scope="module")
+def test_out_single_last(student):
+    """test on the first 17 of those images: batches of 8, 8 and one image."""
+    import torch.nn.functional as F
+    X, y, _ = _test_data()
+    X, y = X[:17], y[:17]
+    with torch.no_grad():
+        log_probs = _Recorder(TEST_STATE).eval()(X)
+    out = student.probe(probe_test, TEST_STATE, X, y,
+                        label="`test` on 17 images in batches of 8, 8 and 1 (X of shape (1, 1, 28, 28) last)")
+    out["expected"] = {"loss": F.nll_loss(log_probs, y).item(),
+                       "acc": (log_probs.argmax(dim=1) == y).double().mean().item()}
+    return out
+
+
+@pytest.mark.cnn_train_test
+def test_test_last_batch_of_one(test_out_single_last):
+    returned = test_out_single_last["result"]
+    items = returned["items"]
+    expect(items is not None and len(items) == 2 and None not in (_number(items[0]), _number(items[1])),
+           "test should return (mean loss, accuracy) as two numbers (see the other message).")
+    loss, acc = _number(items[0]), _number(items[1])
+    expected = test_out_single_last["expected"]
+    what = "17 images in batches of 8, 8 and 1 (keep the batch dimension of the last batch: no squeeze)"
+    expect_close(acc, expected["acc"], f"the accuracy returned by test for {what}", rtol=0, atol=1e-6)
+    expect_close(loss, expected["loss"], f"the mean loss returned by test for {what}", rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.cnn_train_test
