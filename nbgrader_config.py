@@ -12,6 +12,17 @@ import autograder
 from autograder.release import TaskStubs, alembic_head
 
 c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
+
+# nbgrader 0.9.6's gradebook adds submissions in a way SQLAlchemy 2 warns about ("Object of type
+# <SubmittedAssignment> not in session, add operation along ... will not proceed"), harmlessly: nbgrader adds
+# them itself right after. Keep those warnings of nbgrader's code out of every autograde's output.
+import warnings  # noqa: E402
+
+from sqlalchemy.exc import SAWarning  # noqa: E402
+
+warnings.filterwarnings("ignore", message=r"Object of type <\w+> not in session, add operation along",
+                        category=SAWarning)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # nbgrader runs the `alembic` program from PATH to create a gradebook, which is only there in an activated
@@ -22,7 +33,9 @@ nbgrader.api.get_alembic_version = alembic_head
 # students' kernels must run the demos in full, with progress bars. Grading runs set their own.
 
 c.CourseDirectory.course_id = "pytorch-course"
-c.CourseDirectory.root = "."
+# The course folder is where nbgrader runs (its default), given as an absolute path: "." would make nbgrader
+# warn "root '.' is not absolute" each time it loads this file.
+c.CourseDirectory.root = os.getcwd()
 c.CourseDirectory.source_directory = "source"
 c.CourseDirectory.release_directory = "release"
 # The exchange: release_assignment puts assignments there, students fetch_assignment and submit (also from
@@ -54,9 +67,11 @@ c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"(Warning|warn\(|UserWarning|DeprecationWarning|FutureWarning|dropout2d)"
 # Feedback must not show the hidden tests.
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
-# Feedback lists each grade cell under its task's name (nbgrader's own page says "Test cell").
-c.HTMLExporter.template_file = "task_names.html.j2"
-c.HTMLExporter.extra_template_basedirs = [
+# Feedback lists each grade cell under its task's name (nbgrader's own page says "Test cell"). Set for the
+# exporter of GenerateFeedback only (traitlets' Parent.Child sections): formgrader's HTMLExporter renders
+# submissions with its own 'formgrade' template and must not be given this one.
+c.GenerateFeedback.HTMLExporter.template_file = "task_names.html.j2"
+c.GenerateFeedback.HTMLExporter.extra_template_basedirs = [
     os.path.join(os.path.dirname(autograder.__file__), "templates"),
     os.path.join(os.path.dirname(nbgrader.__file__), "server_extensions", "formgrader", "templates"),
 ]
@@ -66,12 +81,13 @@ c.HTMLExporter.extra_template_basedirs = [
 from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
 from nbgrader.preprocessors import AssignLatePenalties, IgnorePattern, LimitOutput, SaveAutoGrades  # noqa: E402
 
-from autograder.nbgrader_route import CheckGradeIds, SandboxGrade  # noqa: E402
-from nbgrader.preprocessors import DeduplicateIds, OverwriteCells, OverwriteKernelspec  # noqa: E402
+from autograder.nbgrader_route import CheckGradeIds, RestoreCells, SandboxGrade  # noqa: E402
+from nbgrader.preprocessors import DeduplicateIds, OverwriteKernelspec  # noqa: E402
 
-# First, a clear message for a notebook whose grade ids are missing or repeated (nbgrader's own steps follow).
+# First, a clear message for a notebook whose grade ids are missing or repeated (nbgrader's own steps follow;
+# RestoreCells is nbgrader's OverwriteCells, without a warning for each grade cell whose hidden tests it restores).
 c.Autograde.sanitize_preprocessors = [
-    CheckGradeIds, ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata,
+    CheckGradeIds, ClearOutput, DeduplicateIds, OverwriteKernelspec, RestoreCells, CheckCellMetadata,
 ]
 
 c.Autograde.autograde_preprocessors = [

@@ -36,6 +36,41 @@ dependencies = [
 packages = ["course"]
 """
 
+# The student's Jupyter settings: the bundle's jupyter-config/ folder, which JupyterLab reads where the student
+# starts it as the README says (JUPYTER_CONFIG_PATH=jupyter-config; pip's editable install would not install
+# such files into the environment). nbgrader's instructor tools are turned off: its JupyterLab plugins
+# (labconfig/page_config.json) and server extensions (jupyter_server_config.py).
+JUPYTER_CONFIG = "jupyter-config"
+INSTRUCTOR_PLUGINS = ["@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment",
+                      "@jupyter/nbgrader:course-list"]
+INSTRUCTOR_SERVER_EXTENSIONS = ["nbgrader.server_extensions.formgrader", "nbgrader.server_extensions.course_list"]
+# What the Validate button's dialog says when no check cell fails: nbgrader's labextension writes "Success! Your
+# notebook passes all the tests." (fixed in its code), but those cells run the quick checks only.
+VALIDATE_SUCCESS_LAB = ("Success! The quick checks of every task passed. They are not all the tests: when your "
+                        "work is graded, hidden graders check more, so a task can still lose points.")
+JUPYTER_SERVER_CONFIG = '''"""JupyterLab settings for students of this course (read when JUPYTER_CONFIG_PATH names this folder)."""
+import os
+
+c = get_config()  # noqa: F821 - provided by Jupyter when it loads this file
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# nbgrader's instructor tools (Formgrader, Course List) are of no use to a student.
+c.ServerApp.jpserver_extensions.update({extensions})
+# custom/custom.css: the Validate dialog says what Validate checked.
+c.LabApp.custom_css = True
+c.ServerApp.tornado_settings.update({{"static_custom_path": [os.path.join(HERE, "custom")]}})
+'''
+CUSTOM_CSS = """/* nbgrader's Validate dialog: when no check cell fails, its own text says the notebook passes all the tests,
+   but the check cells run the quick checks only. Show what was checked instead. */
+#validation-message.validation-success p {{
+  font-size: 0;
+}}
+#validation-message.validation-success p::after {{
+  font-size: var(--jp-content-font-size1, 14px);
+  content: "{text}";
+}}
+"""
+
 NBGRADER_CONFIG = '''"""nbgrader settings for this assignment (JupyterLab's Validate button and Assignment List)."""
 import os
 
@@ -49,6 +84,30 @@ c.Exchange.root = os.environ.get("COURSE_EXCHANGE_DIR") or "/srv/nbgrader/exchan
 c.Execute.timeout = 1800
 # `nbgrader validate` cuts lines at 90 characters, which would cut the tasks' messages short.
 c.Validator.width = 160
+
+# When no check cell fails, nbgrader says "Success! Your notebook passes all the tests.", but the check cells
+# run only the quick checks: say what was checked, and that the hidden graders check more when it is graded.
+import textwrap  # noqa: E402
+
+from nbgrader.validator import Validator  # noqa: E402
+
+QUICK_CHECKS_PASSED = (
+    "Success! The quick checks of every task passed. They are not all the tests: when your work is graded, "
+    "hidden graders check more (other inputs, shapes, seeds and edge cases), so a task can still lose points. "
+    "Read each task's instructions again before you submit; their verdict comes with your grade "
+    "(the results of your submission, or your feedback).")
+
+
+def _print_num_failed(self, num_failed, _nbgrader_own=getattr(Validator._print_num_failed, "nbgrader_own",
+                                                              Validator._print_num_failed)):
+    if num_failed == 0:
+        self.stream.write(textwrap.fill(QUICK_CHECKS_PASSED, width=self.width) + "\\n")
+    else:
+        _nbgrader_own(self, num_failed)
+
+
+_print_num_failed.nbgrader_own = getattr(Validator._print_num_failed, "nbgrader_own", Validator._print_num_failed)
+Validator._print_num_failed = _print_num_failed
 '''
 COURSE_ID = "pytorch-course"
 
@@ -77,6 +136,25 @@ def _notebook_facts(release_dir):
     return names, title, tasks, data
 
 
+def write_jupyter_config(folder):
+    """The student's Jupyter settings in ``folder`` (a Jupyter config folder): no instructor tools of nbgrader,
+    and a Validate dialog that says what was checked."""
+    import json
+
+    files = {
+        os.path.join("labconfig", "page_config.json"):
+            json.dumps({"disabledExtensions": {plugin: True for plugin in INSTRUCTOR_PLUGINS}}, indent=2) + "\n",
+        "jupyter_server_config.py": JUPYTER_SERVER_CONFIG.format(
+            extensions=repr({name: False for name in INSTRUCTOR_SERVER_EXTENSIONS})),
+        os.path.join("custom", "custom.css"): CUSTOM_CSS.format(text=VALIDATE_SUCCESS_LAB.replace('"', "'")),
+    }
+    for rel, text in files.items():
+        path = os.path.join(folder, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+
 def write_bundle(assignment, dest=None, root=ROOT):
     """Write the student bundle of ``assignment`` from ``release/<assignment>/`` into ``dest``; returns dest."""
     release_dir = os.path.join(root, "release", assignment)
@@ -92,6 +170,7 @@ def write_bundle(assignment, dest=None, root=ROOT):
     with open(os.path.join(dest, "pyproject.toml"), "w", encoding="utf-8") as handle:
         handle.write(PYPROJECT.format(assignment=assignment,
                                       dependencies="\n".join(f'    "{d}",' for d in DEPENDENCIES)))
+    write_jupyter_config(os.path.join(dest, JUPYTER_CONFIG))
     with open(os.path.join(dest, "nbgrader_config.py"), "w", encoding="utf-8") as handle:
         handle.write(NBGRADER_CONFIG.format(course_id=COURSE_ID))
     with open(README_TEMPLATE, encoding="utf-8") as handle:

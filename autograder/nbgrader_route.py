@@ -7,15 +7,19 @@ grade cell's outcome as that cell's output, which is what nbgrader's ``SaveAutoG
 
 - a passed task: a stdout stream "Task `<id>`: all checks passed." (full points);
 - a failed task: an error output whose ename, evalue and traceback hold only the task's feedback lines
-  (no points, and the feedback shows why, with no test or grader code).
+  (no points, and the feedback shows why, with no test or grader code), followed by the report's notes
+  about the whole submission (a cell that raised, or stopped or hung the Python process and was left out),
+  so the true cause of a failure stands next to it in the feedback, formgrader and the autograded notebook
+  as it does in the CLI's table and results.json.
 
 So the gradebook, formgrader, ``generate_feedback`` and ``export`` work as before and a grade cell's
 points equal the CLI's for its task. With ``results_dir`` set, a report graded before for the same
 code (same ``autograder.classroom.submission_key``) is taken from there instead of grading again:
 ``python -m autograder autograde`` grades a class in parallel into that folder first.
 """
+from nbformat.notebooknode import NotebookNode
 from nbformat.v4 import new_output
-from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor, OverwriteCells
 from traitlets import Unicode
 
 
@@ -30,11 +34,14 @@ def failure_lines(task_id, feedback):
     return lines
 
 
-def task_outputs(result):
-    """The outputs of a grade cell for one TaskResult."""
+def task_outputs(result, notes=()):
+    """The outputs of a grade cell for one TaskResult; ``notes`` (the report's start-up notes) follow a failure."""
     if result.passed:
         return [new_output("stream", name="stdout", text=f"Task `{result.id}`: all checks passed.\n")]
     lines = failure_lines(result.id, result.feedback)
+    notes = [str(note) for note in notes if str(note).strip()]
+    if notes:
+        lines += ["", "About the whole notebook (this may explain the failure):"] + [f"- {note}" for note in notes]
     return [new_output("error", ename=f"Task {result.id} failed", evalue="\n".join(lines[1:]), traceback=lines)]
 
 
@@ -50,7 +57,7 @@ def write_outcomes(nb, report):
         cell.execution_count = None
         grade_id = nbgrader_meta(cell).get("grade_id")
         if grade_id in results:
-            cell.outputs = task_outputs(results[grade_id])
+            cell.outputs = task_outputs(results[grade_id], notes=report.messages)
             written.append(grade_id)
         else:
             cell.outputs = [new_output("error", ename="Not graded", evalue="This cell is not one of the tasks.",
@@ -88,6 +95,42 @@ class CheckGradeIds(NbGraderPreprocessor):
                     f"cell was copied). Delete the copy, keeping one cell per task, and submit again.")
             seen[grade_id] = number
         return nb, resources
+
+
+class RestoreCells(OverwriteCells):
+    """nbgrader's ``OverwriteCells`` (restore each graded or locked cell from the gradebook), without its warning
+    "Attribute 'checksum' for cell <id> has changed!" for the one change every submission has: a grade cell
+    whose hidden tests the release left out. The gradebook keeps the cell with its hidden tests, so nbgrader
+    restores them and warned for every grade cell of every student. A locked cell the student did edit is
+    still reported (and restored) as before."""
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        self._released_as_is = None
+        meta = cell.metadata.get("nbgrader", {}) if hasattr(cell, "metadata") else {}
+        grade_id = meta.get("grade_id")
+        if grade_id is not None and meta.get("grade") and meta.get("locked"):
+            from nbgrader.api import MissingEntry
+
+            try:
+                source_cell = self.gradebook.find_source_cell(grade_id, self.notebook_id, self.assignment_id)
+            except MissingEntry:
+                source_cell = None
+            if (source_cell is not None and source_cell.locked and source_cell.cell_type == cell.cell_type
+                    and self._released_source(source_cell.source) == cell.source.rstrip()):
+                self._released_as_is = grade_id
+        return super().preprocess_cell(cell, resources, cell_index)
+
+    def _released_source(self, source):
+        """``source`` as the release shows it: without its hidden tests."""
+        released = NotebookNode(cell_type="code", source=source, metadata=NotebookNode())
+        ClearHiddenTests(parent=self)._remove_hidden_test_region(released)
+        return released.source.rstrip()
+
+    def report_change(self, name, attr, old, new):
+        if attr == "checksum" and name == getattr(self, "_released_as_is", None):
+            self.log.debug("Grade cell %s is as released: its hidden tests come from the gradebook", name)
+            return
+        super().report_change(name, attr, old, new)
 
 
 class SandboxGrade(NbGraderPreprocessor):

@@ -180,6 +180,18 @@ def _dataset_class(kind):
     return OneSplit
 
 
+def _reason(error):
+    """One line saying why ``error`` happened: torchvision's "Error downloading <file>:" is followed on the next
+    lines by each mirror tried and what it answered, which are the reason."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    text = lines[0]
+    for line in lines[1:]:
+        text += (" " if text.endswith(":") else "; ") + line
+    return text
+
+
 def _load(kind, root, train, transform, download):
     """Shared body of load_mnist / load_fashion_mnist."""
     class_name, _, mean, std = _KINDS[kind]
@@ -197,7 +209,7 @@ def _load(kind, root, train, transform, download):
             return getattr(__import__("torchvision.datasets", fromlist=[class_name]), class_name)(
                 str(target), train=train, transform=transform, download=True)
         except Exception as error:  # offline: URLError, RuntimeError from every mirror
-            errors.append(f"download into {target} failed: {str(error).strip().splitlines()[0]}")
+            errors.append(f"download into {target} failed: {_reason(error)}")
     else:
         errors.append("download=False, so no download was tried")
     names = " and ".join(f"{n}[.gz]" for n in _split_files(train))

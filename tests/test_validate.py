@@ -17,9 +17,13 @@ from autograder.notebook import nbgrader_meta, source_of
 from autograder.tasks import lesson_name
 from tests.notebooks import release_notebook, source_notebook
 
-SUCCESS = "Success! Your notebook passes all the tests."
+# What Validate says when every check cell passes: the quick checks passed, and the hidden graders check more.
+SUCCESS = "Success! The quick checks of every task passed."
+OVERCLAIM = "Success! Your notebook passes all the tests."     # nbgrader's own words: never shown to students
 SOLUTION_MARKERS = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*(\n|$)", re.M)
-NEVER_SHOWN = ("check_task", "HIDDEN TESTS", "autograder", "BEGIN SOLUTION", "graders", "probe_")
+# (Validate may say that "the hidden graders check more", but never name their files or code.)
+NEVER_SHOWN = ("check_task", "HIDDEN TESTS", "autograder", "BEGIN SOLUTION", "graders/", "graders.", "def test_",
+               "probe_")
 
 
 def filled_release(reference, release):
@@ -81,7 +85,7 @@ def bundle(tmp_path):
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_untouched_release_fails_naming_every_task(bundle, assignment):
     output = validate(bundle(assignment), assignment, release_notebook(assignment))
-    assert SUCCESS not in output
+    assert SUCCESS not in output and OVERCLAIM not in output
     tasks = task_ids(assignment)
     assert f"VALIDATION FAILED ON {len(tasks)} CELL(S)" in output, output[-3000:]
     assert sorted(failed_tasks(output)) == sorted(tasks)
@@ -95,6 +99,7 @@ def test_release_filled_with_the_reference_passes(bundle, assignment):
     output = validate(bundle(assignment), assignment, filled_release(source_notebook(assignment),
                                                                      release_notebook(assignment)))
     assert SUCCESS in output, output[-4000:]
+    assert OVERCLAIM not in output
     assert_nothing_hidden_shown(output)
 
 
@@ -132,3 +137,21 @@ def test_reference_notebook_passes(bundle, tmp_path):
     shutil.copy(os.path.join(bundle("01-datasets"), "nbgrader_config.py"), folder)
     output = validate(str(folder), "01-datasets", source_notebook("01-datasets"))
     assert SUCCESS in output, output[-4000:]
+
+
+def test_quick_check_clean_but_wrong_notebook_is_not_told_it_passes_all_tests(bundle):
+    """A mistake the quick checks cannot see (the blobs' spread ignored): Validate says the quick checks passed
+    and that the hidden graders check more, never that the notebook passes all the tests; grading then fails
+    the task."""
+    from tests.notebooks import edit_solution, grade
+
+    assignment = "01-datasets"
+    wrong = edit_solution(source_notebook(assignment), "blobs_data", "+ spread * torch.randn(", "+ torch.randn(")
+    nb = filled_release(wrong, release_notebook(assignment))
+    output = validate(bundle(assignment), assignment, nb)
+    text = " ".join(output.split())
+    assert "VALIDATION FAILED" not in output, output[-3000:]
+    assert OVERCLAIM not in text and "passes all the tests" not in text, output[-3000:]
+    assert SUCCESS in text and "hidden graders check more" in text, output[-3000:]
+    assert_nothing_hidden_shown(output)
+    assert grade(nb).failed_tasks() == {"blobs_data"}, "the hidden graders do see the mistake"

@@ -1,0 +1,107 @@
+"""The student's JupyterLab, in a real browser (Debian's Chromium, through Playwright): started in a bundle as
+its README says (JUPYTER_CONFIG_PATH=jupyter-config), the Nbgrader menu offers the Assignment List and no
+instructor tool (Formgrader, Course List, Create Assignment), the notebook keeps its Validate button, and
+the Validate dialog's success text says that the quick checks passed and the hidden graders check more
+instead of nbgrader's "Success! Your notebook passes all the tests."."""
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.test_jupyterlab import CHROMIUM, CHROMIUM_ARGS, STARTUP_S, free_port
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed "
+                       "(/usr/bin/chromium missing): run ./setup.sh or apt-get install chromium"),
+]
+
+# The dialog nbgrader's labextension shows when no check cell fails (its DOM, text as nbgrader writes it).
+SUCCESS_DIALOG_JS = """() => {
+    const message = document.createElement('div');
+    message.id = 'validation-message';
+    message.className = 'validation-success';
+    const box = document.createElement('div'), line = document.createElement('p');
+    line.innerText = 'Success! Your notebook passes all the tests.';
+    box.append(line); message.append(box); document.body.append(message);
+    const after = getComputedStyle(line, '::after');
+    return {fontSize: getComputedStyle(line).fontSize, after: after.content, afterSize: after.fontSize};
+}"""
+MENU_JS = """() => Array.from(document.querySelectorAll('.lm-Menu-item'))
+    .filter(item => getComputedStyle(item).display !== 'none').map(item => item.innerText.trim())"""
+
+
+@pytest.fixture
+def student_lab(tmp_path):
+    from autograder.bundle import write_bundle
+
+    folder = write_bundle("01-datasets", str(tmp_path / "bundle"))
+    readme = open(os.path.join(folder, "README.md")).read()
+    setting = re.search(r"^JUPYTER_CONFIG_PATH=(\S+) \.venv/bin/python -m jupyter lab ", readme, re.M)
+    assert setting, "the README starts JupyterLab with the bundle's Jupyter settings"
+    port, token = free_port(), secrets.token_hex(24)
+    env = {k: v for k, v in os.environ.items() if k not in ("COURSE_GRADING", "COURSE_QUICK")}
+    env.update(JUPYTER_CONFIG_PATH=setting.group(1), JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+               JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
+    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+               f"--IdentityProvider.token={token}", f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")
+    log = tmp_path / "lab.log"
+    with open(log, "w") as handle:
+        server = subprocess.Popen(command, cwd=folder, env=env, stdout=handle, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_S
+        while True:
+            assert server.poll() is None, f"jupyter lab exited at start-up:\n{log.read_text()[-3000:]}"
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, f"jupyter lab did not answer in {STARTUP_S} s"
+                time.sleep(0.5)
+        yield base, token, log
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(10)
+
+
+def test_student_lab_shows_no_instructor_tool_and_an_honest_validate(student_lab):
+    from playwright.sync_api import sync_playwright
+
+    base, token, log = student_lab
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{base}/lab/tree/datasets.ipynb?token={token}")
+            page.wait_for_selector(".jp-Notebook", timeout=STARTUP_S * 1000)
+            page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Nbgrader$")).click()
+            page.wait_for_selector(".lm-Menu-item", timeout=30000)
+            items = page.evaluate(MENU_JS)
+            page.keyboard.press("Escape")
+            assert "Assignment List" in items, items
+            for tool in ("Formgrader", "Course List", "Create Assignment"):
+                assert not [item for item in items if tool in item], (tool, items)
+            assert page.locator(".jp-Toolbar button, .jp-Toolbar .jp-ToolbarButtonComponent",
+                                has_text="Validate").count() >= 1, "the Validate button stays"
+            dialog = page.evaluate(SUCCESS_DIALOG_JS)
+        finally:
+            browser.close()
+    assert dialog["fontSize"] == "0px", dialog
+    assert "quick checks of every task passed" in dialog["after"], dialog
+    assert "hidden graders check more" in dialog["after"], dialog
+    assert dialog["afterSize"] != "0px", dialog
+    assert "Traceback" not in log.read_text()
