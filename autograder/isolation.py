@@ -515,11 +515,6 @@ def _names_the_checkout(path):
         return False
 
 
-def _editable_hooks():
-    """Kept for callers of older versions: what ``installed_project`` hides."""
-    return installed_project()
-
-
 # ------------------------------------------------------------------------------------------- boxes
 class Box:
     """The isolation of one grading: builds the command line, starts and finally kills everything."""
