@@ -286,6 +286,73 @@ ATTACKS.update({
 })
 
 
+# Every way a student who read this repository would look for the lesson's finished code, from inside the box:
+# the installed packages, the interpreter's path, every folder named by a process's command line, environment or
+# working folder, and a walk of the whole file system; whatever it finds (a finished `course` module, a
+# grader, a solution notebook) it runs, so that the definitions it finds replace the notebook's own stubs.
+# Appended at the END of the release, it gains every point the box lets it find: it must find none.
+THIEF = attack(r"""
+import importlib, json
+_deadline = time.monotonic() + 8        # within the tests' cell limit of 10 s
+_WANTED = ('def make_regression', 'class PairDataset', 'def split_indices', 'def make_blobs')
+def _run(text):
+    try:
+        exec(text.replace('%%writefile', '#'), globals())
+    except BaseException:
+        pass
+def _take(path):
+    try:
+        if path.endswith('.ipynb'):
+            for cell in json.load(open(path)).get('cells', []):
+                text = ''.join(cell.get('source', ''))
+                if cell.get('cell_type') == 'code' and 'BEGIN SOLUTION' in text:
+                    _run(text)
+        else:
+            text = open(path).read()
+            if any(w in text for w in _WANTED) and 'NotImplementedError' not in text:
+                _run(text)
+    except Exception:
+        pass
+for _name in ('course.datasets', 'datasets', 'my_datasets'):
+    try:
+        globals().update({k: v for k, v in vars(importlib.import_module(_name)).items() if not k.startswith('__')})
+    except BaseException:
+        pass
+_roots = set(sys.path) | {ROOT, VENV, '/autograder', '/autograder/source', os.path.expanduser('~'), os.getcwd()}
+for _proc in glob.glob('/proc/[0-9]*'):
+    for _part in ('cmdline', 'environ'):
+        try:
+            _words = open(_proc + '/' + _part, 'rb').read().split(b'\0')
+        except OSError:
+            continue
+        for _w in _words:
+            for _v in _w.decode(errors='ignore').split('=')[-1].split(':'):
+                _roots.add(_v if os.path.isdir(_v) else os.path.dirname(_v))
+    try:
+        _roots.add(os.readlink(_proc + '/cwd'))
+    except OSError:
+        pass
+_seen = set()
+def _look(patterns):
+    for _p in patterns:
+        for _path in glob.glob(_p):
+            if _path not in _seen and time.monotonic() < _deadline:
+                _seen.add(_path)
+                _take(_path)
+_roots = sorted(r for r in _roots if r.startswith('/') and os.path.isdir(r) and r != '/')
+for _root in _roots:                     # where an install or a checkout puts the lesson's code
+    _look([_root + '/course/*.py', _root + '/autograder/graders/*.py', _root + '/*/course/*.py',
+           _root + '/lib/python3*/site-packages/course/*.py', _root + '/*.ipynb', _root + '/*/*.ipynb',
+           _root + '/*/*/*.ipynb', _root + '/*/*/*/*.ipynb'])
+for _dir, _subdirs, _files in os.walk('/'):        # and then everywhere else, as long as time allows
+    if time.monotonic() > _deadline:
+        break
+    _subdirs[:] = [d for d in _subdirs if d not in ('proc', 'sys', 'site-packages', 'dist-packages', '.git')]
+    _look([os.path.join(_dir, f) for f in _files if f.endswith('.ipynb') or f in ('datasets.py', 'my_datasets.py')])
+""")
+ATTACKS["steal_the_answers_from_anywhere"] = THIEF
+
+
 def grading_uid(report):
     """The grading uid a report's sandbox ran as (from the protections it lists), or None."""
     import re

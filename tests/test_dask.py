@@ -1,8 +1,11 @@
 """``--scheduler``: the same gradings on a real Dask cluster (LocalCluster, 2 worker processes) give the same
-results as local jobs; the judge stays the only writer."""
+results as local jobs; the judge stays the only writer, and a thief (``tests.hostile.THIEF``) finds nothing on
+a Dask worker either."""
 import pytest
 
 from tests.classes import A, cli, mixed_class, write_class
+from tests.hostile import THIEF
+from tests.notebooks import append_cell, release_notebook
 from tests.test_batch import read_csv, results_of
 
 distributed = pytest.importorskip("distributed")
@@ -10,6 +13,7 @@ distributed = pytest.importorskip("distributed")
 
 def test_dask_cluster_grades_like_local_jobs(tmp_path):
     students = {k: v for k, v in mixed_class().items() if k in ("alice", "Zoë Ünal", "bob")}
+    students["eve"] = append_cell(release_notebook(A), THIEF)
     write_class(str(tmp_path / "submitted"), students)
     local = cli("batch", str(tmp_path / "submitted"), "--assignment", A, "--out", str(tmp_path / "local"),
                 "--jobs", "2")
@@ -23,4 +27,5 @@ def test_dask_cluster_grades_like_local_jobs(tmp_path):
             executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
         assert len(executed) == 2 and sum(executed.values()) == len(students), executed
     assert results_of(tmp_path / "dask") == results_of(tmp_path / "local")
+    assert results_of(tmp_path / "dask")["eve"][0] == 0
     assert read_csv(tmp_path / "dask" / "grades.csv") == read_csv(tmp_path / "local" / "grades.csv")

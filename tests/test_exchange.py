@@ -16,7 +16,8 @@ import pytest
 
 from autograder.notebook import nbgrader_meta, source_of
 from autograder.release import generate_releases
-from tests.notebooks import ROOT, source_notebook
+from tests.hostile import THIEF
+from tests.notebooks import ROOT, append_cell, source_notebook
 
 A = "01-datasets"
 NOTEBOOK = "datasets.ipynb"
@@ -70,7 +71,7 @@ def classroom(tmp_path_factory):
     nbgrader(course, "release_assignment", A)
     # Students work in a folder holding their bundle's nbgrader settings.
     students = {}
-    for name in ("alice", "bob"):
+    for name in ("alice", "bob", "eve"):
         folder = top / name
         folder.mkdir()
         shutil.copy(course / "dist" / "student" / A / "nbgrader_config.py", folder)
@@ -83,6 +84,9 @@ def classroom(tmp_path_factory):
     shutil.copytree(students["alice"] / A, students["bob"] / A)        # bob hands in the release untouched
     with open(fetched) as handle:
         release = json.load(handle)
+    shutil.copytree(students["alice"] / A, students["eve"] / A)        # eve runs any finished code she can find
+    with open(students["eve"] / A / NOTEBOOK, "w") as handle:
+        json.dump(append_cell(release, THIEF), handle)
     with open(fetched, "w") as handle:
         json.dump(filled(release, source_notebook(A)), handle)
     for name, folder in students.items():
@@ -111,13 +115,13 @@ def test_assignment_list_shows_the_course(classroom):
     assert [a["assignment_id"] for a in listed["assignments"]["value"]] == [A]
 
 
-def test_fetch_gives_the_release_and_collect_gets_both_submissions(classroom):
+def test_fetch_gives_the_release_and_collect_gets_every_submission(classroom):
     course = classroom["course"]
     with open(classroom["students"]["bob"] / A / NOTEBOOK) as fetched, \
             open(course / "release" / A / NOTEBOOK) as released:
         assert json.load(fetched) == json.load(released)
     assert os.path.isdir(classroom["exchange"] / "pytorch-course" / "outbound" / A)
-    assert sorted(os.listdir(course / "submitted")) == ["alice", "bob"]
+    assert sorted(os.listdir(course / "submitted")) == ["alice", "bob", "eve"]
 
 
 def test_autograde_puts_grades_in_the_gradebook_and_export(classroom):
@@ -126,12 +130,12 @@ def test_autograde_puts_grades_in_the_gradebook_and_export(classroom):
     course = classroom["course"]
     with Gradebook(f"sqlite:///{course}/gradebook.db", "pytorch-course") as gradebook:
         scores = {s: (gradebook.find_submission(A, s).score, gradebook.find_submission(A, s).max_score)
-                  for s in ("alice", "bob")}
+                  for s in ("alice", "bob", "eve")}
     assert scores["alice"][0] == scores["alice"][1] > 0, scores
-    assert scores["bob"][0] == 0, scores
+    assert scores["bob"][0] == scores["eve"][0] == 0, scores
     with open(course / "grades.csv") as handle:
         rows = {row["student_id"]: float(row["score"]) for row in csv.DictReader(handle)}
-    assert rows == {"alice": scores["alice"][0], "bob": 0.0}
+    assert rows == {"alice": scores["alice"][0], "bob": 0.0, "eve": 0.0}
 
 
 def test_feedback_names_each_task_and_hides_the_tests(classroom):

@@ -1,5 +1,6 @@
 """Hosted graders: Gradescope's autograder.zip run in a folder standing in for /autograder, and the grading
-step of the GitHub Classroom workflow template run here."""
+step of the GitHub Classroom workflow template run here. On both routes a thief (``tests.hostile.THIEF``, which
+runs any finished code it can find) gains nothing: the box shows neither the package nor the installed course."""
 import base64
 import json
 import os
@@ -11,7 +12,8 @@ import pytest
 import yaml
 
 from tests.classes import A, TASKS, cli, wrong
-from tests.notebooks import ROOT, source_notebook
+from tests.hostile import THIEF
+from tests.notebooks import ROOT, append_cell, release_notebook, source_notebook
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +71,8 @@ def test_reference_and_wrong_submission(package, tmp_path):
     check_results_format(mistaken)
     assert {t["number"] for t in mistaken["tests"] if t["status"] == "failed"} == {"regression_data", "minibatches"}
     assert mistaken["score"] == 9
+    stolen = run_autograder(package, tmp_path / "thief", append_cell(release_notebook(A), THIEF))
+    assert stolen["score"] == 0, [t["number"] for t in stolen["tests"] if t["status"] == "passed"]
 
 
 def test_nothing_submitted(package, tmp_path):
@@ -77,7 +81,8 @@ def test_nothing_submitted(package, tmp_path):
     assert results["score"] == 0 and "No notebook was submitted" in results["output"]
 
 
-def test_github_classroom_grading_step(tmp_path):
+def classroom_grade(folder, notebook):
+    """Run the Classroom workflow's grading step on a repository holding ``notebook``: the reporter's payload."""
     with open(os.path.join(ROOT, ".github", "classroom", "autograding.yml")) as handle:
         workflow = yaml.safe_load(handle)
     steps = workflow["jobs"]["autograding"]["steps"]
@@ -85,18 +90,24 @@ def test_github_classroom_grading_step(tmp_path):
     reporter = next(s for s in steps if "autograding-grading-reporter" in s.get("uses", ""))
     assert reporter["with"]["runners"] == "grade" and "steps.grade.outputs.result" in reporter["env"]["GRADE_RESULTS"]
     # The student's repository as the workflow checks it out: their notebook and nothing of the graders.
-    (tmp_path / "submission").mkdir()
-    (tmp_path / "submission" / "datasets.ipynb").write_text(json.dumps(wrong(source_notebook(A))))
-    output = tmp_path / "github_output"
+    (folder / "submission").mkdir(parents=True)
+    (folder / "submission" / "datasets.ipynb").write_text(json.dumps(notebook))
+    output = folder / "github_output"
     env = dict(os.environ, ASSIGNMENT=A, GITHUB_OUTPUT=str(output),
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     proc = subprocess.run(["bash", "-e", "-c", step["run"].replace("python ", f"{sys.executable} ", 1)],
-                          cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=600)
+                          cwd=str(folder), env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     line = output.read_text().strip()
     assert line.startswith("result=")
-    payload = json.loads(base64.b64decode(line[len("result="):]))
+    return json.loads(base64.b64decode(line[len("result="):]))
+
+
+def test_github_classroom_grading_step(tmp_path):
+    payload = classroom_grade(tmp_path / "wrong", wrong(source_notebook(A)))
     assert payload["version"] == 1 and payload["status"] == "fail" and payload["max_score"] == 13
     assert sum(t["score"] for t in payload["tests"]) == 9
     assert {t["name"].split(":")[0] for t in payload["tests"] if t["status"] == "fail"} == {
         "Task regression_data", "Task minibatches"}
+    stolen = classroom_grade(tmp_path / "thief", append_cell(release_notebook(A), THIEF))
+    assert sum(t["score"] for t in stolen["tests"]) == 0, [t["name"] for t in stolen["tests"] if t["status"] != "fail"]

@@ -1,7 +1,7 @@
 """Hostile submissions gain nothing and leave the host as it was; honest classmates keep their scores.
 
-Each chunk grades an honest submission, then a series of attacks (each on the 01 release, which honestly
-scores 0), then the honest submission again, one after another as in a batch. After every attack: no point
+Each chunk grades an honest submission, then a series of attacks (each the last cell of the 01 release,
+which honestly scores 0), then the honest submission again, one after another as in a batch. After every attack: no point
 gained, no process of a grading uid left, no stray file; after the chunk: the checkout, the virtual
 environment and the data folders unchanged.
 """
@@ -33,7 +33,7 @@ def test_attacks_gain_nothing_and_leave_no_trace(chunk):
     problems = {}
     for name in names:
         earlier = grading_files()         # left by other gradings, e.g. judges killed in earlier runs
-        report = grade(append_cell(release, ATTACKS[name], index=3), limits=LIMITS)
+        report = grade(append_cell(release, ATTACKS[name]), limits=LIMITS)   # last: nothing redefines what it does
         found = []
         if report.error is not None:
             found.append(f"error: {report.error}")
@@ -62,3 +62,24 @@ def test_attacks_gain_nothing_and_leave_no_trace(chunk):
     assert not problems, sorted(problems)
     assert grade(honest).score == 13
     assert not changes(before, fingerprint())
+
+
+@pytest.mark.slow
+def test_the_thief_finds_the_answers_wherever_the_box_would_show_them():
+    """The thief is not toothless: without a sandbox it finds the checkout's answers; in every tier, nothing."""
+    import dataclasses
+
+    from autograder import isolation
+
+    thief = append_cell(release_notebook(A), ATTACKS["steal_the_answers_from_anywhere"])
+    unboxed = grade(thief, limits=dataclasses.replace(LIMITS, isolation="none"))
+    assert unboxed.score >= 10, [t.id for t in unboxed.tasks if t.passed]
+    tiers = ["bwrap"] if isolation.bwrap_works() else []
+    try:
+        tiers.append(isolation.choose_tier("user"))
+    except isolation.IsolationUnavailable:
+        pass
+    assert tiers, "no sandbox tier works here"
+    for tier in tiers:
+        boxed = grade(thief, limits=dataclasses.replace(LIMITS, isolation=tier))
+        assert boxed.score == 0, (tier, [t.id for t in boxed.tasks if t.passed])

@@ -225,6 +225,9 @@ OPTIMIZER_IGNORED = DIRECT_LOOP.replace(
     "                    param -= lr * param.grad\n")
 VALIDATED_IN_TRAINING_MODE = DIRECT_LOOP.replace("            net.eval()\n", "")
 assert VALIDATED_IN_TRAINING_MODE != DIRECT_LOOP
+OWN_MSE = DIRECT_LOOP.replace("            loss = loss_fn(net(X), y)\n",
+                              "            loss = ((net(X) - y) ** 2).mean()\n")
+assert OWN_MSE != DIRECT_LOOP
 WRITER_CLOSED_IN_TRAIN_LOGGED = DIRECT_LOOP.replace("    return history", "    writer.close()\n    return history")
 assert WRITER_CLOSED_IN_TRAIN_LOGGED != DIRECT_LOOP
 EVAL_MODE_NEVER_LEFT = DIRECT_LOOP.replace("        net.train()\n        losses, sizes", "        losses, sizes").replace(
@@ -260,6 +263,7 @@ GROUPED_MISTAKES = {
         WEIGHTED_MEAN, "train_loss = sum(losses) / len(losses)"))),
     "eval_mode_never_left": ("train_logged", ("replace", EVAL_MODE_NEVER_LEFT)),
     "optimizer_ignored_for_plain_sgd": ("train_logged", ("replace", OPTIMIZER_IGNORED)),
+    "own_mse_instead_of_loss_fn": ("train_logged", ("replace", OWN_MSE)),
     "validated_in_training_mode": ("train_logged", ("replace", VALIDATED_IN_TRAINING_MODE)),
     "train_logged_closes_the_writer": ("train_logged", ("replace", WRITER_CLOSED_IN_TRAIN_LOGGED)),
     "runs_named_by_index": ("compare_lrs", ("edit", 'os.path.join(log_dir, f"lr_{lr}")',
@@ -277,6 +281,7 @@ GROUP_HINTS = {
     "eval_mode_never_left": "net.train()",
     "validated_in_training_mode": "eval mode (net.eval())",
     "train_logged_closes_the_writer": "belongs to the caller",
+    "own_mse_instead_of_loss_fn": "loss_fn it was given",
     **MESSAGE_HINTS,
 }
 # One grading per group, at most one mistake per task. compare_lrs calling train_logged (a correct
@@ -292,6 +297,7 @@ MISTAKE_GROUPS = [
     ["last_batch_loss_logged", "writer_flushed_not_closed"],
     ["validated_in_training_mode"],
     ["train_logged_closes_the_writer"],
+    ["own_mse_instead_of_loss_fn"],
 ]
 RIDE_ALONG = {0: ("compare_lrs", COMPARE_VIA_TRAIN_LOGGED)}
 

@@ -480,10 +480,10 @@ def probe_net(ns, num_inputs, num_outputs, X):
     net = ns.require("softmax_net")(num_inputs, num_outputs)
     if not isinstance(net, nn.Module):
         return {"error": f"softmax_net returned a {type(net).__name__}, not an nn.Module"}
-    n_params = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    trainable = [p.detach().clone() for p in net.parameters() if p.requires_grad]
     with torch.no_grad():
         O = net(X)
-    return {"O": O.detach() if isinstance(O, torch.Tensor) else f"a {type(O).__name__}", "n_params": n_params}
+    return {"O": O.detach() if isinstance(O, torch.Tensor) else f"a {type(O).__name__}", "trainable": trainable}
 
 
 def probe_init_values(ns, num_inputs, num_outputs):
@@ -906,9 +906,10 @@ def test_train_fast_odd_sizes(student):
     if isinstance(out["O"], str):
         fail(f"softmax_net(3, 4) applied to X of shape (37, 3) should return a tensor, got {out['O']}.")
     expect_tensor(out["O"], "softmax_net(3, 4) applied to X of shape (37, 3)", shape=(37, 4))
-    expect(out["n_params"] == 3 * 4 + 4,
+    n_params = sum(p.numel() for p in out["trainable"])
+    expect(n_params == 3 * 4 + 4,
            f"softmax_net(3, 4) should have 16 trainable parameters (a weight per input and class, a bias per "
-           f"class), but it has {out['n_params']}.")
+           f"class), but it has {n_params}.")
     out = student.probe(probe_train_fast, X, y, 4, 0.1, 2, 5, grading_seed(), X, None,
                         label="`train_softmax_fast`")
     if "error" in out:

@@ -14,7 +14,9 @@ validation ran in the right modes shows in the losses and the trained state (bel
 Set-up: lesson-01 regression data, 200 training / 100 validation samples in batches of 30, so that the
 last batch of each is smaller (20 and 10) and a mean that is not weighted by batch size shows.
 ``train_logged`` gets SGD with momentum 0.5 (so that code which ignores the optimizer it is given
-shows) and a net BatchNorm1d(2) then Linear(2, 1): batch normalisation uses each batch's statistics (and
+shows), a Huber loss (delta 1; so that code which computes its own mean squared error instead of calling
+the loss_fn it is given shows in the losses and the trained state, and is named when an MSE replay matches)
+and a net BatchNorm1d(2) then Linear(2, 1): batch normalisation uses each batch's statistics (and
 updates its running ones) in training mode and the running statistics in eval mode, so validating in
 training mode, or training in eval mode after validating, changes the losses and the trained state; a
 run that differs from the rerun is replayed with each of these two wrong uses of the modes, to say which.
@@ -42,9 +44,11 @@ Tolerances and thresholds (benchmarks/calibrate_tensorboard.py: 20 seeds x the g
   ``epoch_loss += loss`` keeps all 7 of the epoch alive in 60/60 runs. Threshold: more than 4 fails.
 - Histogram statistics (min, max, count, sum) of logged parameters: rtol=1e-5, atol=1e-6 (event files
   keep min/max of float32 values exactly and float64 sums).
-- Writers left open: counted as TensorBoard writer threads still running when ``compare_lrs`` returns
-  (``close()`` joins them; ``flush()`` alone does not), which is deterministic, unlike looking for
-  missing events, which a background thread may or may not have written by then.
+- Writers left open: the threads of the probe's process as the kernel lists them (``/proc/self/task``, read
+  with ``os.listdir`` bound before the student's code runs), after torch's and TensorBoard's own threads
+  have started, counted before ``compare_lrs`` is called and when it returns: a SummaryWriter keeps a
+  thread until ``close()`` joins it; ``flush()`` alone does not. Deterministic, unlike looking for missing
+  events, which a background thread may or may not have written by then.
 """
 import math
 import os
@@ -209,15 +213,17 @@ def _net_for(state, ignore=None):
     return net
 
 
-def _rerun(X_train, y_train, X_valid, y_valid, state, lr, num_epochs, momentum=0.0, valid=True, ignore=None):
-    """The reference run: course.training.fit on the same batches and initial weights."""
+def _rerun(X_train, y_train, X_valid, y_valid, state, lr, num_epochs, momentum=0.0, valid=True, ignore=None,
+           loss_fn=None):
+    """The reference run: course.training.fit on the same batches and initial weights (mean squared error
+    unless another ``loss_fn`` is given)."""
     from torch import nn
 
     from course.training import fit
 
     net = _net_for(state, ignore)
     optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
-    history = fit(net, nn.MSELoss(), optimizer, _batches(X_train, y_train), num_epochs,
+    history = fit(net, loss_fn or nn.MSELoss(), optimizer, _batches(X_train, y_train), num_epochs,
                   valid_iter=_batches(X_valid, y_valid) if valid else None, progress=False)
     return history, {k: v.detach().clone() for k, v in net.state_dict().items()}
 
@@ -243,6 +249,16 @@ def _check_curve(curves, name, epochs, values, where, how):
         fail(f"{where}: `{name}` holds inf or NaN values: {got}.")
     expect_close(torch.tensor(got, dtype=torch.float64), torch.tensor(list(values), dtype=torch.float64),
                  f"{where}: the values of `{name}`", rtol=LOSS_RTOL, atol=LOSS_ATOL)
+
+
+HUBER_DELTA = 1.0             # train_logged's loss_fn: a Huber loss, so that a loop's own MSE trains otherwise
+
+
+def _given_loss():
+    """The loss_fn the train_logged probe passes (the judge's copy, for its replays)."""
+    from torch import nn
+
+    return nn.HuberLoss(delta=HUBER_DELTA)
 
 
 CALLER_TAG = "caller/after"   # what the probes log with the writer after the student's function returns
@@ -343,9 +359,10 @@ def probe_log_parameters(ns, stages):
 
 
 def probe_train_logged(ns, X_train, y_train, X_valid, y_valid, state, lr, momentum, num_epochs, batch_size,
-                       caller_tag, with_valid=True):
+                       caller_tag, huber_delta, with_valid=True):
     """Student's train_logged on a fresh writer (used once more by the caller afterwards, then closed), with a
-    loss function that counts live loss graphs, on BatchNorm1d(2) then Linear(2, 1): batch normalisation
+    Huber loss function (not the mean squared error a loop might compute on its own) that counts live loss
+    graphs, on BatchNorm1d(2) then Linear(2, 1): batch normalisation
     computes differently in training and in eval mode, so the modes show in the losses and the state."""
     import os
     import tempfile
@@ -355,7 +372,7 @@ def probe_train_logged(ns, X_train, y_train, X_valid, y_valid, state, lr, moment
     from torch import nn
     from torch.utils.tensorboard import SummaryWriter
 
-    live = {"now": 0, "max": 0, "calls": 0}
+    live = {"now": 0, "max": 0}
 
     class Mark:
         """Lives exactly as long as the autograd graph node that holds it."""
@@ -378,9 +395,7 @@ def probe_train_logged(ns, X_train, y_train, X_valid, y_valid, state, lr, moment
             return grad
 
     def loss_fn(y_hat, y):
-        if torch.is_grad_enabled():
-            live["calls"] += 1
-        return Marked.apply(F.mse_loss(y_hat, y))
+        return Marked.apply(F.huber_loss(y_hat, y, delta=huber_delta))
 
     train_iter = [(X_train[i:i + batch_size], y_train[i:i + batch_size]) for i in range(0, len(X_train), batch_size)]
     valid_iter = [(X_valid[i:i + batch_size], y_valid[i:i + batch_size]) for i in range(0, len(X_valid), batch_size)]
@@ -421,27 +436,25 @@ def probe_train_logged(ns, X_train, y_train, X_valid, y_valid, state, lr, moment
                 data = handle.read()
             files[os.path.relpath(path, run_dir)] = torch.tensor(list(data), dtype=torch.uint8)
     state_after = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    return {"files": files, "first": first, "history": returned, "max_live": live["max"],
-            "loss_calls": live["calls"], "state": state_after}
+    return {"files": files, "first": first, "history": returned, "max_live": live["max"], "state": state_after}
 
 
 def probe_compare_lrs(ns, X_train, y_train, X_valid, y_valid, state, lrs, num_epochs, batch_size):
     """Student's compare_lrs, with correct stand-ins for the notebook's train_logged, log_history and
-    log_parameters; files are read as soon as it returns, and open writers are counted."""
+    log_parameters; files are read as soon as it returns, with the number of the process's threads (as the
+    kernel lists them) before and after the call: an open SummaryWriter keeps a thread."""
     import os
     import tempfile
-    import threading
 
     import torch
-    from tensorboard.summary.writer import event_file_writer
     from torch import nn
+    from torch.utils.tensorboard import SummaryWriter
 
-    thread_class = getattr(event_file_writer, "_AsyncWriterThread", None)
-
-    def writer_threads():
-        """The background threads of open TensorBoard writers (close() stops and joins them)."""
-        return {t for t in threading.enumerate() if t.is_alive() and (
-            isinstance(t, thread_class) if thread_class is not None else type(t).__name__ == "_AsyncWriterThread")}
+    listdir = os.listdir          # bound before the student's code runs: a patched os.listdir is not used
+    x = torch.randn(256, 256, requires_grad=True)
+    (x @ x).sum().backward()     # torch's worker threads and TensorBoard's started before counting
+    SummaryWriter(tempfile.mkdtemp(prefix="settle-")).close()
+    threads_before = len(listdir("/proc/self/task"))
 
     def make_net():
         net = nn.Linear(2, 1)
@@ -485,7 +498,6 @@ def probe_compare_lrs(ns, X_train, y_train, X_valid, y_valid, state, lrs, num_ep
     train_iter = [(X_train[i:i + batch_size], y_train[i:i + batch_size]) for i in range(0, len(X_train), batch_size)]
     valid_iter = [(X_valid[i:i + batch_size], y_valid[i:i + batch_size]) for i in range(0, len(X_valid), batch_size)]
     log_dir = tempfile.mkdtemp(prefix="runs-")
-    before = writer_threads()
     stand_ins = {"train_logged": train_logged, "log_history": log_history, "log_parameters": log_parameters}
     saved = {name: ns.globals[name] for name in stand_ins if name in ns.globals}
     ns.globals.update(stand_ins)
@@ -504,7 +516,7 @@ def probe_compare_lrs(ns, X_train, y_train, X_valid, y_valid, state, lrs, num_ep
             with open(path, "rb") as handle:
                 data = handle.read()
             files[os.path.relpath(path, log_dir)] = torch.tensor(list(data), dtype=torch.uint8)
-    left_open = len(writer_threads() - before)
+    threads_after = len(listdir("/proc/self/task"))
     if isinstance(results, dict):
         pairs = []
         for key, value in results.items():
@@ -517,7 +529,7 @@ def probe_compare_lrs(ns, X_train, y_train, X_valid, y_valid, state, lrs, num_ep
         returned = {"pairs": pairs}
     else:
         returned = {"type": type(results).__name__}
-    return {"files": files, "left_open": left_open, "results": returned}
+    return {"files": files, "results": returned, "threads": [threads_before, threads_after]}
 
 
 def probe_read_scalars(ns, layout):
@@ -677,10 +689,13 @@ def _check_history(history, expected, keys, where):
                      f"epoch)", rtol=LOSS_RTOL, atol=LOSS_ATOL)
 
 
-def _check_training_use(out, expected_state, num_batches, where):
-    expect(out["loss_calls"] >= num_batches,
-           f"{where}: the loss_fn passed to train_logged computed {out['loss_calls']} training losses, "
-           f"expected one per batch ({num_batches}): compute the loss with the loss_fn you are given.")
+def _check_training_use(out, data, state, lr, expected, expected_state, where, valid=True):
+    if not _same_run(out, expected, expected_state):
+        # the given loss_fn is a Huber loss: a loop that computes its own mean squared error trains otherwise
+        replay, replay_state = _rerun(*data, state, lr, NUM_EPOCHS, MOMENTUM, valid=valid)
+        expect(not _same_run(out, replay, replay_state),
+               f"{where}: your loop trained with the mean squared error, not with the loss_fn it was given "
+               f"(here a Huber loss): compute every loss with loss_fn(net(X), y).")
     expect(out["max_live"] <= MAX_LIVE_GRAPHS,
            f"{where}: your code kept the autograd graphs of up to {out['max_live']} batches alive at once "
            f"(at most {MAX_LIVE_GRAPHS} expected): a loss tensor is kept (summed or stored) after its "
@@ -699,7 +714,7 @@ def _same_run(out, expected, expected_state):
         for key, value in expected_state.items():
             if not torch.allclose(out["state"][key].double(), value.double(), rtol=LOSS_RTOL, atol=LOSS_ATOL):
                 return False
-        for key in ("train_loss", "valid_loss"):
+        for key in [k for k in ("train_loss", "valid_loss") if k in expected]:
             got = torch.tensor(out["history"][key], dtype=torch.float64)
             if not torch.allclose(got, torch.tensor(expected[key], dtype=torch.float64), rtol=LOSS_RTOL,
                                   atol=LOSS_ATOL):
@@ -719,7 +734,7 @@ def _expect_modes(out, data, state, lr, expected, expected_state, where):
                      "torch.no_grad()): your validation ran with the model in training mode."),
             ("train", "training batches ran with the model in eval mode: switch back with net.train() before "
                       "training (after validating, the model is still in eval mode).")):
-        replay, replay_state = _rerun(*data, state, lr, NUM_EPOCHS, MOMENTUM, ignore=ignore)
+        replay, replay_state = _rerun(*data, state, lr, NUM_EPOCHS, MOMENTUM, ignore=ignore, loss_fn=_given_loss())
         expect(not _same_run(out, replay, replay_state), f"{where}: {message}")
 
 
@@ -727,17 +742,17 @@ def _expect_modes(out, data, state, lr, expected, expected_state, where):
 def test_train_logged_run(student):
     data = _regression_data(seed=_seed(3))
     state, lr = _initial_norm_state(_seed(4)), 0.05
-    expected, expected_state = _rerun(*data, state, lr, NUM_EPOCHS, MOMENTUM)
-    out = student.probe(probe_train_logged, *data, state, lr, MOMENTUM, NUM_EPOCHS, BATCH_SIZE, CALLER_TAG,
+    expected, expected_state = _rerun(*data, state, lr, NUM_EPOCHS, MOMENTUM, loss_fn=_given_loss())
+    out = student.probe(probe_train_logged, *data, state, lr, MOMENTUM, NUM_EPOCHS, BATCH_SIZE, CALLER_TAG, HUBER_DELTA,
                         label="`train_logged`")
     num_batches = len(_batches(data[0], data[1]))
-    where = (f"train_logged (BatchNorm1d(2) then Linear(2, 1) on regression data, SGD lr={lr} momentum={MOMENTUM}, "
-             f"{NUM_EPOCHS} epochs of {num_batches} batches, the last one smaller)")
+    where = (f"train_logged (BatchNorm1d(2) then Linear(2, 1) on regression data, a Huber loss, SGD lr={lr} "
+             f"momentum={MOMENTUM}, {NUM_EPOCHS} epochs of {num_batches} batches, the last one smaller)")
     with RunFiles(out["files"]) as run:
         _expect_writer_kept_open(run, out, where)
         curves = _curves(run)
     _expect_modes(out, data, state, lr, expected, expected_state, where)
-    _check_training_use(out, expected_state, NUM_EPOCHS * num_batches, where)
+    _check_training_use(out, data, state, lr, expected, expected_state, where)
     _check_history(out["history"], expected, ("epoch", "train_loss", "valid_loss"), where)
     how = "Log `loss/train` and `loss/valid` after every epoch with the writer you are given."
     _check_curve(curves, "loss/train", expected["epoch"], expected["train_loss"], where, how)
@@ -748,16 +763,16 @@ def test_train_logged_run(student):
 def test_train_logged_without_valid(student):
     X_train, y_train, X_valid, y_valid = _regression_data(seed=_seed(13))
     state, lr = _initial_norm_state(_seed(14)), 0.1
-    expected, expected_state = _rerun(X_train, y_train, X_valid, y_valid, state, lr, NUM_EPOCHS, MOMENTUM,
-                                      valid=False)
-    out = student.probe(probe_train_logged, X_train, y_train, X_valid, y_valid, state, lr, MOMENTUM, NUM_EPOCHS,
-                        BATCH_SIZE, CALLER_TAG, with_valid=False, label="`train_logged`")
-    where = (f"train_logged without valid_iter (valid_iter=None, BatchNorm1d(2) then Linear(2, 1), SGD lr={lr} "
-             f"momentum={MOMENTUM}, {NUM_EPOCHS} epochs)")
+    data = (X_train, y_train, X_valid, y_valid)
+    expected, expected_state = _rerun(*data, state, lr, NUM_EPOCHS, MOMENTUM, valid=False, loss_fn=_given_loss())
+    out = student.probe(probe_train_logged, *data, state, lr, MOMENTUM, NUM_EPOCHS, BATCH_SIZE, CALLER_TAG,
+                        HUBER_DELTA, with_valid=False, label="`train_logged`")
+    where = (f"train_logged without valid_iter (valid_iter=None, BatchNorm1d(2) then Linear(2, 1), a Huber loss, "
+             f"SGD lr={lr} momentum={MOMENTUM}, {NUM_EPOCHS} epochs)")
     with RunFiles(out["files"]) as run:
         _expect_writer_kept_open(run, out, where)
         curves = _curves(run)
-    _check_training_use(out, expected_state, NUM_EPOCHS * len(_batches(X_train, y_train)), where)
+    _check_training_use(out, data, state, lr, expected, expected_state, where, valid=False)
     history = out["history"]
     _check_history(history, expected, ("epoch", "train_loss"), where)
     expect(history.get("valid_loss") in (None, []),
@@ -774,10 +789,11 @@ def test_compare_lrs_runs(student):
     out = student.probe(probe_compare_lrs, X_train, y_train, X_valid, y_valid, state, lrs, num_epochs,
                         BATCH_SIZE, label="`compare_lrs`")
     where = f"compare_lrs with lrs={lrs}"
-    expect(out["left_open"] == 0,
-           f"{where}: {out['left_open']} SummaryWriter(s) were still open when compare_lrs returned, so "
-           f"their events may not be on disk yet. Close every writer you open (writer.close(), or "
-           f"`with SummaryWriter(...) as writer:`).")
+    before, after = out["threads"]
+    expect(after <= before,
+           f"{where}: {after - before} thread(s) more were running when compare_lrs returned than when it "
+           f"was called: a SummaryWriter that is still open keeps one, and its events may not be on disk yet. Close every "
+           f"writer you open (writer.close(), or `with SummaryWriter(...) as writer:`).")
     results = out["results"]
     expect("pairs" in results, f"{where}: should return a dict {{lr: final validation loss}}, "
                                f"but it returned a {results.get('type')}.")
