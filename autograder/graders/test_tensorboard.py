@@ -46,8 +46,9 @@ Tolerances and thresholds (benchmarks/calibrate_tensorboard.py: 20 seeds x the g
   keep min/max of float32 values exactly and float64 sums).
 - Writers left open: the threads of the probe's process as the kernel lists them (``/proc/self/task``, read
   with ``os.listdir`` bound before the student's code runs), after torch's and TensorBoard's own threads
-  have started, counted before ``compare_lrs`` is called and when it returns: a SummaryWriter keeps a
-  thread until ``close()`` joins it; ``flush()`` alone does not. Deterministic, unlike looking for missing
+  have started, counted before ``compare_lrs`` is called and when it returns (waiting up to 2 s for
+  threads that were joined but are still ending in the kernel: without that wait, 1 of 20 seeds saw one):
+  a SummaryWriter keeps a thread until ``close()`` joins it; ``flush()`` alone does not. Deterministic, unlike looking for missing
   events, which a background thread may or may not have written by then.
 """
 import math
@@ -450,7 +451,9 @@ def probe_compare_lrs(ns, X_train, y_train, X_valid, y_valid, state, lrs, num_ep
     from torch import nn
     from torch.utils.tensorboard import SummaryWriter
 
-    listdir = os.listdir          # bound before the student's code runs: a patched os.listdir is not used
+    import time
+
+    listdir, sleep, monotonic = os.listdir, time.sleep, time.monotonic   # bound before the student's code runs
     x = torch.randn(256, 256, requires_grad=True)
     (x @ x).sum().backward()     # torch's worker threads and TensorBoard's started before counting
     SummaryWriter(tempfile.mkdtemp(prefix="settle-")).close()
@@ -516,6 +519,10 @@ def probe_compare_lrs(ns, X_train, y_train, X_valid, y_valid, state, lrs, num_ep
             with open(path, "rb") as handle:
                 data = handle.read()
             files[os.path.relpath(path, log_dir)] = torch.tensor(list(data), dtype=torch.uint8)
+    # a joined thread may still be ending in the kernel for a moment: a writer left open never ends
+    deadline = monotonic() + 2.0
+    while len(listdir("/proc/self/task")) > threads_before and monotonic() < deadline:
+        sleep(0.01)
     threads_after = len(listdir("/proc/self/task"))
     if isinstance(results, dict):
         pairs = []
