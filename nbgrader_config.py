@@ -9,7 +9,7 @@ from nbgrader.preprocessors import (CheckCellMetadata, ClearHiddenTests, ClearMa
 
 import nbgrader.api
 import autograder
-from autograder.release import TaskStubs, alembic_head
+from autograder.distribute.release import TaskStubs, alembic_head
 
 c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
 
@@ -75,13 +75,13 @@ c.GenerateFeedback.HTMLExporter.extra_template_basedirs = [
     os.path.join(os.path.dirname(autograder.__file__), "templates"),
     os.path.join(os.path.dirname(nbgrader.__file__), "server_extensions", "formgrader", "templates"),
 ]
-# Autograde grades in the sandbox (autograder.nbgrader_route.SandboxGrade) instead of executing the
+# Autograde grades in the sandbox (autograder.classroom.nbgrader_route.SandboxGrade) instead of executing the
 # notebook in a kernel: hidden test cells never run next to the student's code. The other steps are
 # nbgrader 0.9.6's own autograde steps, in its order.
 from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
 from nbgrader.preprocessors import AssignLatePenalties, IgnorePattern, LimitOutput, SaveAutoGrades  # noqa: E402
 
-from autograder.nbgrader_route import CheckGradeIds, RestoreCells, SandboxGrade  # noqa: E402
+from autograder.classroom.nbgrader_route import CheckGradeIds, RestoreCells, SandboxGrade  # noqa: E402
 from nbgrader.preprocessors import DeduplicateIds, OverwriteKernelspec  # noqa: E402
 
 # First, a clear message for a notebook whose grade ids are missing or repeated (nbgrader's own steps follow;

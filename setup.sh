@@ -26,7 +26,7 @@ quiet .venv/bin/python -m pip install -q -e '.[dev]'
 
 # The data every lesson and grader reads, verified with checksums: found in COURSE_DATA_DIR, ../shared/data or
 # Debian's folder, else downloaded once into data/ (git-ignored). Fails here, saying what to do, when it cannot.
-.venv/bin/python -m autograder.fetch_data
+.venv/bin/python -m autograder fetch-data
 
 # Grading as root: student code runs as an unprivileged grading uid (outside bubblewrap's namespaces too).
 # That uid must be able to read the Python runtime (traverse its parent folders, e.g. /root for pyenv), and

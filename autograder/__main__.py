@@ -6,6 +6,7 @@
     python -m autograder package gradescope ASSIGNMENT [--out autograder.zip]
     python -m autograder github-classroom SUBMISSION_DIR --assignment ID
     python -m autograder release [ASSIGNMENT ...]
+    python -m autograder fetch-data [KIND ...]
 
 ``grade`` exits 0 whenever grading completed, whatever the score; 2 when it could not run (the report
 is still written, with the reason).
@@ -15,8 +16,8 @@ import sys
 
 
 def _grade(args):
-    from autograder.engine import grade_notebook
-    from autograder.sandbox import Limits
+    from autograder.judge.engine import grade_notebook
+    from autograder.sandbox.student import Limits
 
     limits = Limits(memory_bytes=args.memory_mib * 2**20, threads=args.threads, **_isolation(args))
     report = grade_notebook(args.notebook, assignment=args.assignment, limits=limits)
@@ -37,21 +38,21 @@ def _isolation(args):
 
 
 def _batch(args):
-    from autograder.batch import grade_folder
+    from autograder.classroom.batch import grade_folder
 
     return grade_folder(args.folder, args.assignment, args.out, jobs=args.jobs, force=args.force,
                         scheduler=args.scheduler, limits=_isolation(args))
 
 
 def _autograde(args):
-    from autograder.autograde import autograde
+    from autograder.classroom.autograde import autograde
 
     return autograde(args.assignment, students=args.student, jobs=args.jobs, force=args.force,
                      scheduler=args.scheduler, limits=_isolation(args))
 
 
 def _package(args):
-    from autograder.package import build_gradescope
+    from autograder.distribute.package import build_gradescope
 
     path = build_gradescope(args.assignment, args.out)
     print(f"Gradescope autograder for {args.assignment} written to {path}")
@@ -59,7 +60,7 @@ def _package(args):
 
 
 def _github_classroom(args):
-    from autograder.package import run_classroom
+    from autograder.distribute.package import run_classroom
 
     return run_classroom(args.folder, args.assignment)
 
@@ -81,10 +82,16 @@ def _unsafe_option(parser):
 
 
 def _release(args):
-    from autograder.release import generate_releases
+    from autograder.distribute.release import generate_releases
 
     generate_releases(args.assignments or None)
     return 0
+
+
+def _fetch_data(args):
+    from autograder.distribute.fetch_data import main as fetch
+
+    return fetch(args.kinds)
 
 
 def main(argv=None):
@@ -124,6 +131,10 @@ def main(argv=None):
         "release", help="regenerate release/ from source/ with nbgrader, and the student bundles in dist/student/")
     release.add_argument("assignments", nargs="*")
     release.set_defaults(run=_release)
+    data = commands.add_parser("fetch-data", help="find, verify (or download once) the data sets the lessons and "
+                                                  "graders read")
+    data.add_argument("kinds", nargs="*", metavar="KIND", help="data sets to provide (default: all the course needs)")
+    data.set_defaults(run=_fetch_data)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -15,10 +15,10 @@ class TaskFailed(AssertionError):
 
 def check_task(task_id, namespace):
     """Run the graders of ``task_id`` against ``namespace``; raise TaskFailed with feedback if any fails."""
-    from autograder.runner import run_graders
-    from autograder.sandbox import InProcessStudent
-    from autograder.library import hidden_modules
-    from autograder.tasks import assignment_of_task
+    from autograder.judge.runner import run_graders
+    from autograder.sandbox.student import InProcessStudent
+    from autograder.sandbox.library import hidden_modules
+    from autograder.judge.tasks import assignment_of_task
 
     import contextlib
     import io

@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from autograder.graders import test_mlp_gpu as g  # noqa: E402
-from autograder.notebook import program_cells, read_notebook  # noqa: E402
-from autograder.worker import StudentNamespace  # noqa: E402
+from autograder.judge.notebook import program_cells, read_notebook  # noqa: E402
+from autograder.sandbox.inside.worker import StudentNamespace  # noqa: E402
 from course.data import mnist_test_split_tensors  # noqa: E402
 
 SOURCE = ROOT / "source/06-mlp-gpu/mlp_gpu.ipynb"

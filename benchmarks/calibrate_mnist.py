@@ -20,8 +20,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from autograder.notebook import program_cells, read_notebook  # noqa: E402
-from autograder.worker import StudentNamespace  # noqa: E402
+from autograder.judge.notebook import program_cells, read_notebook  # noqa: E402
+from autograder.sandbox.inside.worker import StudentNamespace  # noqa: E402
 from course.data import mnist_test_split_tensors  # noqa: E402
 
 mnist_split = functools.lru_cache(maxsize=1)(lambda: mnist_test_split_tensors(2000, seed=0))  # as the graders

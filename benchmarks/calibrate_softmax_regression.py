@@ -23,8 +23,8 @@ sys.path.insert(0, ROOT)
 import torch  # noqa: E402
 
 from autograder.graders import test_softmax_regression as graders  # noqa: E402
-from autograder.notebook import program_cells, read_notebook  # noqa: E402
-from autograder.sandbox import InProcessStudent  # noqa: E402
+from autograder.judge.notebook import program_cells, read_notebook  # noqa: E402
+from autograder.sandbox.student import InProcessStudent  # noqa: E402
 
 NOTEBOOK = os.path.join(ROOT, "source", "05-softmax-regression", "softmax_regression.ipynb")
 

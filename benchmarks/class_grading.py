@@ -24,7 +24,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from autograder.notebook import read_notebook  # noqa: E402
+from autograder.judge.notebook import read_notebook  # noqa: E402
 from tests.classes import PATCH_TORCH, as_submission, wrong  # noqa: E402
 from tests.notebooks import append_cell, edit_solution, source_notebook  # noqa: E402
 

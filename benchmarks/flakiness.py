@@ -20,10 +20,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from autograder.engine import grade_notebook  # noqa: E402
-from autograder.library import ASSIGNMENTS  # noqa: E402
-from autograder.notebook import program_cells  # noqa: E402
-from autograder.sandbox import SandboxStudent  # noqa: E402
+from autograder.judge.engine import grade_notebook  # noqa: E402
+from autograder.sandbox.library import ASSIGNMENTS  # noqa: E402
+from autograder.judge.notebook import program_cells  # noqa: E402
+from autograder.sandbox.student import SandboxStudent  # noqa: E402
 from tests.notebooks import source_notebook  # noqa: E402
 
 

@@ -26,8 +26,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from autograder.release import source_assignments  # noqa: E402
-from autograder.tasks import lesson_name  # noqa: E402
+from autograder.distribute.release import source_assignments  # noqa: E402
+from autograder.judge.tasks import lesson_name  # noqa: E402
 
 
 def timed(cmd, cwd=ROOT, env=None):

@@ -8,7 +8,7 @@ looked for, in this order, in:
 3. the course's shared data folder ``../shared/data/<name>`` next to the repository (MNIST: the
    10,000-image test split only) and ``$COURSE_SHARED_DATA/<name>``;
 4. the project's git-ignored ``data/<name>``, where set-up downloads what no other place holds
-   (``python -m autograder.fetch_data``);
+   (``python -m autograder fetch-data``);
 5. Debian's ``/usr/share/datasets/<name>`` (package ``dataset-fashion-mnist``).
 
 torchvision expects ``<root>/<ClassName>/raw/<uncompressed files>``; that layout is made in a cache

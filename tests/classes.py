@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from autograder.notebook import nbgrader_meta, read_notebook, source_of
+from autograder.judge.notebook import nbgrader_meta, read_notebook, source_of
 from tests.notebooks import ROOT, append_cell, edit_solution, release_notebook, source_notebook
 
 A = "01-datasets"

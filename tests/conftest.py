@@ -2,6 +2,8 @@
 import os
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
@@ -27,3 +29,11 @@ def pytest_collection_modifyitems(config, items):
         names = _group_names(item)
         if names and not item.nodeid.endswith("@" + "_".join(names)):
             item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(names)}")
+
+
+@pytest.fixture(scope="module")
+def reference(request):
+    """The source notebook (the reference solution) of the test module's assignment ``A``."""
+    from tests.notebooks import source_notebook
+
+    return source_notebook(request.module.A)

@@ -4,7 +4,6 @@ Each attack is added to the 01-datasets release, which honestly scores 0: any po
 The attacker is assumed to have read this repository, so the attacks aim at its real paths and protocol.
 Every attack that could write a file writes one whose name starts with ``PWNED``.
 """
-import hashlib
 import os
 import sys
 import tempfile
@@ -17,7 +16,7 @@ DATA_DIRS = [os.path.join(os.path.dirname(ROOT), "shared", "data"), "/usr/share/
 SCRATCH = ["/tmp", "/var/tmp", "/dev/shm", tempfile.gettempdir()]
 
 # Paths an attacker who read the repository would aim at.
-TARGETS = [os.path.join(ROOT, "autograder", "checks.py"), os.path.join(ROOT, "autograder", "graders", "test_datasets.py"),
+TARGETS = [os.path.join(ROOT, "autograder", "judge", "checks.py"), os.path.join(ROOT, "autograder", "graders", "test_datasets.py"),
            os.path.join(ROOT, "source", "01-datasets", "datasets.ipynb"), os.path.join(ROOT, "README.md"),
            os.path.join(VENV, "lib", "python3.11", "site-packages", "PWNED.pth"),
            os.path.join(VENV, "lib", "python3.11", "site-packages", "torch", "__init__.py"),
@@ -115,19 +114,19 @@ ATTACKS = {
                                   "sys.path.insert(0, ROOT)\nos.umask(0)"),
     # --- the grading channel
     "forged_startup_frames": attack(
-        "from autograder import codec\nfrom autograder.channel import send_frame\nfd = int(sys.argv[2])\n"
+        "from autograder.sandbox.inside import codec\nfrom autograder.sandbox.inside.channel import send_frame\nfd = int(sys.argv[2])\n"
         "send_frame(fd, codec.encode({'event': 'ready', 'cell_errors': [{'index': 'x' * 10**5, 'type': 'E' * 10**5}]"
         " * 1000, 'notes': ['n' * 10**6], 'seconds': 'x'}))\n"
         "send_frame(fd, b'\\x00' * 64)\nos.write(fd, struct.pack('>Q', 1 << 40))"),
     "thread_writes_channel": attack(
-        "from autograder import codec\nfrom autograder.channel import send_frame\nfd = int(sys.argv[2])\n"
+        "from autograder.sandbox.inside import codec\nfrom autograder.sandbox.inside.channel import send_frame\nfd = int(sys.argv[2])\n"
         "def forge():\n    while True:\n        try:\n"
         "            send_frame(fd, codec.encode({'ok': True, 'value': {'X': 1}, 'nonce': None}))\n"
         "            send_frame(fd, codec.encode({'event': 'done', 'status': 0}))\n"
         "        except Exception:\n            pass\n        time.sleep(0.001)\n"
         "threading.Thread(target=forge, daemon=True).start()"),
     "thread_steals_requests": attack(
-        "from autograder import codec\nfrom autograder.channel import recv_frame, send_frame\n"
+        "from autograder.sandbox.inside import codec\nfrom autograder.sandbox.inside.channel import recv_frame, send_frame\n"
         "rfd, wfd = int(sys.argv[1]), int(sys.argv[2])\n"
         "def steal():\n    while True:\n        try:\n            req = codec.decode(recv_frame(rfd))\n"
         "            n = req.get('nonce')\n"
@@ -146,16 +145,16 @@ ATTACKS = {
                                "builtins.len = lambda x: 37\nbuiltins.sorted = lambda x, **k: list(range(37))"),
     "patched_pytest_and_checks": attack(
         "try:\n    import pytest, _pytest.outcomes\n    pytest.main = lambda *a, **k: 0\nexcept ImportError:\n    pass\n"
-        "try:\n    import autograder.checks as c\n    c.expect = c.expect_close = c.expect_tensor = lambda *a, **k: None\n"
+        "try:\n    import autograder.judge.checks as c\n    c.expect = c.expect_close = c.expect_tensor = lambda *a, **k: None\n"
         "except ImportError:\n    pass\nimport builtins\nbuiltins.AssertionError = Exception"),
     "patched_engine": attack(
-        "import autograder.worker as w, autograder.codec as c\n"
+        "import autograder.sandbox.inside.worker as w, autograder.sandbox.inside.codec as c\n"
         "w.handle = lambda ns, req, *a, **k: {'ok': True, 'value': {'X': 0}}\n"
         "_enc = c.encode\nc.encode = lambda v: _enc({'ok': True, 'value': 13, 'nonce': v.get('nonce')}"
         " if isinstance(v, dict) and 'ok' in v else v)\n"
         "w.describe_exception.__code__ = (lambda exc, student_dirs=(): {'ok': True, 'value': 1}).__code__"),
     "swapped_sys_modules": attack("import types\nfake = types.ModuleType('torch')\n"
-                                  "sys.modules['torch'] = fake\nsys.modules['autograder.codec'] = fake"),
+                                  "sys.modules['torch'] = fake\nsys.modules['autograder.sandbox.inside.codec'] = fake"),
     "lying_tensor_subclass": attack(
         "import torch\nclass Liar(torch.Tensor):\n    @property\n    def shape(self):\n        return (4000, 3)\n"
         "    def __eq__(self, other):\n        return True\n    def numpy(self):\n"
@@ -235,7 +234,7 @@ ATTACKS.update({
     "audit_hook_forges_results": attack(FORGE + "sys.addaudithook(lambda e, a: sys.setprofile(_profile) "
                                         "if e == 'exec' else None)"),
     "gc_callback_forges_results": attack(FORGE + "gc.callbacks.append(lambda *a: sys.setprofile(_profile))"),
-    "engine_methods_replaced": attack(FORGE + "import autograder.worker as w\n"
+    "engine_methods_replaced": attack(FORGE + "import autograder.sandbox.inside.worker as w\n"
                                       "w.Pristine.restore = lambda self: sys.setprofile(_profile)\n"
                                       "w.Guard.reset = lambda self: sys.setprofile(_profile)"),
     "functions_install_hooks_when_called": attack(
@@ -294,18 +293,27 @@ ATTACKS.update({
 THIEF = attack(r"""
 import importlib, json
 _deadline = time.monotonic() + 8        # within the tests' cell limit of 10 s
-_WANTED = ('def make_regression', 'class PairDataset', 'def split_indices', 'def make_blobs')
+_WANTED = ('def make_regression', 'def make_blobs', 'def minibatches', 'def split_indices', 'def split_loaders',
+           'class PairDataset', 'my_datasets')          # what lesson 01 asks for: any code that defines it
 def _run(text):
     try:
         exec(text.replace('%%writefile', '#'), globals())
     except BaseException:
         pass
+def _done():          # whether what it ran so far gives working answers: then it stops, later finds could be worse
+    try:
+        import torch
+        make_regression(torch.ones(1), 0.0, 4, seed=0)
+        list(minibatches(torch.zeros(4, 1), torch.zeros(4), 2))
+        return True
+    except BaseException:
+        return False
 def _take(path):
     try:
         if path.endswith('.ipynb'):
             for cell in json.load(open(path)).get('cells', []):
                 text = ''.join(cell.get('source', ''))
-                if cell.get('cell_type') == 'code' and 'BEGIN SOLUTION' in text:
+                if cell.get('cell_type') == 'code' and 'BEGIN SOLUTION' in text and any(w in text for w in _WANTED):
                     _run(text)
         else:
             text = open(path).read()
@@ -318,7 +326,7 @@ for _name in ('course.datasets', 'datasets', 'my_datasets'):
         globals().update({k: v for k, v in vars(importlib.import_module(_name)).items() if not k.startswith('__')})
     except BaseException:
         pass
-_roots = set(sys.path) | {ROOT, VENV, '/autograder', '/autograder/source', os.path.expanduser('~'), os.getcwd()}
+_roots = set(sys.path) | {VENV}
 for _proc in glob.glob('/proc/[0-9]*'):
     for _part in ('cmdline', 'environ'):
         try:
@@ -336,10 +344,11 @@ _seen = set()
 def _look(patterns):
     for _p in patterns:
         for _path in glob.glob(_p):
-            if _path not in _seen and time.monotonic() < _deadline:
+            if _path not in _seen and time.monotonic() < _deadline and not _done():
                 _seen.add(_path)
                 _take(_path)
-_roots = sorted(r for r in _roots if r.startswith('/') and os.path.isdir(r) and r != '/')
+_first = [ROOT, '/autograder', '/autograder/source', os.getcwd(), os.path.expanduser('~')]   # where it would be
+_roots = _first + sorted(r for r in _roots - set(_first) if r.startswith('/') and os.path.isdir(r) and r != '/')
 for _root in _roots:                     # where an install or a checkout puts the lesson's code
     _look([_root + '/course/*.py', _root + '/autograder/graders/*.py', _root + '/*/course/*.py',
            _root + '/lib/python3*/site-packages/course/*.py', _root + '/*.ipynb', _root + '/*/*.ipynb',
@@ -366,22 +375,19 @@ def grading_uid(report):
 
 def leftover_processes(uid):
     """Live processes of ``uid`` (zombies hold nothing), other than an idle warm sandbox's own processes."""
-    from autograder.warm import idle_processes
+    from autograder.sandbox.isolation import pids_of_uid
+    from autograder.sandbox.warm import idle_processes
 
     keep = idle_processes()
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/status") as handle:
-                fields = dict(line.split(":", 1) for line in handle if ":" in line)
-        except OSError:
-            continue
-        uids = [int(u) for u in fields.get("Uid", "").split()[:3]]
-        if uid in uids and not fields.get("State", "").strip().startswith("Z") and int(name) not in keep:
-            found.append((int(name), fields.get("Name", "").strip()))
-    return found
+    return [(pid, _process_name(pid)) for pid in pids_of_uid(uid) if pid not in keep]
+
+
+def _process_name(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as handle:
+            return handle.read().strip()
+    except OSError:
+        return "?"
 
 
 def stray_files(uid, uids=None, bases=None):
@@ -406,7 +412,7 @@ def stray_files(uid, uids=None, bases=None):
 
 def of_another_grading(path, uid):
     """Whether ``path`` belongs to a grading uid other than ``uid`` (a grading running beside this one)."""
-    from autograder.isolation import UID_BASE, UID_COUNT
+    from autograder.sandbox.isolation import UID_BASE, UID_COUNT
 
     try:
         owner = os.lstat(path).st_uid
@@ -417,7 +423,7 @@ def of_another_grading(path, uid):
 
 def grading_files():
     """Files that gradings of any grading uid have left so far (killed gradings of earlier runs among them)."""
-    from autograder.isolation import UID_BASE, UID_COUNT
+    from autograder.sandbox.isolation import UID_BASE, UID_COUNT
 
     return set(stray_files(None, range(UID_BASE, UID_BASE + UID_COUNT), bases=SCRATCH))
 

@@ -2,9 +2,9 @@
 import copy
 import os
 
-from autograder.engine import grade_notebook
-from autograder.notebook import nbgrader_meta, read_notebook, source_of
-from autograder.tasks import lesson_name
+from autograder.judge.engine import grade_notebook
+from autograder.judge.notebook import nbgrader_meta, read_notebook, source_of
+from autograder.judge.tasks import lesson_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -64,10 +64,38 @@ def grade(nb, assignment=None, **kwargs):
     """Grade ``nb`` (a notebook dict or path) exactly as the CLI does; returns the Report.
 
     Every report graded in the tests is held to the feedback rule: no line repeats within a task."""
-    from autograder.engine import _shape_of
+    from autograder.judge.engine import _shape_of
 
     report = grade_notebook(nb, assignment=assignment, **kwargs)
     for task in report.tasks:
         shapes = [_shape_of(line) for line in task.feedback]
         assert len(shapes) == len(set(shapes)), f"task {task.id} says the same thing twice: {task.feedback}"
     return report
+
+
+def judge_in_process(nb, assignment, task_id):
+    """Failure messages of ``task_id``'s graders run against ``nb``'s code executed in this process (no sandbox:
+    for the many small variants of one task, where only the verdict is in question)."""
+    import contextlib
+    import io
+    import shutil
+    import tempfile
+
+    from autograder.judge.notebook import program_cells
+    from autograder.judge.runner import run_graders
+    from autograder.judge.tasks import load_assignment
+    from autograder.sandbox.student import InProcessStudent
+
+    ns = {"__name__": "__main__"}
+    here, folder = os.getcwd(), tempfile.mkdtemp(prefix="in-process-")
+    os.chdir(folder)                       # files the code writes stay out of the checkout
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            for _, source in program_cells(nb):
+                exec(compile(source, "<cell>", "exec"), ns)
+            outcomes = run_graders(load_assignment(assignment), InProcessStudent(ns), [task_id])
+    finally:
+        os.chdir(here)
+        shutil.rmtree(folder, ignore_errors=True)
+    assert outcomes
+    return [o.message for o in outcomes if not o.passed]

@@ -1,15 +1,14 @@
 """Bad input gets a clear answer and reaches nothing it should not: links, formulas, old notebooks, grade ids."""
 import csv
 import json
-import os
 
 import nbformat
 import pytest
 
-from autograder.batch import grade_folder, spreadsheet_safe
-from autograder.classroom import SYMLINK_REFUSED, read_submission
-from autograder.engine import grade_notebook
-from autograder.nbgrader_route import CheckGradeIds, SandboxGradeError
+from autograder.classroom.batch import grade_folder, spreadsheet_safe
+from autograder.classroom.gradings import SYMLINK_REFUSED, read_submission
+from autograder.judge.engine import grade_notebook
+from autograder.classroom.nbgrader_route import CheckGradeIds, SandboxGradeError
 from tests.notebooks import notebook_path, source_notebook
 
 A = "01-datasets"

@@ -10,10 +10,11 @@ import tomllib
 
 import pytest
 
-from autograder.bundle import DEPENDENCIES, write_bundle
-from autograder.library import ASSIGNMENTS, LESSON_MODULES, STUB, TOOLS_BEFORE_THEIR_LESSON, hidden_modules
-from autograder.notebook import nbgrader_meta, read_notebook, source_of
-from autograder.tasks import lesson_name
+from autograder.distribute.bundle import DEPENDENCIES, write_bundle
+from autograder.sandbox.library import ASSIGNMENTS, LESSON_MODULES, STUB, TOOLS_BEFORE_THEIR_LESSON, hidden_modules
+from autograder.judge.notebook import nbgrader_meta, read_notebook, source_of
+from autograder.judge.tasks import lesson_name
+from tests.jupyter import jupyter_server
 from tests.notebooks import ROOT, notebook_path
 
 SOLUTION = re.compile(r"### BEGIN SOLUTION(.*?)### END SOLUTION", re.S)
@@ -248,14 +249,6 @@ def test_bundle_builds_as_a_package(bundles, tmp_path):
 
 
 # ------------------------------------------------------------------------------- the student's JupyterLab
-def _free_port():
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _get(url, token):
     import urllib.error
     import urllib.request
@@ -272,37 +265,14 @@ def test_student_jupyterlab_has_no_instructor_tools_and_an_honest_validate(bundl
     """JupyterLab started in a bundle as its README says (JUPYTER_CONFIG_PATH=jupyter-config): nbgrader's
     instructor plugins are disabled and formgrader is not served, while Validate and the Assignment List stay;
     the Validate dialog's success text is replaced by what was checked (custom.css)."""
-    import secrets
-    import signal
-    import time
-
     folder = bundles["01-datasets"]
     readme = open(os.path.join(folder, "README.md")).read()
     command_line = re.search(r"^(JUPYTER_CONFIG_PATH=(\S+)) \.venv/bin/python -m jupyter lab ", readme, re.M)
     assert command_line, "the README starts JupyterLab with the bundle's Jupyter settings"
-    port, token = _free_port(), secrets.token_hex(24)
     env = dict(os.environ, JUPYTER_CONFIG_PATH=command_line.group(2), JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
                JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), JUPYTER_DATA_DIR=str(tmp_path / "data"))
-    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-               f"--IdentityProvider.token={token}", f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        command.append("--allow-root")
-    log = tmp_path / "lab.log"
-    with open(log, "w") as handle:
-        proc = subprocess.Popen(command, cwd=folder, env=env, stdout=handle, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, f"jupyter lab exited at start-up:\n{log.read_text()[-3000:]}"
-            try:
-                if _get(f"{base}/api/status", token)[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, f"jupyter lab did not answer:\n{log.read_text()[-3000:]}"
-            time.sleep(0.5)
+    with jupyter_server("lab", folder, env, tmp_path / "lab.log",
+                        f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}") as (base, token):
         status, page = _get(f"{base}/lab", token)
         assert status == 200, page[:500]
         config = json.loads(re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>',
@@ -318,22 +288,18 @@ def test_student_jupyterlab_has_no_instructor_tools_and_an_honest_validate(bundl
         assert "custom/custom.css" in page
         status, css = _get(f"{base}/custom/custom.css", token)
         assert status == 200 and ".validation-success" in css and "hidden graders check more" in css, css
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
 
 
-# 01's and 04's summaries still say the same of course/datasets.py and course/logistic_regression.py: add them
-# here once their source notebooks are reworded (and their releases regenerated).
-@pytest.mark.parametrize("assignment", ["03-linear-regression"])
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_notebook_points_to_no_module_the_bundle_hides(bundles, assignment):
-    """A lesson's text never sends the student to a library file their bundle holds only as a stub (03 said its
-    finished code lives in course/linear_regression.py, which a student of 03 cannot import)."""
+    """A lesson's text never sends the student to a library module their bundle holds only as a stub (03 said its
+    finished code lives in course/linear_regression.py, which a student of 03 cannot import), unless the same
+    sentence says from which lesson on it can be imported."""
     folder = bundles[assignment]
     text = bundle_texts(folder)[lesson_name(assignment) + ".ipynb"]
     for module in hidden_modules(assignment):
         assert f"course/{module}.py" not in text, f"{assignment} points to course/{module}.py, a stub in its bundle"
+        for sentence in re.split(r"(?<=[.;])\s", text):
+            if f"course.{module}" in sentence:
+                assert re.search(r"[Ff]rom (lesson \d\d|the next lesson) on|[Aa]fter this lesson", sentence), \
+                    f"{assignment} names course.{module}, a stub in its bundle, without saying when it can be imported: {sentence!r}"

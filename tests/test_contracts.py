@@ -9,7 +9,7 @@ import inspect
 
 import pytest
 
-from autograder.tasks import available_assignments, load_assignment
+from autograder.judge.tasks import available_assignments, load_assignment
 
 NOT_ENFORCED = "not enforced: "
 

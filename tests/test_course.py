@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from autograder.notebook import nbgrader_meta, read_notebook, source_of, tags_of
-from autograder.release import generate_into, source_assignments
-from autograder.tasks import GRADER_MODULES, lesson_name, load_assignment
+from autograder.judge.notebook import nbgrader_meta, read_notebook, source_of, tags_of
+from autograder.distribute.release import generate_into, source_assignments
+from autograder.judge.tasks import GRADER_MODULES, lesson_name, load_assignment
 from tests.notebooks import ROOT, notebook_path
 
 ASSIGNMENTS = source_assignments()
@@ -177,7 +177,7 @@ def test_release_stubs_name_their_task(assignment):
 
 
 def test_stub_messages_say_what_to_write():
-    from autograder.release import stub_message
+    from autograder.distribute.release import stub_message
 
     method = ["class Net(nn.Module):", "    def forward(self, X):", '        """X: (N, 784)."""']
     assert stub_message("mnist_cnn", method, [], 8) == "Task `mnist_cnn`: write the body of `Net.forward` here."

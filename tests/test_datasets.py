@@ -4,29 +4,10 @@ Mistakes are graded in groups (one notebook per group, at most one mistake per t
 lose exactly the tasks it mutates, so a mistake that also cost another task would show."""
 import pytest
 
-from tests.notebooks import edit_solution, grade, release_notebook, replace_solution, source_notebook
+from tests.banks import expect_full_marks, expect_groups_cover, with_solutions
+from tests.notebooks import edit_solution, grade, replace_solution
 
 A = "01-datasets"
-
-
-@pytest.fixture(scope="module")
-def reference():
-    return source_notebook(A)
-
-
-def test_reference_gets_full_marks(reference):
-    report = grade(reference)
-    assert report.error is None
-    assert report.failed_tasks() == set(), {t.id: t.output for t in report.tasks}
-    assert report.score == report.max_score == 13
-
-
-def test_untouched_release_gets_zero_on_every_task():
-    report = grade(release_notebook(A))
-    assert report.error is None
-    assert report.score == 0
-    assert report.failed_tasks() == {t.id for t in report.tasks}
-    assert "not implemented yet" in report.by_task["minibatches"].output
 
 
 # (task, old text in the reference solution, wrong text): each loses exactly its task.
@@ -304,11 +285,7 @@ def _with_mistakes(nb, names):
 
 
 def test_mistake_groups_cover_the_bank():
-    grouped = [name for group in MISTAKE_GROUPS for name in group]
-    assert sorted(grouped) == sorted(GROUPED_MISTAKES)
-    for group in MISTAKE_GROUPS:
-        tasks = [GROUPED_MISTAKES[name][0] for name in group]
-        assert len(set(tasks)) == len(tasks), group
+    expect_groups_cover(MISTAKE_GROUPS, GROUPED_MISTAKES)
 
 
 @pytest.mark.parametrize("group", MISTAKE_GROUPS, ids=lambda group: "+".join(group))
@@ -473,8 +450,4 @@ def minibatches(X, y, batch_size, shuffle=True, generator=None):
 
 
 def test_round3_variants_get_full_marks(reference):
-    nb = reference
-    for task, source in ROUND3_VARIANTS.items():
-        nb = replace_solution(nb, task, source)
-    report = grade(nb)
-    assert report.failed_tasks() == set(), {t.id: t.output for t in report.tasks if not t.passed}
+    expect_full_marks(grade(with_solutions(reference, ROUND3_VARIANTS)))

@@ -8,8 +8,8 @@ import sys
 import pytest
 import torch
 
-from autograder import codec
-from autograder.sandbox import Limits
+from autograder.sandbox.inside import codec
+from autograder.sandbox.student import Limits
 from tests.notebooks import (ROOT, append_cell, edit_solution, find_cell, grade, notebook_path, release_notebook,
                              source_notebook)
 
@@ -207,7 +207,7 @@ import torch
 def _yes(*args, **kwargs):
     return None
 try:
-    import autograder.checks as checks
+    import autograder.judge.checks as checks
     for module in [checks] + [m for n, m in list(sys.modules.items()) if n.startswith("autograder.graders.")]:
         for name in ("expect", "expect_close", "expect_between", "fail"):
             setattr(module, name, _yes)
@@ -233,8 +233,8 @@ def test_network_is_cut_off(reference):
              "    NET = 'open'\nexcept OSError as exc:\n    NET = str(exc)\n"
              "names = [n for _, n in socket.if_nameindex()]\n")
     nb = append_cell(reference, probe, index=3)
-    from autograder.sandbox import SandboxStudent
-    from autograder.notebook import program_cells
+    from autograder.sandbox.student import SandboxStudent
+    from autograder.judge.notebook import program_cells
     student = SandboxStudent(program_cells(nb), assignment=A)
     student.start()
     try:
@@ -293,7 +293,7 @@ def test_batch_grading_writes_csv(tmp_path, reference):
 
 
 def test_feedback_says_each_thing_once():
-    from autograder.engine import distinct
+    from autograder.judge.engine import distinct
 
     lines = ["w from init_linreg_params(3) should be float32", "w from init_linreg_params(7) should be float32",
              "After one step the gradients should be zero.", "After a second step the gradients should be zero.",
@@ -304,7 +304,7 @@ def test_feedback_says_each_thing_once():
 def test_results_written_to_a_device_leave_the_device_in_place(tmp_path):
     """`--results /dev/null` (or a pipe) is written to, never replaced by a file."""
     import stat
-    from autograder.report import write_json_atomic
+    from autograder.judge.report import write_json_atomic
 
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)

@@ -2,26 +2,24 @@
 command, release_assignment, the students' Assignment List, fetch_assignment and submit, collect, autograde,
 feedback (which names each task), release_feedback, fetch_feedback and export. Every nbgrader command runs
 as `python -m nbgrader` with the virtual environment NOT on PATH, as an instructor who did not activate it."""
-import copy
 import csv
 import glob
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 
 import pytest
 
-from autograder.notebook import nbgrader_meta, source_of
-from autograder.release import generate_releases
+from autograder.judge.notebook import nbgrader_meta
+from autograder.distribute.release import generate_releases
+from tests.classes import as_submission
 from tests.hostile import THIEF
 from tests.notebooks import ROOT, append_cell, source_notebook
 
 A = "01-datasets"
 NOTEBOOK = "datasets.ipynb"
-SOLUTION_MARKERS = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*(\n|$)", re.M)
 COURSE_LIST = """
 import json
 from nbgrader.server_extensions.assignment_list.handlers import AssignmentList
@@ -29,17 +27,6 @@ manager = AssignmentList()
 manager.root_dir = "."
 print(json.dumps({"courses": manager.list_courses(), "assignments": manager.list_assignments()}))
 """
-
-
-def filled(release, reference):
-    """``release`` with each answer cell holding the reference's answer."""
-    answers = {nbgrader_meta(c).get("grade_id"): SOLUTION_MARKERS.sub("", source_of(c))
-               for c in reference["cells"] if nbgrader_meta(c).get("solution")}
-    nb = copy.deepcopy(release)
-    for cell in nb["cells"]:
-        if nbgrader_meta(cell).get("solution") and nbgrader_meta(cell).get("grade_id") in answers:
-            cell["source"] = answers[nbgrader_meta(cell)["grade_id"]]
-    return nb
 
 
 # The tests below share one course folder: one xdist worker builds it once.
@@ -88,7 +75,7 @@ def classroom(tmp_path_factory):
     with open(students["eve"] / A / NOTEBOOK, "w") as handle:
         json.dump(append_cell(release, THIEF), handle)
     with open(fetched, "w") as handle:
-        json.dump(filled(release, source_notebook(A)), handle)
+        json.dump(as_submission(source_notebook(A), release), handle)
     for name, folder in students.items():
         nbgrader(folder, "submit", A, f"--student={name}")
     # Instructor: collect, autograde, feedback, export.

@@ -1,4 +1,4 @@
-"""Set-up's data step (autograder.fetch_data) on a simulated fresh clone: no sibling shared/ folder, no network.
+"""Set-up's data step (autograder.distribute.fetch_data) on a simulated fresh clone: no sibling shared/ folder, no network.
 
 "Downloads" come from a local HTTP mirror serving the published files (``COURSE_DATA_MIRROR``); an
 unreachable mirror stands for a machine without network.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import fetch_data
+from autograder.distribute import fetch_data
 from course import data
 
 SHARED_MNIST = Path(data.REPO_ROOT).parent / "shared" / "data" / "mnist"
@@ -177,7 +177,7 @@ def test_set_up_command_on_a_copy_without_sibling_shared_folder_fails_with_what_
     env = {name: value for name, value in os.environ.items()
            if name not in (data.DATA_DIR_ENV, data.SHARED_DATA_ENV, "PYTHONPATH")}
     env.update({fetch_data.MIRROR_ENV: closed_port_url(), data.CACHE_DIR_ENV: str(tmp_path / "cache")})
-    result = subprocess.run([sys.executable, "-m", "autograder.fetch_data", "mnist"], cwd=clone, env=env,
+    result = subprocess.run([sys.executable, "-m", "autograder", "fetch-data", "mnist"], cwd=clone, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"downloading into {clone / 'data' / 'mnist'}" in result.stdout, result.stdout

@@ -8,17 +8,14 @@ import html
 import json
 import os
 import re
-import secrets
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
 
 from tests.classes import A, as_submission, make_course, nbgrader, wrong
+from tests.jupyter import jupyter_server
 from tests.notebooks import source_notebook
 
 # minibatches is defined, then the cell kills its own process: grading leaves that cell out.
@@ -26,7 +23,6 @@ CRASH = '''
 import os, signal
 os.kill(os.getpid(), signal.SIGKILL)
 '''
-STARTUP_S = 120
 
 pytestmark = pytest.mark.xdist_group("formgrader")
 
@@ -75,12 +71,6 @@ def course(tmp_path_factory):
     return folder, made, proc.stdout + proc.stderr
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def server(course, tmp_path):
     """`jupyter server` on 127.0.0.1 in the course folder with nbgrader's formgrader: yields (url, token)."""
@@ -89,37 +79,12 @@ def server(course, tmp_path):
     config.mkdir()
     (config / "jupyter_server_config.json").write_text(json.dumps(
         {"ServerApp": {"jpserver_extensions": {"nbgrader.server_extensions.formgrader": True}}}))
-    port, token = free_port(), secrets.token_hex(24)
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(config), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
                JUPYTER_DATA_DIR=str(tmp_path / "data"),
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    command = [sys.executable, "-m", "jupyter", "server", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={folder}"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        command.append("--allow-root")
     log = tmp_path / "jupyter-server.log"
-    with open(log, "w") as handle:
-        proc = subprocess.Popen(command, cwd=folder, env=env, stdout=handle, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            assert proc.poll() is None, f"jupyter server exited at start-up:\n{log.read_text()[-3000:]}"
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, f"jupyter server did not answer in {STARTUP_S} s"
-                time.sleep(0.5)
+    with jupyter_server("server", folder, env, log, f"--ServerApp.root_dir={folder}") as (base, token):
         yield base, token, log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
 
 
 def page_text(markup):

@@ -55,7 +55,7 @@ def check_results_format(results):
 
 def test_package_contents(package):
     names = zipfile.ZipFile(package).namelist()
-    for required in ("setup.sh", "run_autograder", "requirements.txt", "autograder/engine.py",
+    for required in ("setup.sh", "run_autograder", "requirements.txt", "autograder/judge/engine.py",
                      "autograder/graders/test_datasets.py", "autograder/graders/grading.ini", "course/data.py"):
         assert required in names, required
     assert not any("__pycache__" in n or n.startswith("source/") for n in names)

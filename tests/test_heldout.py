@@ -2,7 +2,7 @@
 
 A submission could carry a table built from the published MNIST test split (every image's exact pixels,
 or a hash of them, mapped to its label) and answer from it instead of learning. The graders send the
-held-out images changed by ``autograder.heldout.disguise`` with a secret drawn for each grading; here
+held-out images changed by ``autograder.judge.heldout.disguise`` with a secret drawn for each grading; here
 such tables match none of the changed images, also after undoing the normalisation and rounding back to
 the published 8-bit pixels, while they match every unchanged one (so the lookup itself works).
 The reference keeps its accuracy margin on the changed images: see the calibrations in the docstrings of
@@ -14,7 +14,7 @@ import hashlib
 import pytest
 import torch
 
-from autograder import heldout
+from autograder.judge import heldout
 from autograder.graders import test_mlp_gpu as mlp
 from autograder.graders import test_mnist_cnn as cnn
 from course import data

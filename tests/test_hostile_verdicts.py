@@ -75,7 +75,7 @@ HOOKS = {
     "gc_callback": "gc.callbacks.append(lambda phase, info: sys.setprofile(_profile))",
     "audit_hook": ("def _audit(event, args):\n    if event == 'exec':\n        sys.setprofile(_profile)\n"
                    "sys.addaudithook(_audit)"),
-    "engine_restore": ("import autograder.worker as _w\n_orig = _w.Pristine.restore\n"
+    "engine_restore": ("import autograder.sandbox.inside.worker as _w\n_orig = _w.Pristine.restore\n"
                        "def _restore(self):\n    _orig(self)\n    sys.setprofile(_profile)\n"
                        "_w.Pristine.restore = _restore\n_w.Guard.reset = lambda self: sys.setprofile(_profile)"),
     "meta_path": ("class _Finder:\n    @staticmethod\n    def find_spec(name, path=None, target=None):\n"

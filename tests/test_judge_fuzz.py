@@ -13,9 +13,9 @@ import struct
 import pytest
 import torch
 
-from autograder import codec
-from autograder.checks import GradingFailure
-from autograder.sandbox import TEXT_CHARS, Limits, _cell_errors, student_error
+from autograder.sandbox.inside import codec
+from autograder.sandbox.child import TEXT_CHARS
+from autograder.sandbox.student import Limits, StudentFailure, _cell_errors, student_error
 from tests.notebooks import append_cell, grade, release_notebook
 
 A = "01-datasets"
@@ -108,7 +108,7 @@ def test_startup_and_error_fields_become_bounded_text():
                                                                  "name": random_json(rng), "type": random_json(rng),
                                                                  "message": random_json(rng), "where": random_json(rng)}
         failure = student_error(response, "`f`")
-        assert isinstance(failure, GradingFailure)
+        assert isinstance(failure, StudentFailure)
         assert len(str(failure)) < 800 and "\n" not in str(failure)
 
 

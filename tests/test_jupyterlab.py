@@ -10,18 +10,14 @@ import ast
 import json
 import os
 import re
-import secrets
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
+
+from tests.jupyter import STARTUP_S, jupyter_server
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -29,7 +25,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ASSIGNMENT, LESSON = "01-datasets", "datasets"
 NOTEBOOK = f"{LESSON}.ipynb"
-STARTUP_S, RUN_S, VALIDATE_S = 120, 180, 300   # generous: the machine may be busy with other tests
+RUN_S, VALIDATE_S = 180, 300   # generous: the machine may be busy with other tests
 # A student's JupyterLab: inline figures (the tests' MPLBACKEND=Agg would hide them), no grading settings.
 STUDENT_ENV_DROPS = {"MPLBACKEND", "COURSE_QUICK", "COURSE_GRADING", "COURSE_GRADING_SEED", "TQDM_DISABLE"}
 
@@ -44,9 +40,9 @@ pytestmark = [
 def student_folder(dest):
     """The student bundle of ASSIGNMENT in ``dest`` (release notebook + library if bundles are not built)."""
     try:
-        from autograder.bundle import write_bundle
+        from autograder.distribute.bundle import write_bundle
     except ImportError:
-        from autograder.library import stage_library
+        from autograder.sandbox.library import stage_library
 
         dest.mkdir(parents=True)
         shutil.copy(ROOT / "release" / ASSIGNMENT / NOTEBOOK, dest / NOTEBOOK)
@@ -84,13 +80,6 @@ def stub_message(source):
         return ""
 
 
-def free_port():
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def write_lab_settings(folder):
     """JupyterLab user settings: no news pop-up, every cell rendered (so all outputs can be read)."""
     for plugin, values in {"@jupyterlab/apputils-extension/notification": {"fetchNews": "false",
@@ -107,37 +96,13 @@ def lab(tmp_path):
     folder = student_folder(tmp_path / "student")
     settings = tmp_path / "lab-settings"
     write_lab_settings(settings)
-    port, token = free_port(), secrets.token_hex(24)
     log = tmp_path / "jupyter-lab.log"
     env = {name: value for name, value in os.environ.items() if name not in STUDENT_ENV_DROPS}
     env.update(JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"), JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter-runtime"))
-    command = [str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", "--ip=127.0.0.1",
-               f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={folder}",
-               f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        command.append("--allow-root")
-    with open(log, "w") as handle:
-        server = subprocess.Popen(command, cwd=folder, env=env, stdout=handle, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            assert server.poll() is None, f"jupyter lab exited at start-up:\n{log.read_text()[-3000:]}"
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, f"jupyter lab did not answer in {STARTUP_S} s"
-                time.sleep(0.5)
+    with jupyter_server("lab", folder, env, log, f"--ServerApp.root_dir={folder}",
+                        f"--LabApp.user_settings_dir={settings}",
+                        f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}") as (base, token):
         yield base, token, folder, log
-    finally:
-        server.terminate()   # shuts its kernels down too
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(10)
 
 
 CELLS_JS = """() => Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-Notebook .jp-Cell')).map(c => ({

@@ -3,44 +3,14 @@ import pytest
 import torch
 
 from course.linear_regression import init_linreg_params, linreg, sgd, squared_loss, train_linreg, train_linreg_fast
-from tests.notebooks import edit_solution, grade, release_notebook, replace_solution, source_notebook
+from tests.banks import expect_full_marks, expect_lost_exactly, expect_never_loses_under_seeds, with_edits, with_solutions
+from tests.notebooks import edit_solution, grade, source_notebook
 
 A = "03-linear-regression"
 
 
-@pytest.fixture(scope="module")
-def reference():
-    return source_notebook(A)
-
-
-def test_reference_gets_full_marks(reference):
-    report = grade(reference)
-    assert report.error is None
-    assert report.failed_tasks() == set(), {t.id: t.output for t in report.tasks}
-    assert report.score == report.max_score == 9
-
-
-def test_untouched_release_gets_zero_on_every_task():
-    report = grade(release_notebook(A))
-    assert report.error is None
-    assert report.score == 0
-    assert report.failed_tasks() == {t.id for t in report.tasks}
-
-
 def test_reference_never_loses_a_point_under_other_seeds(reference, monkeypatch):
-    """The flakiness check, CI-sized (benchmarks/flakiness.py runs 20 seeds)."""
-    from autograder.notebook import program_cells
-    from autograder.sandbox import SandboxStudent
-
-    student = SandboxStudent(program_cells(reference))
-    student.start()
-    try:
-        for seed in (1, 2, 3):
-            monkeypatch.setenv("COURSE_GRADING_SEED", str(seed))
-            report = grade(reference, assignment=A, student=student)
-            assert report.failed_tasks() == set(), (seed, {t.id: t.output for t in report.tasks})
-    finally:
-        student.close()
+    expect_never_loses_under_seeds(reference, A, (1, 2, 3), monkeypatch)
 
 
 # name: (task, old text in the reference solution, wrong text); each loses exactly its task.
@@ -219,11 +189,7 @@ def test_grouped_mistakes_lose_exactly_their_tasks(reference, name):
 
 
 def test_correct_variants_get_full_marks(reference):
-    nb = reference
-    for task, source in VARIANTS.items():
-        nb = replace_solution(nb, task, source)
-    report = grade(nb)
-    assert report.failed_tasks() == set(), {t.id: t.output for t in report.tasks}
+    expect_full_marks(grade(with_solutions(reference, VARIANTS)))
 
 
 # Correct in other styles: tqdm bars, prints, NumPy averages, nn.Sequential, the d2l slice update.
@@ -300,11 +266,7 @@ def train_linreg_fast(X, y, lr, num_epochs, batch_size, generator=None):
 
 
 def test_more_correct_variants_get_full_marks(reference):
-    nb = reference
-    for task, source in MORE_VARIANTS.items():
-        nb = replace_solution(nb, task, source)
-    report = grade(nb)
-    assert report.failed_tasks() == set(), {t.id: t.output for t in report.tasks}
+    expect_full_marks(grade(with_solutions(reference, MORE_VARIANTS)))
 
 
 # ------------------------------------------------------------------------------ the library itself
@@ -357,16 +319,8 @@ ROUND3_MESSAGES = {("edges_and_history_fields", "squared_loss"): "(1, 1)",
 
 @pytest.mark.parametrize("name", sorted(ROUND3_MISTAKES))
 def test_round3_mistakes_lose_exactly_their_tasks(reference, name):
-    nb = reference
-    for task, (old, new) in ROUND3_MISTAKES[name].items():
-        nb = edit_solution(nb, task, old, new)
-    report = grade(nb)
-    assert report.error is None
-    assert report.failed_tasks() == set(ROUND3_MISTAKES[name]), {t.id: t.output for t in report.tasks}
-    for task in ROUND3_MISTAKES[name]:
-        output = report.by_task[task].output
-        assert output.strip() and "probe" not in output and "Traceback" not in output, output
-        assert ROUND3_MESSAGES[(name, task)] in output, output
+    expect_lost_exactly(grade(with_edits(reference, ROUND3_MISTAKES[name])), ROUND3_MISTAKES[name],
+                        {task: ROUND3_MESSAGES[(name, task)] for task in ROUND3_MISTAKES[name]})
 
 
 # Correct: the global RNG seeded as well as the generator used, NumPy floats in the history, epochs from
@@ -418,17 +372,13 @@ def train_linreg_fast(X, y, lr, num_epochs, batch_size, generator=None):
 
 
 def test_round3_variants_get_full_marks(reference):
-    nb = reference
-    for task, source in ROUND3_VARIANTS.items():
-        nb = replace_solution(nb, task, source)
-    report = grade(nb)
-    assert report.failed_tasks() == set(), {t.id: t.output for t in report.tasks}
+    expect_full_marks(grade(with_solutions(reference, ROUND3_VARIANTS)))
 
 
 @pytest.mark.parametrize("kind", ["linear", "sequential", "custom"])
 def test_the_locked_fast_demo_works_with_every_accepted_model(kind):
     """The lesson's locked demo cell reads w and b from what any accepted `train_linreg_fast` returns."""
-    from autograder.notebook import source_of
+    from autograder.judge.notebook import source_of
     from tests.notebooks import find_cell
 
     class Custom(torch.nn.Module):

@@ -4,28 +4,10 @@ import torch
 
 from course.logistic_regression import (bce_with_logits, binary_accuracy, diagnose_training, grad_norm, sigmoid,
                                         train_logreg, train_logreg_fast)
-from tests.notebooks import edit_solution, grade, release_notebook, replace_solution, source_notebook
+from tests.banks import expect_full_marks, expect_lost_exactly, expect_never_loses_under_seeds, with_edits, with_solutions
+from tests.notebooks import edit_solution, grade
 
 A = "04-logistic-regression"
-
-
-@pytest.fixture(scope="module")
-def reference():
-    return source_notebook(A)
-
-
-def test_reference_gets_full_marks(reference):
-    report = grade(reference)
-    assert report.error is None
-    assert report.failed_tasks() == set(), {t.id: t.output for t in report.tasks}
-    assert report.score == report.max_score == 10
-
-
-def test_untouched_release_gets_zero_on_every_task():
-    report = grade(release_notebook(A))
-    assert report.error is None
-    assert report.score == 0
-    assert report.failed_tasks() == {t.id for t in report.tasks}
 
 
 SIGMOID_BODY = ("    positive = z >= 0\n"
@@ -38,19 +20,7 @@ BCE_BODY = ("    y = y.reshape(z.shape).to(z.dtype)\n"
             "    return relu - z * y + torch.log1p(torch.exp(minus_abs))")
 
 def test_reference_never_loses_a_point_under_other_seeds(reference, monkeypatch):
-    """The flakiness check, CI-sized (benchmarks/flakiness.py runs 20 seeds)."""
-    from autograder.notebook import program_cells
-    from autograder.sandbox import SandboxStudent
-
-    student = SandboxStudent(program_cells(reference))
-    student.start()
-    try:
-        for seed in (1, 2, 3):
-            monkeypatch.setenv("COURSE_GRADING_SEED", str(seed))
-            report = grade(reference, assignment=A, student=student)
-            assert report.failed_tasks() == set(), (seed, {t.id: t.output for t in report.tasks})
-    finally:
-        student.close()
+    expect_never_loses_under_seeds(reference, A, (1, 2, 3), monkeypatch)
 
 
 # name: (task, old text in the reference solution, wrong text); each loses exactly its task.
@@ -225,23 +195,11 @@ GROUPED_MISTAKES = {
 
 @pytest.mark.parametrize("name", sorted(GROUPED_MISTAKES))
 def test_grouped_mistakes_lose_exactly_their_tasks(reference, name):
-    nb = reference
-    for task, (old, new) in GROUPED_MISTAKES[name].items():
-        nb = edit_solution(nb, task, old, new)
-    report = grade(nb)
-    assert report.error is None
-    assert report.failed_tasks() == set(GROUPED_MISTAKES[name]), {t.id: t.output for t in report.tasks}
-    for task in GROUPED_MISTAKES[name]:
-        output = report.by_task[task].output
-        assert output.strip() and "probe" not in output and "Traceback" not in output, output
+    expect_lost_exactly(grade(with_edits(reference, GROUPED_MISTAKES[name])), GROUPED_MISTAKES[name])
 
 
 def test_correct_variants_get_full_marks(reference):
-    nb = reference
-    for task, source in VARIANTS.items():
-        nb = replace_solution(nb, task, source)
-    report = grade(nb)
-    assert report.failed_tasks() == set(), {t.id: t.output for t in report.tasks}
+    expect_full_marks(grade(with_solutions(reference, VARIANTS)))
 
 
 # Correct in other styles: F.softplus, tqdm bars, prints, nn.Sequential with fit's progress bar, other thresholds.
@@ -307,11 +265,7 @@ def diagnose_training(history):
 
 
 def test_more_correct_variants_get_full_marks(reference):
-    nb = reference
-    for task, source in MORE_VARIANTS.items():
-        nb = replace_solution(nb, task, source)
-    report = grade(nb)
-    assert report.failed_tasks() == set(), {t.id: t.output for t in report.tasks}
+    expect_full_marks(grade(with_solutions(reference, MORE_VARIANTS)))
 
 
 # ------------------------------------------------------------------------------ the library itself
@@ -382,16 +336,8 @@ ROUND3_MESSAGES = {("dtypes_order_and_history_fields", "bce_with_logits"): "torc
 
 @pytest.mark.parametrize("name", sorted(ROUND3_MISTAKES))
 def test_round3_mistakes_lose_exactly_their_tasks(reference, name):
-    nb = reference
-    for task, (old, new) in ROUND3_MISTAKES[name].items():
-        nb = edit_solution(nb, task, old, new)
-    report = grade(nb)
-    assert report.error is None
-    assert report.failed_tasks() == set(ROUND3_MISTAKES[name]), {t.id: t.output for t in report.tasks}
-    for task in ROUND3_MISTAKES[name]:
-        output = report.by_task[task].output
-        assert output.strip() and "probe" not in output and "Traceback" not in output, output
-        assert ROUND3_MESSAGES[(name, task)] in output, output
+    expect_lost_exactly(grade(with_edits(reference, ROUND3_MISTAKES[name])), ROUND3_MISTAKES[name],
+                        {task: ROUND3_MESSAGES[(name, task)] for task in ROUND3_MISTAKES[name]})
 
 
 # Correct: PyTorch's own loss on labels converted with type_as, a diagnosis written as one expression in the
@@ -435,8 +381,4 @@ def train_logreg(w, b, X, y, lr, num_epochs, batch_size, net=linreg, loss=bce_wi
 
 
 def test_round3_variants_get_full_marks(reference):
-    nb = reference
-    for task, source in ROUND3_VARIANTS.items():
-        nb = replace_solution(nb, task, source)
-    report = grade(nb)
-    assert report.failed_tasks() == set(), {t.id: t.output for t in report.tasks}
+    expect_full_marks(grade(with_solutions(reference, ROUND3_VARIANTS)))

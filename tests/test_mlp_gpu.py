@@ -1,33 +1,13 @@
 """06-mlp-gpu: reference full marks, release zero, a mistake bank and correct-but-different variants."""
 import pytest
 
-from tests.notebooks import edit_solution, grade, release_notebook, replace_solution, source_notebook
+from tests.notebooks import edit_solution, grade, judge_in_process, replace_solution
 
 A = "06-mlp-gpu"
 
 
-@pytest.fixture(scope="module")
-def reference():
-    return source_notebook(A)
-
-
 def failures(report):
     return {t.id: t.output for t in report.tasks if not t.passed}
-
-
-def test_reference_gets_full_marks(reference):
-    report = grade(reference)
-    assert report.error is None
-    assert report.failed_tasks() == set(), failures(report)
-    assert report.score == report.max_score == 14
-
-
-def test_untouched_release_gets_zero_on_every_task():
-    report = grade(release_notebook(A))
-    assert report.error is None
-    assert report.score == 0
-    assert report.failed_tasks() == {t.id for t in report.tasks}
-    assert "not implemented yet" in report.by_task["device_helpers"].output
 
 
 UNWEIGHTED_EVALUATE = '''
@@ -799,7 +779,7 @@ def test_grouped_correct_variants_get_full_marks(reference, variants):
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
 def test_reference_code_trains_unchanged_on_cuda(reference):
     import torch
-    from autograder.notebook import program_cells
+    from autograder.judge.notebook import program_cells
     ns = {"__name__": "__main__"}
     for _, source in program_cells(reference):
         exec(compile(source, "<cell>", "exec"), ns)
@@ -821,41 +801,12 @@ COUNTS = {"a Python int": ("total_n", True), "a NumPy integer": ("np.int64(total
           "a 0-d integer tensor": ("torch.tensor(total_n)", True), "a float": ("float(total_n)", False)}
 
 
-def judge_in_process(nb, task_id):
-    """Failure messages of ``task_id``'s graders run against ``nb``'s code executed in this process."""
-    import contextlib
-    import io
-
-    from autograder.notebook import program_cells
-    from autograder.runner import run_graders
-    from autograder.sandbox import InProcessStudent
-    from autograder.tasks import load_assignment
-
-    import os
-    import shutil
-    import tempfile
-
-    ns = {"__name__": "__main__"}
-    here, folder = os.getcwd(), tempfile.mkdtemp(prefix="in-process-")
-    os.chdir(folder)                       # files the code writes stay out of the checkout
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            for _, source in program_cells(nb):
-                exec(compile(source, "<cell>", "exec"), ns)
-            outcomes = run_graders(load_assignment(A), InProcessStudent(ns), [task_id])
-    finally:
-        os.chdir(here)
-        shutil.rmtree(folder, ignore_errors=True)
-    assert outcomes
-    return [o.message for o in outcomes if not o.passed]
-
-
 @pytest.mark.parametrize("kind", sorted(COUNTS))
 def test_evaluate_count_may_be_any_integral_number(reference, kind):
     expression, accepted = COUNTS[kind]
     nb = edit_solution(reference, "evaluate_loop", '"n": total_n}', f'"n": {expression}}}')
     nb = edit_solution(nb, "evaluate_loop", "def evaluate(", "import numpy as np\n\n\ndef evaluate(")
-    messages = judge_in_process(nb, "evaluate_loop")
+    messages = judge_in_process(nb, A, "evaluate_loop")
     if accepted:
         assert messages == []
     else:
@@ -927,13 +878,13 @@ SINGLE_TASK_MISTAKES.update({
 def test_single_task_mistake_fails_its_task(reference, name):
     task, edit, words = SINGLE_TASK_MISTAKES[name]
     nb = edit_solution(reference, task, *edit) if isinstance(edit, tuple) else replace_solution(reference, task, edit)
-    messages = judge_in_process(nb, task)
+    messages = judge_in_process(nb, A, task)
     assert messages and any(words in m for m in messages), messages
 
 
 def test_log_softmax_with_nll_loss_is_accepted(reference):
     task, source = VARIANTS["log_softmax_with_nll_loss"]
-    assert judge_in_process(replace_solution(reference, task, source), task) == []
+    assert judge_in_process(replace_solution(reference, task, source), A, task) == []
 
 
 # Round 3: correct answers close to the new edge checks (a hand-written stable cross-entropy, labels reshaped
@@ -980,7 +931,7 @@ def fit(net, loss_fn, optimizer, train_iter, num_epochs, valid_iter=None, metric
 def test_round3_variant_is_accepted(reference, name):
     task, edit = ROUND3_VARIANTS[name]
     nb = edit_solution(reference, task, *edit) if isinstance(edit, tuple) else replace_solution(reference, task, edit)
-    assert judge_in_process(nb, task) == []
+    assert judge_in_process(nb, A, task) == []
 
 
 # The course library's finished versions (course.devices, course.training, course.mlp) pass the graders: their
@@ -1009,4 +960,4 @@ def test_course_library_passes_the_graders(reference, task):
     source = "from tqdm.auto import tqdm\n\n\n" + "\n\n".join(inspect.getsource(getattr(module, n)) for n in names)
     if task == "mnist_mlp":
         source += f"\n\nloss_fn = F.{module.loss_fn.__name__}\n"
-    assert judge_in_process(replace_solution(reference, task, source), task) == []
+    assert judge_in_process(replace_solution(reference, task, source), A, task) == []

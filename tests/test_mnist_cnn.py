@@ -1,33 +1,13 @@
 """07-mnist-cnn: reference full marks, release zero, a mistake bank and correct-but-different variants."""
 import pytest
 
-from tests.notebooks import edit_solution, grade, release_notebook, replace_solution, source_notebook
+from tests.notebooks import edit_solution, grade, judge_in_process, replace_solution
 
 A = "07-mnist-cnn"
 
 
-@pytest.fixture(scope="module")
-def reference():
-    return source_notebook(A)
-
-
 def failures(report):
     return {t.id: t.output for t in report.tasks if not t.passed}
-
-
-def test_reference_gets_full_marks(reference):
-    report = grade(reference)
-    assert report.error is None
-    assert report.failed_tasks() == set(), failures(report)
-    assert report.score == report.max_score == 8
-
-
-def test_untouched_release_gets_zero_on_every_task():
-    report = grade(release_notebook(A))
-    assert report.error is None
-    assert report.score == 0
-    assert report.failed_tasks() == {t.id for t in report.tasks}
-    assert "not implemented yet" in report.by_task["mnist_cnn"].output
 
 
 FUNCTIONAL_DROPOUT = '''
@@ -375,38 +355,10 @@ SINGLE_TASK_MISTAKES = {
 }
 
 
-def judge_in_process(nb, task_id):
-    """Failure messages of ``task_id``'s graders run against ``nb``'s code executed in this process."""
-    import contextlib
-    import io
-    import os
-    import shutil
-    import tempfile
-
-    from autograder.notebook import program_cells
-    from autograder.runner import run_graders
-    from autograder.sandbox import InProcessStudent
-    from autograder.tasks import load_assignment
-
-    ns = {"__name__": "__main__"}
-    here, folder = os.getcwd(), tempfile.mkdtemp(prefix="in-process-")
-    os.chdir(folder)                       # files the code writes stay out of the checkout
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            for _, source in program_cells(nb):
-                exec(compile(source, "<cell>", "exec"), ns)
-            outcomes = run_graders(load_assignment(A), InProcessStudent(ns), [task_id])
-    finally:
-        os.chdir(here)
-        shutil.rmtree(folder, ignore_errors=True)
-    assert outcomes
-    return [o.message for o in outcomes if not o.passed]
-
-
 @pytest.mark.parametrize("name", sorted(SINGLE_TASK_MISTAKES))
 def test_single_task_mistake_fails_its_task(reference, name):
     task, source, words = SINGLE_TASK_MISTAKES[name]
-    messages = judge_in_process(replace_solution(reference, task, source), task)
+    messages = judge_in_process(replace_solution(reference, task, source), A, task)
     assert messages and any(words in m for m in messages), messages
 
 
@@ -452,7 +404,7 @@ def test(net, device, test_iter):
 @pytest.mark.parametrize("name", sorted(ROUND3_VARIANTS))
 def test_round3_variant_is_accepted(reference, name):
     task, source = ROUND3_VARIANTS[name]
-    assert judge_in_process(replace_solution(reference, task, source), task) == []
+    assert judge_in_process(replace_solution(reference, task, source), A, task) == []
 
 
 VARIANTS = {
@@ -641,7 +593,7 @@ def test_reference_code_trains_unchanged_on_cuda(reference):
     import contextlib
     import io
     import torch
-    from autograder.notebook import program_cells
+    from autograder.judge.notebook import program_cells
     ns = {"__name__": "__main__"}
     for _, source in program_cells(reference):
         exec(compile(source, "<cell>", "exec"), ns)

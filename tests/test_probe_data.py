@@ -11,9 +11,9 @@ import ast
 
 import pytest
 
-from autograder.notebook import nbgrader_meta, source_of
-from autograder.sandbox import SandboxStudent
-from autograder.tasks import available_assignments
+from autograder.judge.notebook import nbgrader_meta, source_of
+from autograder.sandbox.student import SandboxStudent
+from autograder.judge.tasks import available_assignments
 from tests.notebooks import grade, source_notebook
 
 # The canonical lines of a PyTorch training step, printed in every tutorial: a probe that trains or

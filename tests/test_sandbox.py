@@ -11,9 +11,10 @@ import sys
 
 import pytest
 
-from autograder import isolation
-from autograder.notebook import program_cells
-from autograder.sandbox import Limits, Output, SandboxStudent
+from autograder.sandbox import isolation
+from autograder.judge.notebook import program_cells
+from autograder.sandbox.child import Output
+from autograder.sandbox.student import Limits, SandboxStudent
 from tests.hostile import ATTACKS, grading_uid, leftover_processes, stray_files
 from tests.notebooks import ROOT, append_cell, grade, notebook_path, release_notebook, source_notebook
 
@@ -200,7 +201,7 @@ def test_gradings_forked_from_one_warm_sandbox_share_nothing():
     grading: the next grading forked from the same warm sandbox sees none of them, and the process is gone."""
     if not isolation.bwrap_works():
         pytest.skip("bubblewrap cannot start here (setup.sh installs it)")
-    from autograder import warm
+    from autograder.sandbox import warm
 
     first = SandboxStudent([(0, LEAVE_TRACES)], LIMITS, assignment=A)
     first.start()
@@ -318,7 +319,7 @@ def test_user_tier_reads_no_classmate_even_where_files_are_world_readable():
     import shutil
     import tempfile
 
-    from autograder import landlock
+    from autograder.sandbox.inside import landlock
     if os.geteuid() != 0 or landlock.abi() < 1:
         pytest.skip("the user tier needs root; Landlock needs Linux 5.13+")
     tmp_path = pathlib.Path(tempfile.mkdtemp(prefix="class-"))      # under /tmp, which every user can traverse

@@ -1,51 +1,20 @@
 """05-softmax-regression: reference full marks, release zero, a mistake bank and correct-but-different variants."""
 import pytest
 
-from tests.notebooks import edit_solution, grade, release_notebook, replace_solution, source_notebook
+from tests.banks import expect_lost_exactly, expect_never_loses_under_seeds, with_edits
+from tests.notebooks import edit_solution, grade, replace_solution
 
 A = "05-softmax-regression"
 ALL_TASKS = {"softmax_stable", "softmax_cross_entropy", "softmax_regression_model", "softmax_train_manual",
              "softmax_train_fast"}
 
 
-@pytest.fixture(scope="module")
-def reference():
-    return source_notebook(A)
-
-
 def outputs(report):
     return {t.id: t.output for t in report.tasks}
 
 
-def test_reference_gets_full_marks(reference):
-    report = grade(reference)
-    assert report.error is None
-    assert report.failed_tasks() == set(), outputs(report)
-    assert report.score == report.max_score == 9
-
-
-def test_untouched_release_gets_zero_on_every_task():
-    report = grade(release_notebook(A))
-    assert report.error is None
-    assert report.score == 0
-    assert report.failed_tasks() == ALL_TASKS
-    assert "not implemented yet" in report.by_task["softmax_cross_entropy"].output
-
-
 def test_reference_never_loses_a_point_under_other_seeds(reference, monkeypatch):
-    """The flakiness check, CI-sized (benchmarks/flakiness.py runs 20 seeds)."""
-    from autograder.notebook import program_cells
-    from autograder.sandbox import SandboxStudent
-
-    student = SandboxStudent(program_cells(reference))
-    student.start()
-    try:
-        for seed in (1, 2, 3):
-            monkeypatch.setenv("COURSE_GRADING_SEED", str(seed))
-            report = grade(reference, assignment=A, student=student)
-            assert report.failed_tasks() == set(), (seed, outputs(report))
-    finally:
-        student.close()
+    expect_never_loses_under_seeds(reference, A, (1, 2, 3), monkeypatch)
 
 
 SOFTMAX_BODY = """    shift = O.max(dim=1, keepdim=True).values
@@ -180,15 +149,7 @@ GROUPED_MISTAKES = {
 
 @pytest.mark.parametrize("name", sorted(GROUPED_MISTAKES))
 def test_grouped_mistakes_lose_exactly_their_tasks(reference, name):
-    nb = reference
-    for task, (old, new) in GROUPED_MISTAKES[name].items():
-        nb = edit_solution(nb, task, old, new)
-    report = grade(nb)
-    assert report.error is None
-    assert report.failed_tasks() == set(GROUPED_MISTAKES[name]), outputs(report)
-    for task in GROUPED_MISTAKES[name]:
-        output = report.by_task[task].output
-        assert output.strip() and "probe" not in output and "Traceback" not in output, output
+    expect_lost_exactly(grade(with_edits(reference, GROUPED_MISTAKES[name])), GROUPED_MISTAKES[name])
 
 
 # Correct variants, each must get full marks. Variants of different tasks are graded together, two
@@ -370,7 +331,7 @@ def test_gradient_check_compares_autograd_with_finite_differences_of_the_student
     the check; a right one and PyTorch's pass. The finite differences are taken in the judging process."""
     import torch
 
-    from autograder.checks import GradingFailure
+    from autograder.judge.checks import GradingFailure
     from autograder.graders import test_softmax_regression as G
 
     class HalfBackward(torch.autograd.Function):

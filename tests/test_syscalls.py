@@ -7,8 +7,9 @@ import platform
 
 import pytest
 
-from autograder import isolation, syscalls
-from autograder.sandbox import Limits, SandboxStudent
+from autograder.sandbox import isolation
+from autograder.sandbox.inside import syscalls
+from autograder.sandbox.student import Limits, SandboxStudent
 
 pytestmark = pytest.mark.skipif(platform.machine() != "x86_64" or not syscalls.available(),
                                 reason="x86-64 syscall numbers; libseccomp needed")

@@ -2,7 +2,6 @@
 it fails an untouched release naming every task, fails a notebook whose quick checks fail naming that task,
 passes the reference and a release filled with the reference answers, and never shows hidden tests or
 grader code. nbgrader validate exits 0 whatever it finds, so its output is what is judged."""
-import copy
 import json
 import os
 import re
@@ -11,31 +10,19 @@ import sys
 
 import pytest
 
-from autograder.bundle import write_bundle
-from autograder.library import ASSIGNMENTS
-from autograder.notebook import nbgrader_meta, source_of
-from autograder.tasks import lesson_name
+from autograder.distribute.bundle import write_bundle
+from autograder.sandbox.library import ASSIGNMENTS
+from autograder.judge.notebook import nbgrader_meta
+from autograder.judge.tasks import lesson_name
+from tests.classes import as_submission
 from tests.notebooks import release_notebook, source_notebook
 
 # What Validate says when every check cell passes: the quick checks passed, and the hidden graders check more.
 SUCCESS = "Success! The quick checks of every task passed."
 OVERCLAIM = "Success! Your notebook passes all the tests."     # nbgrader's own words: never shown to students
-SOLUTION_MARKERS = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*(\n|$)", re.M)
 # (Validate may say that "the hidden graders check more", but never name their files or code.)
 NEVER_SHOWN = ("check_task", "HIDDEN TESTS", "autograder", "BEGIN SOLUTION", "graders/", "graders.", "def test_",
                "probe_")
-
-
-def filled_release(reference, release):
-    """The release notebook with each answer cell holding the reference's answer (as a student would)."""
-    answers = {nbgrader_meta(c).get("grade_id"): SOLUTION_MARKERS.sub("", source_of(c))
-               for c in reference["cells"] if nbgrader_meta(c).get("solution")}
-    nb = copy.deepcopy(release)
-    for cell in nb["cells"]:
-        grade_id = nbgrader_meta(cell).get("grade_id")
-        if nbgrader_meta(cell).get("solution") and grade_id in answers:
-            cell["source"] = answers[grade_id]
-    return nb
 
 
 def validate(folder, assignment, nb):
@@ -96,7 +83,7 @@ def test_untouched_release_fails_naming_every_task(bundle, assignment):
 @pytest.mark.slow
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_release_filled_with_the_reference_passes(bundle, assignment):
-    output = validate(bundle(assignment), assignment, filled_release(source_notebook(assignment),
+    output = validate(bundle(assignment), assignment, as_submission(source_notebook(assignment),
                                                                      release_notebook(assignment)))
     assert SUCCESS in output, output[-4000:]
     assert OVERCLAIM not in output
@@ -116,7 +103,7 @@ def minibatches(X, y, batch_size, shuffle=True, generator=None):
 
 def test_failing_quick_check_fails_naming_its_task(bundle):
     assignment = "01-datasets"
-    nb = filled_release(source_notebook(assignment), release_notebook(assignment))
+    nb = as_submission(source_notebook(assignment), release_notebook(assignment))
     for cell in nb["cells"]:
         if nbgrader_meta(cell).get("grade_id") == "minibatches_code":
             cell["source"] = WRONG_MINIBATCHES.strip()
@@ -147,7 +134,7 @@ def test_quick_check_clean_but_wrong_notebook_is_not_told_it_passes_all_tests(bu
 
     assignment = "01-datasets"
     wrong = edit_solution(source_notebook(assignment), "blobs_data", "+ spread * torch.randn(", "+ torch.randn(")
-    nb = filled_release(wrong, release_notebook(assignment))
+    nb = as_submission(wrong, release_notebook(assignment))
     output = validate(bundle(assignment), assignment, nb)
     text = " ".join(output.split())
     assert "VALIDATION FAILED" not in output, output[-3000:]

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from autograder.tasks import all_task_ids
+from autograder.judge.tasks import all_task_ids
 
 
 def pytest_addoption(parser):
@@ -26,9 +26,9 @@ def student(request):
     if existing is not None:
         yield existing
         return
-    from autograder.notebook import declared_assignment, program_cells, read_notebook
-    from autograder.sandbox import SandboxStudent
-    from autograder.tasks import lesson_name, load_assignment
+    from autograder.judge.notebook import declared_assignment, program_cells, read_notebook
+    from autograder.sandbox.student import SandboxStudent
+    from autograder.judge.tasks import lesson_name, load_assignment
 
     path = request.config.getoption("--notebook")
     if path is None:

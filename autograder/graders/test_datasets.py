@@ -32,8 +32,8 @@ import os
 import pytest
 import torch
 
-from autograder.checks import expect, expect_close, expect_tensor, fail
-from autograder.tasks import Task
+from autograder.judge.checks import expect, expect_close, expect_tensor, fail
+from autograder.judge.tasks import Task
 
 ASSIGNMENT = "01-datasets"
 TASKS = [

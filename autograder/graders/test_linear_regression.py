@@ -54,8 +54,10 @@ import os
 import pytest
 import torch
 
-from autograder.checks import expect, expect_close, expect_tensor, fail
-from autograder.tasks import Task
+from autograder.judge.checks import expect, expect_close, expect_tensor, fail
+from autograder.judge.tasks import Task
+from autograder.judge.training import (expect_epochs, expect_history_matches, expect_trained_in_place,
+                                       history_losses, kind, linear_start)
 from course.datasets import minibatches
 
 ASSIGNMENT = "03-linear-regression"
@@ -367,47 +369,6 @@ PIECES = inspect.getsource(standins)
 PROBE_GRADS = [torch.tensor([[0.5], [-1.25], [2.0]]), torch.tensor([0.75])]
 
 
-def kind(value):
-    """How a value that came back is named in messages: "a tuple of 3 values", "a dict", "None"."""
-    if value is None:
-        return "None"
-    if isinstance(value, (tuple, list)):
-        return f"a {type(value).__name__} of {len(value)} values"
-    return f"a {type(value).__name__}"
-
-
-def history_losses(history, what):
-    """The numbers of history['train_loss'] from a history that came back, or fail."""
-    expect(isinstance(history, dict),
-           f"{what} should return a history dict {{'epoch': [...], 'train_loss': [...]}}, but it returned "
-           f"{kind(history)}.")
-    losses = history.get("train_loss")
-    expect(isinstance(losses, (list, tuple)),
-           f"The history of {what} should have a key 'train_loss' holding a list of numbers (it has keys "
-           f"{sorted(str(k) for k in history)}).")
-    values = []
-    for value in losses:
-        expect(not isinstance(value, torch.Tensor),
-               f"The history of {what} should hold Python floats in 'train_loss', but it holds tensors: turn "
-               f"each loss into a number with .item(), so that the history holds numbers, not tensors.")
-        expect(isinstance(value, (int, float)) and not isinstance(value, bool),
-               f"The history of {what} should hold one number per epoch in 'train_loss', but it holds "
-               f"{kind(value)}.")
-        values.append(float(value))
-    return values
-
-
-def expect_epochs(history, num_epochs, what):
-    """history['epoch'] is [1, ..., num_epochs] (history is a dict, checked by history_losses)."""
-    epochs = history.get("epoch")
-    want = list(range(1, num_epochs + 1))
-    shown = epochs if isinstance(epochs, (list, tuple)) else kind(epochs)
-    expect(isinstance(epochs, (list, tuple)) and len(epochs) == num_epochs
-           and all(isinstance(e, (int, float)) and not isinstance(e, bool) and e == k for e, k in zip(epochs, want)),
-           f"The history of {what} should have a key 'epoch' holding {want} for {num_epochs} epochs (counted "
-           f"from 1), but it holds {shown}.")
-
-
 def _check_history(history, num_epochs, what, threshold):
     losses = history_losses(history, what)
     expect(len(losses) == num_epochs, f"The history of {what} should hold one train_loss per epoch: "
@@ -419,20 +380,6 @@ def _check_history(history, num_epochs, what, threshold):
            f"After {num_epochs} epochs the training loss of {what} is {losses[-1]:.4g}; a correct loop "
            f"reaches below {threshold:g} on this data (tolerance included). Does every step use the "
            f"gradient of the batch's mean loss exactly once?")
-
-
-def _check_trained_in_place(out, w0, b0, what):
-    """w and b as the caller holds them after ``what``: changed, and still leaves that require grad."""
-    w = expect_tensor(out["w"], f"w after {what}", shape=tuple(w0.shape))
-    b = expect_tensor(out["b"], f"b after {what}", shape=tuple(b0.shape))
-    expect(not (torch.equal(w, w0) and torch.equal(b, b0)),
-           f"{what} did not change the w and b it was given: the training loop must update those very tensors "
-           f"(through updater), not new ones.")
-    reached = all(g is not None and g.shape == want.shape and torch.allclose(g.double(), want.double())
-                  for g, want in zip(out["grads"], PROBE_GRADS))
-    expect(reached, f"After {what}, w and b should still be leaf tensors that require grad: a loss's backward() "
-                    f"no longer fills their .grad.")
-    return w.double(), b.double()
 
 
 def replay_manual(X, y, w0, b0, lr, num_epochs, batch_size, seed, last_divisor, twist=PLAIN):
@@ -482,31 +429,6 @@ def replay_fast(X, y, weight, bias, loss_fn, lr, num_epochs, batch_size, seed):
             count += len(X_batch)
         losses.append(total / count)
     return net, losses
-
-
-def linear_start(created, d, what):
-    """(weight (1, d), bias (1,)) that the student's torch.optim.SGD started from, or fail."""
-    expect(len(created) >= 1, f"{what} should train with torch.optim.SGD(net.parameters(), lr=lr); no "
-                              f"torch.optim.SGD was created.")
-    start = created[-1]["start"]
-    weights = [t for t in start if tuple(t.shape) in ((1, d), (d, 1), (d,))]
-    biases = [t for t in start if tuple(t.shape) in ((1,), ())]
-    expect(len(start) == 2 and len(weights) == 1 and len(biases) == 1,
-           f"{what} should optimise the weight and the bias of one nn.Linear({d}, 1) (2 tensors); the optimizer "
-           f"was given {len(start)} tensors of shapes {[tuple(t.shape) for t in start]}.")
-    return weights[0].reshape(1, d), biases[0].reshape(1)
-
-
-def expect_history_matches(history, expected, num_epochs, what, rule):
-    losses = history_losses(history, what)
-    expect(len(losses) == num_epochs,
-           f"{what} should return a history dict whose 'train_loss' holds one number per epoch "
-           f"({num_epochs} for {num_epochs} epochs), not {len(losses)}.")
-    for epoch, (got, want) in enumerate(zip(losses, expected), start=1):
-        expect(math.isfinite(got) and abs(got - want) <= TOL_TRACE_LOSS * max(1.0, abs(want)),
-               f"In epoch {epoch}, {what} reports train_loss {got:.6g}, but {rule} is {want:.6g} (relative "
-               f"tolerance {TOL_TRACE_LOSS:g}). With 45 or 65 examples the last minibatch is smaller: weigh each "
-               f"batch by its number of examples, and start each epoch's sum afresh.")
 
 
 def _fast_parts(out, what):
@@ -625,7 +547,7 @@ def test_train_linreg_recovers_parameters(student):
     w0, b0 = 0.01 * torch.randn(3, 1, generator=torch.Generator().manual_seed(4500 + seed)), torch.zeros(1)
     out = student.probe(probe_train_linreg, X, y, w0, b0, MANUAL_LR, MANUAL_EPOCHS, MANUAL_BATCH, seed, PIECES,
                         TWIST, PROBE_GRADS, label="`train_linreg`")
-    w, b = _check_trained_in_place(out, w0, b0, "train_linreg")
+    w, b = (t.double() for t in expect_trained_in_place(out, w0, b0, PROBE_GRADS, "train_linreg"))
     _check_history(out["history"], MANUAL_EPOCHS, "train_linreg", TOL_LOSS)
     if not torch.isfinite(w).all():
         fail("w became inf or NaN during training.")
@@ -735,7 +657,7 @@ def test_train_linreg_follows_the_method(student):
            f"minibatches(X, y, batch_size, generator=generator) (the generator fixes their order), call "
            f"backward() on the sum of the per-example losses, and step once per minibatch.")
     expect_history_matches(out["history"], losses, TRACE_EPOCHS, "train_linreg",
-                           "the mean per-example loss over that epoch's minibatches")
+                           "the mean per-example loss over that epoch's minibatches", TOL_TRACE_LOSS)
 
 
 @pytest.mark.train_linreg_fast
@@ -766,4 +688,4 @@ def test_train_linreg_fast_follows_the_method(student):
            f"DataLoader(TensorDataset(X, y), batch_size, shuffle=True, generator=generator), nn.MSELoss() "
            f"with its default mean, optimizer.zero_grad() before each backward(), one optimizer.step() per batch.")
     expect_history_matches(history, losses, TRACE_EPOCHS, "train_linreg_fast",
-                           "the mean of nn.MSELoss over that epoch's examples")
+                           "the mean of nn.MSELoss over that epoch's examples", TOL_TRACE_LOSS)

@@ -63,8 +63,10 @@ import os
 import pytest
 import torch
 
-from autograder.checks import expect, expect_close, expect_tensor, fail
-from autograder.tasks import Task
+from autograder.judge.checks import expect, expect_close, expect_tensor, fail
+from autograder.judge.tasks import Task
+from autograder.judge.training import (expect_epochs, expect_history_matches, expect_trained_in_place,
+                                       history_losses, kind, linear_start)
 from course.datasets import minibatches
 
 ASSIGNMENT = "04-logistic-regression"
@@ -351,47 +353,6 @@ PIECES = inspect.getsource(standins)
 PROBE_GRADS = [torch.tensor([[0.5], [-1.25], [2.0]]), torch.tensor([0.75])]
 
 
-def kind_of(value):
-    """How a value that came back is named in messages: "a tuple of 3 values", "a dict", "None"."""
-    if value is None:
-        return "None"
-    if isinstance(value, (tuple, list)):
-        return f"a {type(value).__name__} of {len(value)} values"
-    return f"a {type(value).__name__}"
-
-
-def history_losses(history, what):
-    """The numbers of history['train_loss'] from a history that came back, or fail."""
-    expect(isinstance(history, dict),
-           f"{what} should return a history dict {{'epoch': [...], 'train_loss': [...]}}, but it returned "
-           f"{kind_of(history)}.")
-    losses = history.get("train_loss")
-    expect(isinstance(losses, (list, tuple)),
-           f"The history of {what} should have a key 'train_loss' holding a list of numbers (it has keys "
-           f"{sorted(str(k) for k in history)}).")
-    values = []
-    for value in losses:
-        expect(not isinstance(value, torch.Tensor),
-               f"The history of {what} should hold Python floats in 'train_loss', but it holds tensors: turn "
-               f"each loss into a number with .item(), so that the history holds numbers, not tensors.")
-        expect(isinstance(value, (int, float)) and not isinstance(value, bool),
-               f"The history of {what} should hold one number per epoch in 'train_loss', but it holds "
-               f"{kind_of(value)}.")
-        values.append(float(value))
-    return values
-
-
-def expect_epochs(history, num_epochs, what):
-    """history['epoch'] is [1, ..., num_epochs] (history is a dict, checked by history_losses)."""
-    epochs = history.get("epoch")
-    want = list(range(1, num_epochs + 1))
-    shown = epochs if isinstance(epochs, (list, tuple)) else kind_of(epochs)
-    expect(isinstance(epochs, (list, tuple)) and len(epochs) == num_epochs
-           and all(isinstance(e, (int, float)) and not isinstance(e, bool) and e == k for e, k in zip(epochs, want)),
-           f"The history of {what} should have a key 'epoch' holding {want} for {num_epochs} epochs (counted "
-           f"from 1), but it holds {shown}.")
-
-
 def _check_history(history, num_epochs, what):
     losses = history_losses(history, what)
     expect(len(losses) == num_epochs, f"The history of {what} should hold one train_loss per epoch: "
@@ -420,20 +381,6 @@ def _check_outcome(logits, y_test, what, settings):
            f"After training ({settings}) the binary cross-entropy of the model's logits on new data is "
            f"{loss:.3f}; a correct solution stays below {MAX_TEST_LOSS:g} (tolerance included). Is the "
            f"sigmoid applied exactly once, inside the loss?")
-
-
-def _check_trained_in_place(out, w0, b0, what):
-    """w and b as the caller holds them after ``what``: changed, and still leaves that require grad."""
-    w = expect_tensor(out["w"], f"w after {what}", shape=tuple(w0.shape))
-    b = expect_tensor(out["b"], f"b after {what}", shape=tuple(b0.shape))
-    expect(not (torch.equal(w, w0) and torch.equal(b, b0)),
-           f"{what} did not change the w and b it was given: the training loop must update those very tensors "
-           f"(through updater), not new ones.")
-    reached = all(g is not None and g.shape == want.shape and torch.allclose(g.double(), want.double())
-                  for g, want in zip(out["grads"], PROBE_GRADS))
-    expect(reached, f"After {what}, w and b should still be leaf tensors that require grad: a loss's backward() "
-                    f"no longer fills their .grad.")
-    return w, b
 
 
 def _fast_parts(out, what):
@@ -498,31 +445,6 @@ def replay_fast(X, targets, weight, bias, lr, num_epochs, batch_size, seed):
             count += len(X_batch)
         losses.append(total / count)
     return net, losses
-
-
-def linear_start(created, d, what):
-    """(weight (1, d), bias (1,)) that the student's torch.optim.SGD started from, or fail."""
-    expect(len(created) >= 1, f"{what} should train with torch.optim.SGD(net.parameters(), lr=lr); no "
-                              f"torch.optim.SGD was created.")
-    start = created[-1]["start"]
-    weights = [t for t in start if tuple(t.shape) in ((1, d), (d, 1), (d,))]
-    biases = [t for t in start if tuple(t.shape) in ((1,), ())]
-    expect(len(start) == 2 and len(weights) == 1 and len(biases) == 1,
-           f"{what} should optimise the weight and the bias of one nn.Linear({d}, 1) (2 tensors); the optimizer "
-           f"was given {len(start)} tensors of shapes {[tuple(t.shape) for t in start]}.")
-    return weights[0].reshape(1, d), biases[0].reshape(1)
-
-
-def expect_history_matches(history, expected, num_epochs, what, rule):
-    losses = history_losses(history, what)
-    expect(len(losses) == num_epochs,
-           f"{what} should return a history dict whose 'train_loss' holds one number per epoch "
-           f"({num_epochs} for {num_epochs} epochs), not {len(losses)}.")
-    for epoch, (got, want) in enumerate(zip(losses, expected), start=1):
-        expect(math.isfinite(got) and abs(got - want) <= TOL_TRACE_LOSS * max(1.0, abs(want)),
-               f"In epoch {epoch}, {what} reports train_loss {got:.6g}, but {rule} is {want:.6g} (relative "
-               f"tolerance {TOL_TRACE_LOSS:g}). With 45 or 65 examples the last minibatch is smaller: weigh each "
-               f"batch by its number of examples, and start each epoch's sum afresh.")
 
 
 def make_order_runs(seed):
@@ -698,7 +620,7 @@ def _accuracy_number(value, what):
     """The number binary_accuracy returned (a float, an int or a one-element tensor), or fail."""
     number = value.item() if isinstance(value, torch.Tensor) and value.numel() == 1 else value
     expect(isinstance(number, (int, float)) and not isinstance(number, bool),
-           f"{what} should return one number (a float), not {kind_of(value)}"
+           f"{what} should return one number (a float), not {kind(value)}"
            + (f" with {value.numel()} elements" if isinstance(value, torch.Tensor) else "") + ".")
     return float(number)
 
@@ -716,7 +638,7 @@ def test_binary_accuracy(student, shape_p, labels):
            f"{what} is {number:.4f}, but the fraction of examples whose class at threshold 0.5 matches "
            f"the label is {expected:.4f} (tolerance 1e-6).")
     expect(type(value) is float,
-           f"{what} should return a Python float, but it returned {kind_of(value)} holding the right value: "
+           f"{what} should return a Python float, but it returned {kind(value)} holding the right value: "
            f"turn a one-element tensor into a number with .item().")
 
 
@@ -731,7 +653,7 @@ def test_binary_accuracy_at_the_threshold(student):
     expect(abs(number - expected) <= 1e-6,
            f"{what} is {number:.4f}, but it should be {expected:.4f} (tolerance 1e-6): a probability of "
            f"exactly 0.5 counts as class 1 (the model predicts class 1 when its probability is at least 0.5).")
-    expect(type(value) is float, f"{what} should return a Python float, not {kind_of(value)}.")
+    expect(type(value) is float, f"{what} should return a Python float, not {kind(value)}.")
 
 
 @pytest.mark.train_logreg
@@ -741,7 +663,7 @@ def test_train_logreg_outcome(student):
     w0, b0 = 0.01 * torch.randn(3, 1, generator=torch.Generator().manual_seed(4500 + seed)), torch.zeros(1)
     out = student.probe(probe_train_logreg, X, y, w0, b0, MANUAL_LR, MANUAL_EPOCHS, MANUAL_BATCH, seed, PIECES,
                         TWIST, PROBE_GRADS, label="`train_logreg`")
-    w, b = _check_trained_in_place(out, w0, b0, "train_logreg")
+    w, b = expect_trained_in_place(out, w0, b0, PROBE_GRADS, "train_logreg")
     _check_history(out["history"], MANUAL_EPOCHS, "train_logreg")
     net, _, _ = standins(TWIST)
     with torch.no_grad():
@@ -806,7 +728,7 @@ def test_train_logreg_follows_the_method(student):
            f"minibatches(X, y, batch_size, generator=generator) (the generator fixes their order), call "
            f"backward() on the sum of the per-example losses of the logits, and step once per minibatch.")
     expect_history_matches(out["history"], losses, TRACE_EPOCHS, "train_logreg",
-                           "the mean per-example loss over that epoch's minibatches")
+                           "the mean per-example loss over that epoch's minibatches", TOL_TRACE_LOSS)
 
 
 @pytest.mark.train_logreg_fast
@@ -838,7 +760,7 @@ def test_train_logreg_fast_follows_the_method(student):
            f"nn.BCEWithLogitsLoss() with its default mean, gradients cleared before each backward(), one "
            f"optimizer.step() per batch.")
     expect_history_matches(history, losses, TRACE_EPOCHS, "train_logreg_fast",
-                           "the mean loss over that epoch's examples")
+                           "the mean loss over that epoch's examples", TOL_TRACE_LOSS)
 
 
 @pytest.mark.diagnose_training

@@ -27,7 +27,7 @@ fails. ``load_params`` is given a network factory that is not the notebook's ``M
 Accuracy (task mnist_mlp): the judge loads the MNIST test split (``course.data.mnist_test_split_tensors``,
 seed 0: 8,000 training and 2,000 held-out images; a missing data file is a fault of the course and
 propagates as DataNotFoundError). It sends the training images and labels, and the held-out images
-normalised and disguised with ``autograder.heldout.disguise`` under a secret drawn once per grading;
+normalised and disguised with ``autograder.judge.heldout.disguise`` under a secret drawn once per grading;
 held-out labels stay in the judge. In the student's process ``MnistModel(784, 32, 10)`` is built after
 ``torch.manual_seed(seed)`` and trained with SGD lr 0.1, batch 100, 4 epochs, shuffled by a generator
 seeded with ``seed``, with the student's ``loss_fn``; seed = COURSE_GRADING_SEED (default 0).
@@ -69,9 +69,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.checks import expect, expect_close, expect_tensor, fail
-from autograder.heldout import disguise, grading_secret
-from autograder.tasks import Task
+from autograder.judge.checks import expect, expect_close, expect_tensor, fail
+from autograder.judge.heldout import disguise, grading_secret
+from autograder.judge.tasks import Task
 from course import data
 
 ASSIGNMENT = "06-mlp-gpu"

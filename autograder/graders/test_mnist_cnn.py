@@ -40,7 +40,7 @@ log(softmax(...)) gives -inf.
 
 Accuracy (task mnist_cnn). The judge loads the MNIST test split (course.data), splits it with seed 0
 into 8,000 training and 2,000 held-out images, normalises the held-out images and changes them by a
-secret drawn for each grading (``autograder.heldout.disguise`` with HELDOUT_DISGUISE: Gaussian noise of
+secret drawn for each grading (``autograder.judge.heldout.disguise`` with HELDOUT_DISGUISE: Gaussian noise of
 0.1 times the images' spread, no shift), and sends the first 4,000 training images with their labels and the changed held-out images
 (never their labels) into the student's process. There the student's ``Net`` (built after
 torch.manual_seed(seed)) with the student's ``make_optimizer`` is trained for one epoch by the grader's
@@ -78,9 +78,9 @@ import os
 import pytest
 import torch
 
-from autograder import heldout
-from autograder.checks import expect, expect_close, expect_tensor, fail
-from autograder.tasks import Task
+from autograder.judge import heldout
+from autograder.judge.checks import expect, expect_close, expect_tensor, fail
+from autograder.judge.tasks import Task
 from course import data
 
 ASSIGNMENT = "07-mnist-cnn"

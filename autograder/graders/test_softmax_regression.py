@@ -83,8 +83,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.checks import expect, expect_close, expect_tensor, fail
-from autograder.tasks import Task
+from autograder.judge.checks import expect, expect_close, expect_tensor, fail
+from autograder.judge.tasks import Task
 
 ASSIGNMENT = "05-softmax-regression"
 TASKS = [

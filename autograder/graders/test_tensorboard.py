@@ -59,8 +59,8 @@ import tempfile
 import pytest
 import torch
 
-from autograder.checks import expect, expect_close, fail
-from autograder.tasks import Task
+from autograder.judge.checks import expect, expect_close, fail
+from autograder.judge.tasks import Task
 
 ASSIGNMENT = "02-tensorboard"
 TASKS = [

@@ -73,8 +73,6 @@ def load_assignment(assignment_id):
 
 def all_task_ids():
     """Every task id of every available assignment (used to register pytest markers)."""
-    import warnings
-
     ids = {}
     for assignment_id in available_assignments():
         try:

@@ -17,8 +17,8 @@ import json
 import os
 import sys
 
-from autograder.classroom import Job, Summary, content_key, read_submission, remove_stale_temporaries, run_gradings
-from autograder.report import Report, write_json_atomic
+from autograder.classroom.gradings import Job, Summary, content_key, read_submission, remove_stale_temporaries, run_gradings
+from autograder.judge.report import Report, write_json_atomic
 
 LAYOUTS = ("{folder}/<student>/{assignment}/*.ipynb (nbgrader's submitted/ layout)",
            "{folder}/<student>/*.ipynb", "{folder}/<student>.ipynb")
@@ -37,7 +37,7 @@ def _notebooks(folder):
 
 def _pick(notebooks, assignment):
     """The notebook of the assignment's lesson if present, else the first by name."""
-    from autograder.tasks import lesson_name
+    from autograder.judge.tasks import lesson_name
 
     try:
         wanted = lesson_name(assignment) + ".ipynb"
@@ -110,7 +110,7 @@ def spreadsheet_safe(value):
 
 def write_csv(path, assignment, reports):
     """Rewrite the grades CSV atomically: student, score, max_score, one column per task in order, error."""
-    from autograder.tasks import load_assignment
+    from autograder.judge.tasks import load_assignment
 
     try:
         tasks = load_assignment(assignment).tasks

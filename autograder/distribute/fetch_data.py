@@ -1,6 +1,6 @@
 """Set-up step: make the data sets every lesson and grader reads available on this machine, verified.
 
-    python -m autograder.fetch_data          # ./setup.sh runs it; exit 1 with what to do when data is missing
+    python -m autograder.distribute.fetch_data          # ./setup.sh runs it; exit 1 with what to do when data is missing
 
 Needed: MNIST's test split (graders and lessons 06-07 split its 10,000 images) and Fashion-MNIST's two
 splits (lesson 05). For each split it asks ``course.data`` where the loaders will read it (the argument-free
@@ -202,7 +202,7 @@ def ensure(kind, log=print):
 
 def main(argv=None):
     """Provide every data set; returns the exit status (0: all there and verified, 1: set-up must stop)."""
-    parser = argparse.ArgumentParser(prog="python -m autograder.fetch_data", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m autograder fetch-data", description=__doc__.split("\n\n")[0])
     parser.add_argument("kinds", nargs="*", metavar="KIND",
                         help=f"data sets to provide, among {', '.join(NEEDED)} (default: all the course needs)")
     args = parser.parse_args(argv)

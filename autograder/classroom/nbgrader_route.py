@@ -14,7 +14,7 @@ grade cell's outcome as that cell's output, which is what nbgrader's ``SaveAutoG
 
 So the gradebook, formgrader, ``generate_feedback`` and ``export`` work as before and a grade cell's
 points equal the CLI's for its task. With ``results_dir`` set, a report graded before for the same
-code (same ``autograder.classroom.submission_key``) is taken from there instead of grading again:
+code (same ``autograder.classroom.gradings.submission_key``) is taken from there instead of grading again:
 ``python -m autograder autograde`` grades a class in parallel into that folder first.
 """
 from nbformat.notebooknode import NotebookNode
@@ -47,7 +47,7 @@ def task_outputs(result, notes=()):
 
 def write_outcomes(nb, report):
     """Put each grade cell's outcome from ``report`` into its outputs; returns the grade ids written."""
-    from autograder.notebook import is_test_cell, nbgrader_meta
+    from autograder.judge.notebook import is_test_cell, nbgrader_meta
 
     results = report.by_task
     written = []
@@ -76,7 +76,7 @@ class CheckGradeIds(NbGraderPreprocessor):
     cell is wrong and what to do."""
 
     def preprocess(self, nb, resources):
-        from autograder.notebook import nbgrader_meta
+        from autograder.judge.notebook import nbgrader_meta
 
         student = resources.get("nbgrader", {}).get("student") or "the submission"
         seen = {}
@@ -142,9 +142,9 @@ class SandboxGrade(NbGraderPreprocessor):
                                      "notebooks).").tag(config=True)
 
     def preprocess(self, nb, resources):
-        from autograder.classroom import ResultsCache, submission_key
-        from autograder.engine import grade_notebook
-        from autograder.sandbox import Limits
+        from autograder.classroom.gradings import ResultsCache, submission_key
+        from autograder.judge.engine import grade_notebook
+        from autograder.sandbox.student import Limits
 
         assignment = resources["nbgrader"]["assignment"]
         student = resources["nbgrader"].get("student")

@@ -2,9 +2,9 @@
 import copy
 import time
 
-from autograder.notebook import (NotebookError, check_notebook, declared_assignment, grade_ids,
+from autograder.judge.notebook import (NotebookError, check_notebook, declared_assignment, grade_ids,
                                  program_cells, read_notebook)
-from autograder.report import Report, TaskResult
+from autograder.judge.report import Report, TaskResult
 
 
 class GradingError(Exception):
@@ -20,7 +20,7 @@ def load_submission(notebook):
 
 def identify(nb, requested=None):
     """The assignment id to grade ``nb`` as, checking that the notebook belongs to it."""
-    from autograder.tasks import available_assignments, load_assignment
+    from autograder.judge.tasks import available_assignments, load_assignment
 
     known = available_assignments()
     declared = declared_assignment(nb)
@@ -70,8 +70,8 @@ UNSAFE_WARNING = ("WARNING: this submission was graded WITHOUT a sandbox (--unsa
 
 def grade_notebook(notebook, assignment=None, limits=None, task_ids=None, student=None):
     """Grade one submission and return a Report; never raises for problems of the submission."""
-    from autograder.isolation import IsolationUnavailable
-    from autograder.sandbox import Limits, SandboxStudent
+    from autograder.sandbox.isolation import IsolationUnavailable
+    from autograder.sandbox.student import Limits, SandboxStudent
 
     started = time.monotonic()
     report = Report()
@@ -96,8 +96,8 @@ def grade_notebook(notebook, assignment=None, limits=None, task_ids=None, studen
         if student.box.tier == "none":
             report.messages.append(UNSAFE_WARNING)
         student.start()                       # the notebook loads while the graders are imported
-    from autograder.runner import GraderError
-    from autograder.sandbox import SandboxFault
+    from autograder.judge.runner import GraderError
+    from autograder.sandbox.student import SandboxFault
     try:
         if own_student:
             student.start_budget()
@@ -138,8 +138,8 @@ def distinct(messages):
 
 
 def _grade(report, nb, student, task_ids):
-    from autograder.runner import run_graders
-    from autograder.tasks import load_assignment
+    from autograder.judge.runner import run_graders
+    from autograder.judge.tasks import load_assignment
 
     assignment = load_assignment(report.assignment)
     tasks = [t for t in assignment.tasks if not task_ids or t.id in task_ids]

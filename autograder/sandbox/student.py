@@ -1,15 +1,14 @@
 """The judge's handle on a student's code: ``student.probe``, ``student.call``, ``student.has``.
 
-``SandboxStudent`` runs the notebook in a separate process inside the sandbox of ``autograder.isolation``
+``SandboxStudent`` runs the notebook in a separate process inside the sandbox of ``autograder.sandbox.isolation``
 (bubblewrap, else an unprivileged user), with time limits enforced from this side by killing, a memory
 limit, a process limit and a bounded record of what it prints. A request that hangs or crashes costs only
 the grader that made it: the process is restarted for the next one. Everything the student's process sends
 is checked here (frame size, nonce, fields, types) before any grader sees it; anything malformed costs
 only the request it answers. ``InProcessStudent`` serves the same requests against a live namespace (the
 nbgrader kernel of an instructor's own validation), so graders behave the same there.
-Failures reach graders as ``GradingFailure`` subclasses whose messages are meant for the student.
+Failures reach graders as ``StudentFailure``s whose messages are meant for the student.
 """
-import collections
 import inspect
 import json
 import os
@@ -17,25 +16,20 @@ import secrets
 import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 
-from autograder.channel import ChannelClosed, ChannelTimeout, FrameTooLarge, recv_frame, send_frame
+from autograder.sandbox.child import Output, base_env, text
+from autograder.sandbox.inside.channel import ChannelClosed, ChannelTimeout, FrameTooLarge, recv_frame, send_frame
 
 MAX_RESPONSE_BYTES = 256 * 2**20       # one probe's answer
 MAX_EVENT_BYTES = 1 * 2**20            # a start-up event
-TEXT_CHARS = 200                       # longest text from the student's process that reaches a report
 KINDS = {"missing", "library", "notimplemented", "student", "encode", "probe"}
 
 
-class StudentCodeFailure(AssertionError):
-    """Base of failures caused by the student's code (a GradingFailure: see autograder.checks)."""
-
-
-def _failure_base():
-    from autograder.checks import GradingFailure
-    return GradingFailure
+class StudentFailure(AssertionError):
+    """What the student's code caused (an error, a time-out, interference): the message is for the student.
+    The judge's own failed checks (``autograder.judge.checks.GradingFailure``) are a kind of it."""
 
 
 @dataclass
@@ -56,28 +50,13 @@ class Limits:
     max_restarts: int = 4
     cpus: float = 1.0                 # CPU time per second the box may use (cgroup quota), and an equal share
     grading_budget: float = 300.0     # seconds for all the checks of one grading, after the notebook has loaded
-    warm: bool = True                 # bwrap tier: fork each grading from a warm sandbox (autograder.warm)
+    warm: bool = True                 # bwrap tier: fork each grading from a warm sandbox (autograder.sandbox.warm)
     drop_user: bool = True            # kept for callers of older versions; isolation decides
 
 
-def base_env(limits):
-    """The environment of the student's process (before the box adds its home and library)."""
-    return {"PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0",
-            "PYTHONDONTWRITEBYTECODE": "1", "COURSE_GRADING": "1", "COURSE_QUICK": "1", "TQDM_DISABLE": "1",
-            "OMP_NUM_THREADS": str(limits.threads), "MKL_NUM_THREADS": str(limits.threads), "LANG": "C.UTF-8"}
-
-
-def text(value, limit=TEXT_CHARS):
-    """A one-line, bounded string made from anything the student's process sent."""
-    if not isinstance(value, str):
-        value = "" if value is None else type(value).__name__
-    value = " ".join(value.split())
-    return value if len(value) <= limit else value[:limit - 4] + " ..."
-
-
 def student_error(response, label):
-    """Turn an error response into a GradingFailure with a student-facing message."""
-    base = _failure_base()
+    """Turn an error response into a StudentFailure with a student-facing message."""
+    base = StudentFailure
     kind = response.get("kind")
     name = text(response.get("name"), 80)
     if kind == "missing":
@@ -142,8 +121,8 @@ class InProcessStudent(Student):
         self.hidden_modules = tuple(hidden_modules)
 
     def _request(self, request, timeout, label):
-        from autograder import codec
-        from autograder.worker import handle
+        from autograder.sandbox.inside import codec
+        from autograder.sandbox.inside.worker import handle
 
         request = codec.decode(codec.encode(request))
         response = handle(self.namespace, request, hidden_modules=self.hidden_modules)
@@ -184,45 +163,6 @@ class SandboxFault(RuntimeError):
     """The sandbox died before any of the student's code ran: a fault of the grading machine."""
 
 
-class Output:
-    """Drains what the student's process prints; keeps only the last ``limit`` bytes."""
-
-    def __init__(self, stream, limit):
-        self.tail = collections.deque()
-        self.size = 0
-        self.total = 0
-        self.limit = limit
-        self.thread = threading.Thread(target=self._drain, args=(stream,), daemon=True)
-        self.thread.start()
-
-    def _drain(self, stream):
-        try:
-            while True:
-                chunk = os.read(stream.fileno(), 65536)
-                if not chunk:
-                    break
-                self.total += len(chunk)
-                self.tail.append(chunk)
-                self.size += len(chunk)
-                while self.size > self.limit:
-                    if len(self.tail) > 1:
-                        self.size -= len(self.tail.popleft())
-                    else:
-                        self.tail[0] = self.tail[0][-self.limit:]
-                        self.size = len(self.tail[0])
-        except (OSError, ValueError):
-            pass
-        finally:
-            try:
-                stream.close()
-            except OSError:
-                pass
-
-    def last_line(self):
-        data = b"".join(self.tail)[-400:].decode(errors="replace").strip().splitlines()
-        return text(data[-1]) if data else ""
-
-
 class SandboxStudent(Student):
     """Runs the notebook's cells in a sandboxed child process and forwards probes to it."""
 
@@ -231,7 +171,7 @@ class SandboxStudent(Student):
         self.limits = limits or Limits()
         self.assignment = assignment
         self.box = None
-        self.warm = None                  # the warm box this grading forks from (autograder.warm)
+        self.warm = None                  # the warm box this grading forks from (autograder.sandbox.warm)
         self.proc = None
         self.output = None
         self.ready = False
@@ -254,7 +194,7 @@ class SandboxStudent(Student):
     @property
     def seccomp(self):
         """Whether the student's process loads the seccomp filter (every tier but none, where libseccomp is)."""
-        from autograder import syscalls
+        from autograder.sandbox.inside import syscalls
         return self.box is not None and self.box.tier != "none" and syscalls.available()
 
     @property
@@ -272,13 +212,13 @@ class SandboxStudent(Student):
     def open_box(self):
         """Choose the isolation and stage the library (raises IsolationUnavailable if none is possible)."""
         if self.box is None:
-            from autograder.isolation import Box, choose_tier
-            from autograder.library import hidden_modules
+            from autograder.sandbox.isolation import Box, choose_tier
+            from autograder.sandbox.library import hidden_modules
 
             tier = choose_tier(self.limits.isolation)
             self.hidden = sorted(hidden_modules(self.assignment)) if self.assignment else []
             if tier == "bwrap" and self.limits.warm:
-                from autograder import warm
+                from autograder.sandbox import warm
 
                 self.warm = warm.acquire(self.assignment, self.limits)
             if self.warm is not None:
@@ -290,18 +230,18 @@ class SandboxStudent(Student):
     def _spawn(self, to_child_r, from_child_w):
         """The student's process on these pipes: forked from the warm box, else a fresh sandbox."""
         if self.warm is not None:
-            from autograder.warm import WarmBoxError
+            from autograder.sandbox.warm import WarmBoxError
 
             try:
                 return self.warm.spawn(to_child_r, from_child_w)
             except WarmBoxError:
                 self.warm.close()                  # gone: this grading goes on with fresh sandboxes
                 self.warm = None
-                from autograder.isolation import Box
+                from autograder.sandbox.isolation import Box
                 self.box = Box(self.box.tier, self.assignment, self.limits)
         box = self.box
         argv = box.command([sys.executable, "-s", "-B", "-P", "-c",
-                            "from autograder.worker import main; main()", str(to_child_r), str(from_child_w)])
+                            "from autograder.sandbox.inside.worker import main; main()", str(to_child_r), str(from_child_w)])
         return subprocess.Popen(
             argv, pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, cwd=box.folder if box.tier == "bwrap" else box.workdir,
@@ -336,7 +276,7 @@ class SandboxStudent(Student):
         self.ready = False
 
     def _recv(self, deadline, limit):
-        from autograder import codec
+        from autograder.sandbox.inside import codec
         data = recv_frame(self.from_child, max(0.0, deadline - time.monotonic()), max_size=limit)
         return codec.decode(data)
 
@@ -345,7 +285,7 @@ class SandboxStudent(Student):
         self.budget_armed = True
 
     def _wait_ready(self):
-        from autograder import codec
+        from autograder.sandbox.inside import codec
         overall = time.monotonic() + self.limits.startup_timeout
         known = {index for index, _ in self.cells}
         while True:
@@ -390,16 +330,16 @@ class SandboxStudent(Student):
             return self._wait_ready()
         what = "did not finish in time" if hung else "stopped unexpectedly"
         self.failure = f"Your notebook's code {what} while it was being loaded{self._log_hint()}."
-        raise _failure_base()(self.failure)
+        raise StudentFailure(self.failure)
 
     def _ensure_ready(self):
         if self.failure:
-            raise (SandboxFault if self.machine_fault else _failure_base())(self.failure)
+            raise (SandboxFault if self.machine_fault else StudentFailure)(self.failure)
         if self.proc is None:
             if self.restarts >= self.limits.max_restarts:
                 self.failure = ("Your code stopped or hung the grading process too many times; "
                                 "the remaining checks could not run.")
-                raise _failure_base()(self.failure)
+                raise StudentFailure(self.failure)
             self.restarts += 1
             self.start()
         if not self.ready:
@@ -437,14 +377,14 @@ class SandboxStudent(Student):
         """Stop the child, kill everything it started and remove its files."""
         if self.proc is not None and self.ready:
             try:
-                from autograder import codec
+                from autograder.sandbox.inside import codec
                 send_frame(self.to_child, codec.encode({"op": "exit"}))
                 self.proc.wait(timeout=2)
             except Exception:  # noqa: BLE001 - it is killed below anyway
                 pass
         self._kill()
         if self.warm is not None:
-            from autograder import warm
+            from autograder.sandbox import warm
 
             warm.release(self.warm)               # for the next grading: nothing of this one is left in it
             self.warm = None
@@ -453,7 +393,7 @@ class SandboxStudent(Student):
 
     # -- requests
     def _request(self, request, timeout, label):
-        from autograder import codec
+        from autograder.sandbox.inside import codec
 
         self._ensure_ready()
         timeout = self.limits.call_timeout if timeout is None else timeout
@@ -461,7 +401,7 @@ class SandboxStudent(Student):
             self.budget_until = time.monotonic() + self.limits.grading_budget
         if self.budget_until is not None:
             if self.ready and self.budget_until - time.monotonic() <= 0:
-                raise _failure_base()(f"The checks of your notebook used up their time budget "
+                raise StudentFailure(f"The checks of your notebook used up their time budget "
                                       f"({self.limits.grading_budget:g} s in all), so {label} was not checked: "
                                       f"look for code that is far too slow or never ends.")
             timeout = max(0.1, min(timeout, self.budget_until - time.monotonic()))
@@ -483,19 +423,19 @@ class SandboxStudent(Student):
                 response = message
         except ChannelTimeout:
             self._kill()
-            raise _failure_base()(f"{label} did not finish within {timeout:g} s and was stopped "
+            raise StudentFailure(f"{label} did not finish within {timeout:g} s and was stopped "
                                   f"(an endless loop, or far too much work?).") from None
         except (ProtocolViolation, FrameTooLarge, codec.CodecError):
             self._kill()
-            raise _failure_base()(f"While {label} ran, your code interfered with the grading process (it sent "
+            raise StudentFailure(f"While {label} ran, your code interfered with the grading process (it sent "
                                   f"data on the channel the grader uses, or something far too large); "
                                   f"nothing it sent was used.") from None
         except (ChannelClosed, OSError):
             self._kill()
-            raise _failure_base()(f"The process running your code stopped while running {label}"
+            raise StudentFailure(f"The process running your code stopped while running {label}"
                                   f"{_why(self.exit_status)}.") from None
         if response is None:
-            raise _failure_base()(f"The process running your code stopped while running {label}"
+            raise StudentFailure(f"The process running your code stopped while running {label}"
                                   f"{_why(status if isinstance(status, int) else None, signed=True)}.")
         if not response["ok"]:
             kind = response.get("kind")

@@ -7,7 +7,7 @@ one-line stub whose import says so; everything earlier lessons finished stays im
 import os
 import shutil
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from autograder import ROOT
 COURSE_DIR = os.path.join(ROOT, "course")
 
 # Assignments in teaching order, each with the course modules that hold its answers.

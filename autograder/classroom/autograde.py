@@ -21,16 +21,16 @@ import re
 import sys
 import warnings
 
-from autograder.classroom import (Job, ResultsCache, Summary, content_key, read_submission,
+from autograder.classroom.gradings import (Job, ResultsCache, Summary, content_key, read_submission,
                                   remove_stale_temporaries, run_gradings)
-from autograder.report import write_json_atomic
+from autograder.judge.report import write_json_atomic
 
 STATE = ".autograder"
 
 
 def _submissions(root, assignment):
     """{student: [notebook path]} under nbgrader's submitted/ folder."""
-    from autograder.batch import _notebooks
+    from autograder.classroom.batch import _notebooks
 
     base = os.path.join(root, "submitted")
     found = {}
@@ -234,7 +234,7 @@ class GradebookWriter:
 
     def record_all(self, students):
         """``record`` each of ``students`` that needs it, with a progress bar."""
-        from autograder.classroom import _progress
+        from autograder.classroom.gradings import _progress
 
         todo = [s for s in students if not self._failed(s) and self._needed(s)]
         self.done.update(students)

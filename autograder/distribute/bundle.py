@@ -1,7 +1,7 @@
 """Student bundles: ``dist/student/<assignment>/`` holds what a student needs for one assignment, and no more.
 
 A bundle is the release notebook(s), the ``course`` library as the assignment may import it (the modules
-of this and later lessons are stubs: see ``autograder.library``), an installable ``pyproject.toml`` and a
+of this and later lessons are stubs: see ``autograder.sandbox.library``), an installable ``pyproject.toml`` and a
 short README. It never holds ``source/``, graders or hidden tests. It is a build output (git-ignored),
 written by ``python -m autograder release``.
 """
@@ -9,12 +9,12 @@ import os
 import re
 import shutil
 
-from autograder.library import ASSIGNMENTS, stage_library
-from autograder.notebook import nbgrader_meta, read_notebook, source_of
+from autograder.sandbox.library import ASSIGNMENTS, stage_library
+from autograder.judge.notebook import nbgrader_meta, read_notebook, source_of
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from autograder import PACKAGE_DIR, ROOT
 DIST = os.path.join(ROOT, "dist", "student")
-README_TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates", "student_README.md")
+README_TEMPLATE = os.path.join(PACKAGE_DIR, "templates", "student_README.md")
 
 DEPENDENCIES = ["torch==2.14.1", "torchvision==0.29.1", "numpy", "matplotlib", "tqdm", "tensorboard",
                 "jupyterlab", "nbgrader"]

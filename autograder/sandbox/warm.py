@@ -1,10 +1,10 @@
 """Warm sandboxes: torch is loaded once per sandbox, and each grading forks from it into namespaces of its own.
 
 Starting Python and importing torch costs seconds; a class pays it once per judge process and assignment.
-A ``WarmBox`` is a bubblewrap sandbox (``autograder.isolation.Box``, tier ``bwrap``) running the fork
-server ``autograder.zygote`` with torch and the usual libraries imported. ``spawn`` hands it the pipes of
+A ``WarmBox`` is a bubblewrap sandbox (``autograder.sandbox.isolation.Box``, tier ``bwrap``) running the fork
+server ``autograder.sandbox.inside.zygote`` with torch and the usual libraries imported. ``spawn`` hands it the pipes of
 one grading; the grading process it forks gets fresh mount, PID, IPC, network and UTS namespaces with
-empty private scratch folders and no capabilities (see ``autograder.zygote``), so one grading sees
+empty private scratch folders and no capabilities (see ``autograder.sandbox.inside.zygote``), so one grading sees
 nothing of another. The fork server itself never runs student code and cannot be seen from a grading.
 
 Killing a grading: SIGKILL to its process outside the namespace (whose death kills the namespace's init,
@@ -74,8 +74,8 @@ class WarmBox:
     """A bubblewrap sandbox with torch loaded that forks one isolated grading process per request."""
 
     def __init__(self, assignment, limits):
-        from autograder.isolation import Box
-        from autograder.sandbox import Output, base_env
+        from autograder.sandbox.isolation import Box
+        from autograder.sandbox.child import Output, base_env
 
         self.key = pool_key(assignment, limits)
         self.box = Box("bwrap", assignment, limits)
@@ -87,7 +87,7 @@ class WarmBox:
             judge.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
             self.sock = judge
             argv = self.box.command([sys.executable, "-s", "-B", "-P", "-c",
-                                     "from autograder.zygote import main; main()", str(inside.fileno())],
+                                     "from autograder.sandbox.inside.zygote import main; main()", str(inside.fileno())],
                                     capabilities=True)
             self.proc = subprocess.Popen(
                 argv, pass_fds=(inside.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -28,14 +28,14 @@ import tempfile
 import time
 import uuid
 
+from autograder import ROOT
+
 UID_BASE, UID_COUNT = 61000, 1000       # grading uids: 61000-61999, not in /etc/passwd
 SLOT_DIRS = ("/run/autograder-uids", os.path.join(tempfile.gettempdir(), ".autograder-uids"))
 SANDBOX_HOME = "/home/student"
 SANDBOX_LIB = "/opt/grading/lib"
-WORKER_MODULES = ("__init__.py", "worker.py", "codec.py", "channel.py", "zygote.py", "syscalls.py", "landlock.py")
 HIDDEN_SYSTEM_DATA = ("/usr/share/datasets",)
-PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(PACKAGE_DIR)
+INSIDE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "inside")
 
 _bwrap_ok = {}
 
@@ -419,17 +419,22 @@ class Cgroups:
 # ---------------------------------------------------------------------------------------- staging
 def stage(assignment, folder):
     """Write what the student's process may import into ``folder``: the course library, the worker."""
-    from autograder.library import stage_library
+    from autograder.sandbox.library import stage_library
 
     lib = os.path.join(folder, "lib")
-    os.makedirs(os.path.join(lib, "autograder"))
+    inside = os.path.join(lib, "autograder", "sandbox", "inside")
+    os.makedirs(inside)
     if assignment:
         stage_library(assignment, lib)
     else:
         shutil.copytree(os.path.join(ROOT, "course"), os.path.join(lib, "course"),
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for name in WORKER_MODULES:
-        shutil.copy(os.path.join(PACKAGE_DIR, name), os.path.join(lib, "autograder", name))
+    # the code that runs beside the student's, and nothing else of the engine: empty parent packages
+    for package in (os.path.join(lib, "autograder"), os.path.join(lib, "autograder", "sandbox")):
+        open(os.path.join(package, "__init__.py"), "w").close()
+    for name in sorted(os.listdir(INSIDE_DIR)):
+        if name.endswith(".py"):
+            shutil.copy(os.path.join(INSIDE_DIR, name), os.path.join(inside, name))
     open(os.path.join(folder, "empty"), "w").close()        # shown in place of hidden files
     for dirpath, dirnames, filenames in os.walk(folder):
         os.chmod(dirpath, 0o755)
@@ -564,7 +569,7 @@ class Box:
     def command(self, argv, capabilities=False):
         """The command line that runs ``argv`` (a Python command) in this box.
 
-        ``capabilities=True`` (a warm box's fork server, ``autograder.zygote``) keeps the capabilities of
+        ``capabilities=True`` (a warm box's fork server, ``autograder.sandbox.inside.zygote``) keeps the capabilities of
         the sandbox's own user namespace, which it needs to give each grading namespaces of its own; it
         drops them in every grading process before any of the student's code runs."""
         if self.tier != "bwrap":
@@ -607,10 +612,10 @@ class Box:
         _become(self.uid, nproc)
 
     def landlock_rules(self):
-        """The user tier's file allow-list (``autograder.landlock``), or None where it does not apply here."""
+        """The user tier's file allow-list (``autograder.sandbox.inside.landlock``), or None where it does not apply here."""
         if self.tier != "user":
             return None
-        from autograder import landlock
+        from autograder.sandbox.inside import landlock
 
         if landlock.abi() < 1:
             return None

@@ -1,7 +1,7 @@
 """The student's process: runs the notebook's code, then answers probes with plain data.
 
-Started inside the sandbox (``autograder.isolation``) as
-``python -s -B -P -c "from autograder.worker import main; main()" READ_FD WRITE_FD``. It imports torch,
+Started inside the sandbox (``autograder.sandbox.isolation``) as
+``python -s -B -P -c "from autograder.sandbox.inside.worker import main; main()" READ_FD WRITE_FD``. It imports torch,
 sets its resource limits (memory, file size, core dumps, processes), runs the notebook's cells one by one
 (errors are recorded and the next cell runs, as in Jupyter), then serves requests until told to exit.
 
@@ -141,7 +141,7 @@ class Pristine:
 
     MODULES = ("builtins", "torch", "torch.nn", "torch.nn.functional", "torch.nn.init", "torch.autograd",
                "torch.optim", "torch.utils.data", "math", "json", "struct", "os", "sys", "io",
-               "autograder", "autograder.worker", "autograder.codec", "autograder.channel")
+               "autograder", "autograder.sandbox.inside.worker", "autograder.sandbox.inside.codec", "autograder.sandbox.inside.channel")
 
     def __init__(self):
         import torch
@@ -152,7 +152,7 @@ class Pristine:
         classes = [torch.Tensor, torch.nn.Module, torch.nn.Parameter, torch.optim.Optimizer,
                    torch.utils.data.DataLoader, torch.Generator, torch.device, torch.dtype]
         # the engine's own classes (this one included): a replaced method would run in every probe
-        for name in ("autograder.worker", "autograder.codec", "autograder.channel"):
+        for name in ("autograder.sandbox.inside.worker", "autograder.sandbox.inside.codec", "autograder.sandbox.inside.channel"):
             classes += [v for v in vars(self.modules[name]).values()
                         if isinstance(v, type) and v.__module__ == name]
         self.classes = {}
@@ -162,7 +162,7 @@ class Pristine:
             except TypeError:
                 pass
         self.functions = []
-        for name in ("autograder.worker", "autograder.codec", "autograder.channel"):
+        for name in ("autograder.sandbox.inside.worker", "autograder.sandbox.inside.codec", "autograder.sandbox.inside.channel"):
             for value in vars(self.modules[name]).values():
                 for fn in [value] + ([v for v in vars(value).values()] if isinstance(value, type) else []):
                     if hasattr(fn, "__code__"):
@@ -358,6 +358,7 @@ def load_runtime(threads=1):
     """Import torch and what running cells needs (before the memory limit, which counts beyond it)."""
     import torch
     import torch.nn.functional  # noqa: F401
+    import torch._dynamo  # noqa: F401 - what a first optimizer imports: 2.4 s in every probe's fork otherwise
     import torch.optim  # noqa: F401
     import torch.utils.data  # noqa: F401
 
@@ -366,9 +367,9 @@ def load_runtime(threads=1):
         import IPython.core.inputtransformer2  # noqa: F401 - loaded before the notebook runs
     except ImportError:
         pass
-    from autograder import codec  # noqa: F401
+    from autograder.sandbox.inside import codec  # noqa: F401
     try:
-        from autograder import syscalls
+        from autograder.sandbox.inside import syscalls
         syscalls.available()      # loads libseccomp once (a warm box's gradings then only build the filter)
     except ImportError:
         pass
@@ -387,18 +388,18 @@ def serve(read_fd, write_fd):
     """Run the notebook sent on ``read_fd``, then answer requests until told to exit."""
     os.set_inheritable(read_fd, False)
     os.set_inheritable(write_fd, False)
-    from autograder.channel import ChannelClosed, recv_frame, send_frame
+    from autograder.sandbox.inside.channel import ChannelClosed, recv_frame, send_frame
 
     start = json.loads(recv_frame(read_fd).decode())
     load_runtime(start.get("threads", 1))
-    from autograder import codec
+    from autograder.sandbox.inside import codec
 
     set_limits(start["memory_bytes"], start["file_bytes"], start.get("max_processes"))
     if start.get("landlock"):
-        from autograder import landlock
+        from autograder.sandbox.inside import landlock
         landlock.restrict(start["landlock"].get("read", ()), start["landlock"].get("write", ()))
     if start.get("seccomp"):
-        from autograder import syscalls
+        from autograder.sandbox.inside import syscalls
         syscalls.install()          # raises when it cannot: the judge asked for it, so nothing runs without
     hidden = tuple(start.get("hidden_modules", ()))
     startup_nonce = start.get("nonce")

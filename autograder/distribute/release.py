@@ -16,7 +16,7 @@ import tempfile
 from nbgrader import utils as nbgrader_utils
 from nbgrader.preprocessors import ClearSolutions
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from autograder import ROOT
 
 _DEF = re.compile(r"^(\s*)(?:async\s+)?(def|class)\s+([A-Za-z_]\w*)")
 _ASSIGNED = re.compile(r"^([A-Za-z_]\w*)\s*(?::[^=]*)?=(?!=)")
@@ -180,6 +180,6 @@ def generate_releases(assignments=None, root=ROOT):
             shutil.rmtree(target, ignore_errors=True)
             shutil.copytree(os.path.join(release, assignment), target)
             print(f"release/{assignment} regenerated")
-    from autograder.bundle import write_bundles
+    from autograder.distribute.bundle import write_bundles
 
     write_bundles(assignments, root)

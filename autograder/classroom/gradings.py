@@ -20,7 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from autograder.report import Report, write_json_atomic
+from autograder.judge.report import Report, write_json_atomic
 
 MAX_NOTEBOOK_BYTES = 64 * 2**20    # a larger file is not graded (a notebook of this course is < 1 MiB)
 KEY_VERSION = 1
@@ -29,7 +29,7 @@ KEY_VERSION = 1
 # ------------------------------------------------------------------------------------------ keys
 def submission_key(nb, assignment):
     """sha256 (hex) of the assignment id and the code the student's process would run for ``nb``."""
-    from autograder.notebook import program_cells
+    from autograder.judge.notebook import program_cells
 
     cells = [[number, source] for number, source in program_cells(nb)]
     text = json.dumps([KEY_VERSION, assignment, cells], ensure_ascii=True, separators=(",", ":"))
@@ -38,7 +38,7 @@ def submission_key(nb, assignment):
 
 def content_key(data, assignment):
     """The key of a submitted file's bytes: ``submission_key`` when it is a notebook, else of the bytes."""
-    from autograder.notebook import NotebookError, check_notebook
+    from autograder.judge.notebook import NotebookError, check_notebook
 
     try:
         return submission_key(check_notebook(json.loads(data.decode("utf-8"))), assignment)
@@ -81,8 +81,8 @@ def grade_submission(data, assignment, limits=None, filename="submission.ipynb")
     The bytes are written to a private folder (mode 0700) first, so the grading never reads a file that
     anybody else can still change; the report names the file by ``filename`` alone.
     """
-    from autograder.engine import grade_notebook
-    from autograder.sandbox import Limits
+    from autograder.judge.engine import grade_notebook
+    from autograder.sandbox.student import Limits
 
     started = time.monotonic()
     folder = tempfile.mkdtemp(prefix="submission-")
@@ -260,7 +260,7 @@ class Summary:
 
     def lines(self, slowest=5):
         """The summary as printable lines."""
-        from autograder.tasks import load_assignment
+        from autograder.judge.tasks import load_assignment
 
         out = [f"Graded: {len(self.graded)} submission(s) ({len(self.fresh)} in this run, "
                f"{len(self.graded) - len(self.fresh)} unchanged since an earlier run)."]

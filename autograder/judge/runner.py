@@ -4,9 +4,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from autograder.checks import GradingFailure
+from autograder import PACKAGE_DIR
+from autograder.sandbox.student import StudentFailure
 
-GRADERS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "graders")
+GRADERS_DIR = os.path.join(PACKAGE_DIR, "graders")
 GRADING_INI = os.path.join(GRADERS_DIR, "grading.ini")
 
 
@@ -28,7 +29,7 @@ class GraderOutcome:
 def describe_failure(excinfo):
     """A student-facing message for a grader's exception, without tracebacks or hidden code."""
     exc = excinfo.value
-    if isinstance(exc, GradingFailure) or type(exc).__name__ == "GradingFailure":
+    if isinstance(exc, StudentFailure) or type(exc).__name__ in ("GradingFailure", "StudentFailure"):
         return str(exc)
     if isinstance(exc, AssertionError):
         text = str(exc).strip().splitlines()

@@ -21,10 +21,9 @@ import sys
 import time
 import zipfile
 
-from autograder.report import Report, TaskResult, write_json_atomic
+from autograder.judge.report import Report, TaskResult, write_json_atomic
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
+from autograder import PACKAGE_DIR, ROOT as REPO
 SKIP = ("__pycache__", ".pytest_cache", ".ipynb_checkpoints")
 
 SETUP_SH = """#!/usr/bin/env bash
@@ -48,13 +47,13 @@ set -uo pipefail
 ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
 PYTHON="${{AUTOGRADER_PYTHON:-$ROOT/venv/bin/python}}"
 cd "$ROOT/source"
-exec "$PYTHON" -m autograder.package run {assignment} "$ROOT"
+exec "$PYTHON" -m autograder.distribute.package run {assignment} "$ROOT"
 """
 
 
 def _data_needs(assignment):
     """('mnist' to carry?, Debian packages to install) for the graders of ``assignment``."""
-    from autograder.tasks import load_assignment
+    from autograder.judge.tasks import load_assignment
 
     with open(load_assignment(assignment).path, encoding="utf-8") as handle:
         text = handle.read().lower()
@@ -90,7 +89,7 @@ def _add_text(archive, name, text, mode=0o644):
 
 def build_gradescope(assignment, out="autograder.zip"):
     """Write Gradescope's autograder.zip for ``assignment``; returns its path."""
-    from autograder.tasks import available_assignments
+    from autograder.judge.tasks import available_assignments
 
     if assignment not in available_assignments():
         raise SystemExit(f"error: unknown assignment {assignment!r} (known: {', '.join(available_assignments())})")
@@ -104,7 +103,7 @@ def build_gradescope(assignment, out="autograder.zip"):
         _add_text(archive, "requirements.txt", _requirements())
         _add_text(archive, "ASSIGNMENT", assignment + "\n")
         archive.write(os.path.join(REPO, "pyproject.toml"), "pyproject.toml")
-        _add_tree(archive, HERE, "autograder")
+        _add_tree(archive, PACKAGE_DIR, "autograder")
         _add_tree(archive, os.path.join(REPO, "course"), "course")
         if mnist:
             from course.data import _find_split
@@ -122,7 +121,7 @@ def build_gradescope(assignment, out="autograder.zip"):
 # -------------------------------------------------------------------------------- grading, hosted
 def find_notebook(folder, assignment):
     """The submitted notebook under ``folder``: the lesson's file name first, else the only/first one."""
-    from autograder.tasks import lesson_name
+    from autograder.judge.tasks import lesson_name
 
     found = []
     for parent, dirs, files in os.walk(folder):
@@ -137,8 +136,8 @@ def find_notebook(folder, assignment):
 
 def grade_folder_once(folder, assignment, limits=None):
     """The Report of the notebook submitted in ``folder`` (a report saying so when there is none)."""
-    from autograder.engine import grade_notebook
-    from autograder.tasks import lesson_name, load_assignment
+    from autograder.judge.engine import grade_notebook
+    from autograder.judge.tasks import lesson_name, load_assignment
 
     path = find_notebook(folder, assignment)
     if path is None:
@@ -185,11 +184,11 @@ def run_classroom(folder, assignment, output=None):
 
 
 def main(argv=None):
-    """``python -m autograder.package run ASSIGNMENT ROOT`` (what run_autograder calls)."""
+    """``python -m autograder.distribute.package run ASSIGNMENT ROOT`` (what run_autograder calls)."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) == 3 and argv[0] == "run":
         return run_gradescope(argv[1], os.path.abspath(argv[2]))
-    print("usage: python -m autograder.package run ASSIGNMENT ROOT", file=sys.stderr)
+    print("usage: python -m autograder.distribute.package run ASSIGNMENT ROOT", file=sys.stderr)
     return 2
 
 

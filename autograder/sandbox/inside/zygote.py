@@ -1,7 +1,7 @@
 """Inside the sandbox: a process with torch loaded that forks one isolated grading process per request.
 
-Started by ``autograder.warm.WarmBox`` in a bubblewrap sandbox that keeps its capabilities (inside its
-own user namespace only) as ``python -s -B -P -c "from autograder.zygote import main; main()" FD``,
+Started by ``autograder.sandbox.warm.WarmBox`` in a bubblewrap sandbox that keeps its capabilities (inside its
+own user namespace only) as ``python -s -B -P -c "from autograder.sandbox.inside.zygote import main; main()" FD``,
 where FD is a Unix seqpacket socket to the judge. It imports torch and the libraries notebooks use, then
 for each ``{"op": "fork"}`` request (which carries three file descriptors: the grading's request and
 answer pipes and its output pipe) forks a child that
@@ -10,7 +10,7 @@ answer pipes and its output pipe) forks a child that
 2. makes its own mount, PID, IPC, network and UTS namespaces, with fresh size-limited tmpfs folders
    on ``/tmp``, ``/home/student`` and ``/dev/shm`` (the root file system is read-only);
 3. forks the namespace's init, which mounts its own ``/proc``, drops every capability and the bounding
-   set, and forks the grading process: ``autograder.worker.serve`` on the two pipes, output to the third.
+   set, and forks the grading process: ``autograder.sandbox.inside.worker.serve`` on the two pipes, output to the third.
 
 Nothing of one grading is visible to the next: they share no writable file, no process, no IPC object
 and no network, and this process never runs student code. When a grading's init dies (it is killed
@@ -172,7 +172,7 @@ def _grading_init(read_fd, write_fd, out_fd):
 
 
 def _run_grading(read_fd, write_fd, out_fd):
-    """The grading process: the notebook and its probes (``autograder.worker.serve``)."""
+    """The grading process: the notebook and its probes (``autograder.sandbox.inside.worker.serve``)."""
     status = 0
     try:
         libc().prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # the grading's own /proc stays its own (init is closed)
@@ -186,7 +186,7 @@ def _run_grading(read_fd, write_fd, out_fd):
             numpy.random.seed()
         except ImportError:
             pass
-        from autograder import worker
+        from autograder.sandbox.inside import worker
         worker.serve(read_fd, write_fd)
         sys.stdout.flush()
         sys.stderr.flush()
@@ -255,7 +255,7 @@ def preload(threads):
     import gc
     import importlib
 
-    from autograder import worker
+    from autograder.sandbox.inside import worker
 
     worker.load_runtime(threads)
     for name in PRELOAD:

@@ -7,8 +7,10 @@ import math
 
 import torch
 
+from autograder.sandbox.student import StudentFailure
 
-class GradingFailure(AssertionError):
+
+class GradingFailure(StudentFailure):
     """A check failed; the message is shown to the student as is."""
 
 
