@@ -13,7 +13,9 @@ import sys
 import torch
 from torch import nn
 
-from autograder.graders import test_logistic_regression as G
+from lesson_graders import lesson  # noqa: E402
+
+G = lesson("logistic_regression")
 from course.datasets import minibatches
 from course.linear_regression import linreg, sgd
 from course.logistic_regression import bce_with_logits, sigmoid, train_logreg, train_logreg_fast

@@ -18,7 +18,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from autograder.graders import test_mlp_gpu as g  # noqa: E402
+from lesson_graders import lesson  # noqa: E402
+
+g = lesson("mlp_gpu")
 from autograder.judge.notebook import program_cells, read_notebook  # noqa: E402
 from autograder.sandbox.inside.worker import StudentNamespace  # noqa: E402
 from course.data import mnist_test_split_tensors  # noqa: E402

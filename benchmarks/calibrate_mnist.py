@@ -106,7 +106,8 @@ def namespace(lesson, extra=""):
 def run(lesson, ns, seed):
     """One graded training run; returns (held-out accuracy, training loss, seconds)."""
     if lesson == "mlp":
-        from autograder.graders import test_mlp_gpu as g
+        from lesson_graders import lesson
+        g = lesson("mlp_gpu")
         X_train, y_train, X_test, y_test = mnist_split()
         cfg = dict(g.MLP_TRAINING, seed=seed)
         X_heldout = (g.normalize(X_test) if NO_DISGUISE
@@ -115,7 +116,8 @@ def run(lesson, ns, seed):
         out = g.probe_mlp_training(ns, X_train, y_train, X_heldout, cfg["hidden"], cfg["lr"], cfg["num_epochs"],
                                    cfg["batch_size"], cfg["seed"], g.MNIST_MEAN, g.MNIST_STD)
     else:
-        from autograder.graders import test_mnist_cnn as g
+        from lesson_graders import lesson
+        g = lesson("mnist_cnn")
         X_train, y_train, X_test, y_test = mnist_split()
         cfg = dict(g.CNN_TRAINING, seed=seed)
         if N_TRAIN:

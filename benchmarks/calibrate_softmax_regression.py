@@ -22,7 +22,9 @@ sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 
-from autograder.graders import test_softmax_regression as graders  # noqa: E402
+from lesson_graders import lesson, under_seeds  # noqa: E402
+
+graders = lesson("softmax_regression")
 from autograder.judge.notebook import program_cells, read_notebook  # noqa: E402
 from autograder.sandbox.student import InProcessStudent  # noqa: E402
 
@@ -88,20 +90,12 @@ def method_check_failures(student, pipeline, seeds):
     """Seeds under which the graders' method check of ``pipeline`` rejects the student's code."""
     check = (graders.test_train_manual_follows_the_method if pipeline == "manual"
              else graders.test_train_fast_follows_the_method)
-    saved = os.environ.get("COURSE_GRADING_SEED")
     rejected = []
-    try:
-        for seed in seeds:
-            os.environ["COURSE_GRADING_SEED"] = str(seed)
-            try:
-                check(student)
-            except AssertionError:
-                rejected.append(seed)
-    finally:
-        if saved is None:
-            os.environ.pop("COURSE_GRADING_SEED", None)
-        else:
-            os.environ["COURSE_GRADING_SEED"] = saved
+    for seed in under_seeds(seeds):
+        try:
+            check(student)
+        except AssertionError:
+            rejected.append(seed)
     return rejected
 
 

@@ -1,4 +1,4 @@
-"""Calibrate the tolerances of autograder/graders/test_tensorboard.py: 20 seeds x 3 learning rates.
+"""Calibrate the tolerances of autograder/graders/tensorboard/: 20 seeds x 3 learning rates.
 
 For each run (the graders' set-up: lesson-01 regression data, 200 training / 100 validation samples,
 batches of 30 (the last ones of 20 and 10), 3 epochs of SGD with momentum 0.5 on nn.Linear(2, 1)) it measures:
@@ -19,34 +19,19 @@ from torch import nn
 
 sys.path.insert(0, __file__.rsplit("/benchmarks/", 1)[0])
 
-from autograder.graders.test_tensorboard import (BATCH_SIZE, MOMENTUM, NUM_EPOCHS, _batches,  # noqa: E402
-                                                 _initial_state, _regression_data, _rerun)
+from autograder.sandbox.inside.probing import graph_counter  # noqa: E402
+from lesson_graders import lesson  # noqa: E402
 
-LIVE = {"now": 0, "max": 0}
+_graders = lesson("tensorboard")
+BATCH_SIZE, MOMENTUM, NUM_EPOCHS = _graders.BATCH_SIZE, _graders.MOMENTUM, _graders.NUM_EPOCHS
+batches, initial_state, regression_data, rerun = (_graders._batches, _graders.initial_state, _graders.regression_data,
+                                                  _graders.rerun)
 
-
-class Mark:
-    def __init__(self):
-        LIVE["now"] += 1
-        LIVE["max"] = max(LIVE["max"], LIVE["now"])
-
-    def __del__(self):
-        LIVE["now"] -= 1
-
-
-class Marked(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.mark = Mark()
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad
+LIVE, mark = graph_counter()
 
 
 def marked_mse(y_hat, y):
-    return Marked.apply(F.mse_loss(y_hat, y))
+    return mark(F.mse_loss(y_hat, y))
 
 
 def plain_loop(data, state, lr, keep_tensor=False, last_batch=False, unweighted=False):
@@ -60,7 +45,7 @@ def plain_loop(data, state, lr, keep_tensor=False, last_batch=False, unweighted=
     for _ in range(NUM_EPOCHS):
         net.train()
         losses, sizes, total = [], [], 0.0
-        for X, y in _batches(X_train, y_train):
+        for X, y in batches(X_train, y_train):
             loss = marked_mse(net(X), y)
             optimizer.zero_grad()
             loss.backward()
@@ -79,7 +64,7 @@ def plain_loop(data, state, lr, keep_tensor=False, last_batch=False, unweighted=
         del total
         net.eval()
         with torch.no_grad():
-            v = [(F.mse_loss(net(X), y).item(), len(X)) for X, y in _batches(X_valid, y_valid)]
+            v = [(F.mse_loss(net(X), y).item(), len(X)) for X, y in batches(X_valid, y_valid)]
         valid.append(sum(l * n for l, n in v) / sum(n for _, n in v))
     return train, valid, LIVE["max"]
 
@@ -95,10 +80,10 @@ def summary(name, values):
 def main():
     correct_diff, wrong_diff, unweighted_diff, live_ok, live_kept = [], [], [], [], []
     for seed in range(20):
-        data = _regression_data(seed=100 + seed)
-        state = _initial_state(200 + seed)
+        data = regression_data(seed=100 + seed)
+        state = initial_state(200 + seed)
         for lr in (0.01, 0.05, 0.1):  # the learning rates the graders use
-            expected, _ = _rerun(*data, state, lr, NUM_EPOCHS, MOMENTUM)
+            expected, _ = rerun(*data, state, lr, NUM_EPOCHS, MOMENTUM)
             train, valid, live = plain_loop(data, state, lr)
             correct_diff.append(max(rel(train, expected["train_loss"]), rel(valid, expected["valid_loss"])))
             live_ok.append(live)

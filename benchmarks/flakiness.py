@@ -26,6 +26,9 @@ from autograder.judge.notebook import program_cells  # noqa: E402
 from autograder.sandbox.student import SandboxStudent  # noqa: E402
 from tests.notebooks import source_notebook  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lesson_graders import under_seeds  # noqa: E402
+
 
 def flakiness(assignment, seeds):
     """Seeds under which the reference lost points: {seed: {task: feedback}}."""
@@ -33,10 +36,8 @@ def flakiness(assignment, seeds):
     student = SandboxStudent(program_cells(nb))
     student.start()
     lost = {}
-    saved = os.environ.get("COURSE_GRADING_SEED")
     try:
-        for seed in seeds:
-            os.environ["COURSE_GRADING_SEED"] = str(seed)
+        for seed in under_seeds(seeds):
             report = grade_notebook(nb, assignment=assignment, student=student)
             failed = report.failed_tasks()
             if failed or report.error:
@@ -44,10 +45,6 @@ def flakiness(assignment, seeds):
                                  f"{report.by_task[t].output}" for t in failed} or report.error
     finally:
         student.close()
-        if saved is None:
-            os.environ.pop("COURSE_GRADING_SEED", None)
-        else:
-            os.environ["COURSE_GRADING_SEED"] = saved
     return lost
 
 

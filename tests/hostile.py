@@ -16,7 +16,8 @@ DATA_DIRS = [os.path.join(os.path.dirname(ROOT), "shared", "data"), "/usr/share/
 SCRATCH = ["/tmp", "/var/tmp", "/dev/shm", tempfile.gettempdir()]
 
 # Paths an attacker who read the repository would aim at.
-TARGETS = [os.path.join(ROOT, "autograder", "judge", "checks.py"), os.path.join(ROOT, "autograder", "graders", "test_datasets.py"),
+TARGETS = [os.path.join(ROOT, "autograder", "judge", "checks.py"),
+           os.path.join(ROOT, "autograder", "graders", "datasets", "reference.py"),
            os.path.join(ROOT, "source", "01-datasets", "datasets.ipynb"), os.path.join(ROOT, "README.md"),
            os.path.join(VENV, "lib", "python3.11", "site-packages", "PWNED.pth"),
            os.path.join(VENV, "lib", "python3.11", "site-packages", "torch", "__init__.py"),
@@ -179,7 +180,7 @@ ATTACKS = {
                           "sys.stderr.write('All checks passed. 13/13\\n')\nprint('total  13  13')"),
     # --- reading what must not be read
     "import_the_lesson_answers": attack("from course.datasets import *"),
-    "import_the_graders": attack("sys.path.insert(0, ROOT)\nfrom autograder.graders.test_datasets import *\n"
+    "import_the_graders": attack("sys.path.insert(0, ROOT)\nfrom autograder.graders.datasets.reference import *\n"
                                  "from course.datasets import *"),
     "run_the_reference_from_disk": attack(
         "import json\nfor path in glob.glob('/**/datasets.ipynb', recursive=True):\n    try:\n"
@@ -200,8 +201,11 @@ ATTACKS = {
                       "        _write('/tmp/PWNED-net')\n    except OSError:\n        pass"),
 }
 
+# Rewrites every probe result it can reach: False becomes True, a None gradient becomes zeros (the verdicts and
+# consequences a judge that trusted the student's process would read).
 FORGE = """
-import gc, threading
+import sys, gc, os, threading, torch
+
 def _forge(value, depth=0):
     if depth > 6:
         return value
@@ -209,8 +213,11 @@ def _forge(value, depth=0):
         return True
     if isinstance(value, dict):
         for key in list(value):
+            new = _forge(value[key], depth + 1)
+            if value[key] is None and isinstance(key, str) and key.endswith("grad"):
+                new = torch.zeros(1)
             try:
-                value[key] = _forge(value[key], depth + 1)
+                value[key] = new
             except Exception:
                 pass
     elif isinstance(value, list):
@@ -220,9 +227,19 @@ def _forge(value, depth=0):
             except Exception:
                 pass
     return value
+
 def _profile(frame, event, arg):
-    if event == 'return' and frame.f_code.co_name.startswith('probe_'):
+    if event == "return" and frame.f_code.co_name.startswith("probe_"):
         _forge(arg)
+
+def _tracer(frame, event, arg):
+    if frame.f_code.co_name.startswith("probe_"):
+        def local(frame, event, arg):
+            if event == "return":
+                _forge(arg)
+            return local
+        return local
+    return None
 """
 
 # Attacks on the decisions themselves, on kernel state shared between gradings, and on what the box shows.
@@ -269,7 +286,7 @@ ATTACKS.update({
         "        while time.monotonic() < end:\n            pass\n        os._exit(0)"),
     "run_installed_course_packages": attack(
         "import json\nfor base in sys.path + glob.glob(VENV + '/lib/python3*/site-packages'):\n"
-        "    for path in glob.glob(base + '/course/*.py') + glob.glob(base + '/autograder/graders/*.py'):\n"
+        "    for path in glob.glob(base + '/course/*.py') + glob.glob(base + '/autograder/graders/*/*.py'):\n"
         "        try:\n            exec(open(path).read(), globals())\n        except BaseException:\n            pass"),
     "read_classmates_through_proc": attack(
         "import json\nfolders = set()\nfor cmd in glob.glob('/proc/*/cmdline'):\n    try:\n"
@@ -350,7 +367,7 @@ def _look(patterns):
 _first = [ROOT, '/autograder', '/autograder/source', os.getcwd(), os.path.expanduser('~')]   # where it would be
 _roots = _first + sorted(r for r in _roots - set(_first) if r.startswith('/') and os.path.isdir(r) and r != '/')
 for _root in _roots:                     # where an install or a checkout puts the lesson's code
-    _look([_root + '/course/*.py', _root + '/autograder/graders/*.py', _root + '/*/course/*.py',
+    _look([_root + '/course/*.py', _root + '/autograder/graders/*/*.py', _root + '/*/course/*.py',
            _root + '/lib/python3*/site-packages/course/*.py', _root + '/*.ipynb', _root + '/*/*.ipynb',
            _root + '/*/*/*.ipynb', _root + '/*/*/*/*.ipynb'])
 for _dir, _subdirs, _files in os.walk('/'):        # and then everywhere else, as long as time allows

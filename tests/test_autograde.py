@@ -4,19 +4,12 @@ import sqlite3
 
 import pytest
 
-from tests.classes import (A, TASKS, as_submission, cli, gradebook_points, kill_repeatedly, make_course,
-                           left_behind, source_notebook, wrong)
+from tests.classes import A, TASKS, cli, gradebook_points, kill_repeatedly, left_behind, make_course, the_class
 
 
 @pytest.mark.slow
 def test_kill_9_at_random_moments_then_rerun(tmp_path):
-    reference = source_notebook(A)
-    students = {
-        "alice": lambda release: as_submission(reference, release),
-        "bob": lambda release: as_submission(wrong(reference), release),
-        "carol": lambda release: release,
-        "Zoë Ünal": lambda release: as_submission(wrong(reference), release),
-    }
+    students = the_class("alice", "bob", "carol", "Zoë Ünal")
     course, made = make_course(tmp_path / "course", students)
     moments = kill_repeatedly(["autograde", A, "--jobs", "2"], course, kills=10, seed=8, low=0.5, high=10.0)
     assert len(moments) >= 10, moments

@@ -22,7 +22,7 @@ SOLUTION = re.compile(r"### BEGIN SOLUTION(.*?)### END SOLUTION", re.S)
 
 
 def test_every_lesson_is_known():
-    assert set(ASSIGNMENTS) <= set(GRADER_MODULES), "a source/ folder without a grader module"
+    assert set(ASSIGNMENTS) <= set(GRADER_MODULES), "a source/ folder without a grader package"
 
 
 def test_task_ids_are_unique_across_the_course():
@@ -93,9 +93,11 @@ def test_task_id_threads_through_notebook_and_graders(assignment):
         check_grade_cell(task_id, source_of(cell))
     assert not [c for c in nb["cells"] if nbgrader_meta(c).get("grade_id", "").endswith("_check")], (
         "quick checks belong in the grade cell, above its hidden tests")
-    module_text = open(load_assignment(assignment).path).read()
+    checks = {m.__name__.rsplit(".", 1)[1]: open(m.__file__).read()
+              for m in load_assignment(assignment).grader_modules()}
     for task_id in tasks:
-        assert f"@pytest.mark.{task_id}" in module_text, f"no grader marked {task_id}"
+        assert f"@pytest.mark.{task_id}" in checks.get(f"test_{task_id}", ""), (
+            f"no test_{task_id}.py with a grader marked {task_id}")
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)

@@ -56,7 +56,8 @@ def check_results_format(results):
 def test_package_contents(package):
     names = zipfile.ZipFile(package).namelist()
     for required in ("setup.sh", "run_autograder", "requirements.txt", "autograder/judge/engine.py",
-                     "autograder/graders/test_datasets.py", "autograder/graders/grading.ini", "course/data.py"):
+                     "autograder/graders/datasets/reference.py", "autograder/graders/datasets/tasks.toml",
+                     "autograder/graders/grading.ini", "course/data.py"):
         assert required in names, required
     assert not any("__pycache__" in n or n.startswith("source/") for n in names)
     mode = zipfile.ZipFile(package).getinfo("run_autograder").external_attr >> 16

@@ -6,7 +6,7 @@ held-out images changed by ``autograder.judge.heldout.disguise`` with a secret d
 such tables match none of the changed images, also after undoing the normalisation and rounding back to
 the published 8-bit pixels, while they match every unchanged one (so the lookup itself works).
 The reference keeps its accuracy margin on the changed images: see the calibrations in the docstrings of
-``autograder/graders/test_mlp_gpu.py`` and ``autograder/graders/test_mnist_cnn.py``
+``autograder/graders/mlp_gpu/`` and ``autograder/graders/mnist_cnn/``
 (``benchmarks/calibrate_mlp_gpu.py``, ``benchmarks/calibrate_mnist.py``).
 """
 import hashlib
@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from autograder.judge import heldout
-from autograder.graders import test_mlp_gpu as mlp
-from autograder.graders import test_mnist_cnn as cnn
+from autograder.graders.mlp_gpu import test_mnist_mlp as mlp       # the checks that send held-out images
+from autograder.graders.mnist_cnn import test_mnist_cnn as cnn
 from course import data
 
 SECRETS = (1, 2024, 2 ** 61 + 7)

@@ -11,6 +11,7 @@ answers score without any hook.
 """
 import pytest
 
+from tests.hostile import FORGE
 from tests.notebooks import append_cell, grade, replace_solution, source_notebook
 
 A = "03-linear-regression"
@@ -25,47 +26,6 @@ WRONG_SGD = '''
 def sgd(params, lr, batch_size):
     for p in params:
         p = p - lr * p.grad / batch_size
-'''
-
-FORGE = '''
-import sys, gc, os, threading, torch
-
-def _forge(value, depth=0):
-    if depth > 6:
-        return value
-    if value is False:
-        return True
-    if isinstance(value, dict):
-        for key in list(value):
-            new = _forge(value[key], depth + 1)
-            if value[key] is None and key.endswith("grad"):
-                new = torch.zeros(1)
-            try:
-                value[key] = new
-            except Exception:
-                pass
-        return value
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            try:
-                value[i] = _forge(item, depth + 1)
-            except Exception:
-                pass
-        return value
-    return value
-
-def _profile(frame, event, arg):
-    if event == "return" and frame.f_code.co_name.startswith("probe_"):
-        _forge(arg)
-
-def _tracer(frame, event, arg):
-    if frame.f_code.co_name.startswith("probe_"):
-        def local(frame, event, arg):
-            if event == "return":
-                _forge(arg)
-            return local
-        return local
-    return None
 '''
 
 HOOKS = {

@@ -8,8 +8,8 @@ import sqlite3
 
 import pytest
 
-from tests.classes import A, as_submission, cli, gradebook_points, make_course, nbgrader, wrong
-from tests.notebooks import append_cell, grade, source_notebook
+from tests.classes import A, cli, gradebook_points, make_course, nbgrader, the_class
+from tests.notebooks import append_cell, grade
 
 FAKE_BRIDGE = '''
 import sys, types
@@ -33,12 +33,7 @@ pytestmark = pytest.mark.xdist_group("nbgrader")
 
 @pytest.fixture(scope="module")
 def autograded(tmp_path_factory):
-    reference = source_notebook(A)
-    students = {
-        "alice": lambda release: as_submission(reference, release),
-        "bob": lambda release: as_submission(wrong(reference), release),
-        "carol": lambda release: release,
-    }
+    students = the_class("alice", "bob", "carol")
     course, made = make_course(tmp_path_factory.mktemp("course"), students)
     proc = cli("autograde", A, "--jobs", "2", cwd=course)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -4,14 +4,15 @@ Each lesson's reference notebook is graded once while every request to the stude
 - no value a probe returns holds a Python bool (a verdict such as "is a leaf" or "was zeroed" computed next
   to the student's code, which that code can rewrite); requirements about state only that process can see
   are returned as data whose consequence the judge checks (values, gradients after a second step, outputs);
-- no probe's source or text argument holds a line of the lesson's reference solutions (correct stand-ins
-  run in the judge, not next to the student's code).
+- no probe's source or text argument, nor the probe helpers staged into the box, holds a line of the lesson's
+  reference solutions (correct stand-ins run in the judge, not next to the student's code).
 """
 import ast
 
 import pytest
 
 from autograder.judge.notebook import nbgrader_meta, source_of
+from autograder.sandbox.inside import probing
 from autograder.sandbox.student import SandboxStudent
 from autograder.judge.tasks import available_assignments
 from tests.notebooks import grade, source_notebook
@@ -120,7 +121,9 @@ def test_no_reference_solution_reaches_the_student_process(assignment):
     answers = _solution_lines(source_notebook(assignment))
     assert answers, f"{assignment}: no reference solution lines found"
     found = set()
-    for name, source, args, _ in recorded(assignment):
+    with open(probing.__file__, encoding="utf-8") as handle:        # the probe helpers, staged into every box
+        helpers = handle.read()
+    for name, source, args, _ in recorded(assignment) + [("probing", helpers, ([], {}), None)]:
         sent = "\n".join([source, *_strings(args)])
         sent_lines = {" ".join(line.strip().split()) for line in sent.splitlines()}
         found.update(f"{name}: {line}" for line in answers & sent_lines)

@@ -262,6 +262,16 @@ def test_a_box_uses_at_most_its_cpu_quota_however_many_processes_it_starts(tier)
     assert cpu <= 0.25 * wall * 1.3 + 0.1, (wall, cpu)
 
 
+def probe_in_a_box(tier, probe, *args):
+    """Start a one-line notebook in a box of the isolation ``tier``, run ``probe`` once, close the box."""
+    student = SandboxStudent([(1, "x = 1")], dataclasses.replace(LIMITS, isolation=tier))
+    student.start()
+    try:
+        return student.probe(probe, *args)
+    finally:
+        student.close()
+
+
 def _listing_probe(ns, paths):
     import os
     out = {}
@@ -294,12 +304,7 @@ def test_the_box_shows_nothing_of_the_installed_project():
         pytest.skip("bubblewrap cannot start here")
     installed = isolation.installed_project()
     assert installed, "setup.sh installs the project (editable): its hooks are in site-packages"
-    student = SandboxStudent([(1, "x = 1")], dataclasses.replace(LIMITS, isolation="bwrap"))
-    student.start()
-    try:
-        seen = student.probe(_listing_probe, installed)
-    finally:
-        student.close()
+    seen = probe_in_a_box("bwrap", _listing_probe, installed)
     assert all(value in ([], "") for value in seen.values()), seen
 
 
@@ -331,12 +336,9 @@ def test_user_tier_reads_no_classmate_even_where_files_are_world_readable():
         os.chmod(path, 0o755)
     os.chmod(notebook, 0o644)
     targets = [str(notebook), os.path.join(ROOT, "README.md"), "/etc/hostname"]
-    student = SandboxStudent([(1, "x = 1")], dataclasses.replace(LIMITS, isolation="user"))
-    student.start()
     try:
-        seen = student.probe(_read_probe, targets)
+        seen = probe_in_a_box("user", _read_probe, targets)
     finally:
-        student.close()
         shutil.rmtree(tmp_path)
     assert seen[str(notebook)] == "PermissionError" and seen[targets[1]] == "PermissionError", seen
     assert seen["/etc/hostname"] != "PermissionError"       # the system's own files stay readable

@@ -332,7 +332,8 @@ def test_gradient_check_compares_autograd_with_finite_differences_of_the_student
     import torch
 
     from autograder.judge.checks import GradingFailure
-    from autograder.graders import test_softmax_regression as G
+    from autograder.graders.softmax_regression import reference as G
+    from autograder.graders.softmax_regression.test_softmax_cross_entropy import _labels
 
     class HalfBackward(torch.autograd.Function):
         @staticmethod
@@ -347,10 +348,10 @@ def test_gradient_check_compares_autograd_with_finite_differences_of_the_student
             return grad * P
 
     O = G._logits(6, 4, torch.float64, seed=4)
-    G._check_gradcheck(_LocalStudent(softmax=lambda O: torch.softmax(O, dim=1)), "softmax", O)
-    G._check_gradcheck(_LocalStudent(cross_entropy=lambda O, y: torch.nn.functional.cross_entropy(O, y)),
-                       "cross_entropy", O, G._labels(6, 4, seed=5))
+    G.check_gradcheck(_LocalStudent(softmax=lambda O: torch.softmax(O, dim=1)), "softmax", O)
+    G.check_gradcheck(_LocalStudent(cross_entropy=lambda O, y: torch.nn.functional.cross_entropy(O, y)),
+                       "cross_entropy", O, _labels(6, 4, seed=5))
     with pytest.raises(GradingFailure, match="differs from finite differences"):
-        G._check_gradcheck(_LocalStudent(softmax=HalfBackward.apply), "softmax", O)
+        G.check_gradcheck(_LocalStudent(softmax=HalfBackward.apply), "softmax", O)
     with pytest.raises(GradingFailure, match="does not reach O"):
-        G._check_gradcheck(_LocalStudent(softmax=lambda O: torch.softmax(O, dim=1).detach()), "softmax", O)
+        G.check_gradcheck(_LocalStudent(softmax=lambda O: torch.softmax(O, dim=1).detach()), "softmax", O)

@@ -142,3 +142,24 @@ def test_quick_check_clean_but_wrong_notebook_is_not_told_it_passes_all_tests(bu
     assert SUCCESS in text and "hidden graders check more" in text, output[-3000:]
     assert_nothing_hidden_shown(output)
     assert grade(nb).failed_tasks() == {"blobs_data"}, "the hidden graders do see the mistake"
+
+
+def test_validate_runs_the_tasks_not_the_demos(bundle):
+    """Validate runs the tasks' cells and their quick checks, never the demos (cells tagged skip-when-grading:
+    full-size training, plots, TensorBoard; Run All shows them): a demo cell leaves no trace, a plain cell beside
+    it does, and the locked demos of the release are not reported as changed."""
+    assignment = "01-datasets"
+    folder = bundle(assignment)
+    nb = as_submission(source_notebook(assignment), release_notebook(assignment))
+    assert any("skip-when-grading" in c["metadata"].get("tags", []) for c in nb["cells"]), "the release has demos"
+
+    def cell(source, tags):
+        return {"cell_type": "code", "execution_count": None, "metadata": {"tags": tags}, "outputs": [],
+                "source": source}
+
+    nb["cells"] += [cell("open('demo-ran', 'w').close()", ["skip-when-grading"]),
+                    cell("open('plain-ran', 'w').close()", [])]
+    output = validate(folder, assignment, nb)
+    assert SUCCESS in output, output[-3000:]
+    assert os.path.exists(os.path.join(folder, "plain-ran")), "the plain cell ran"
+    assert not os.path.exists(os.path.join(folder, "demo-ran")), "Validate ran a demo"

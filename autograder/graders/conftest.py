@@ -1,9 +1,10 @@
 """Gives graders their ``student``; registers one pytest marker per task id.
 
-Run one gradable unit by hand: ``pytest autograder/graders/test_datasets.py -m regression_data
+Run one gradable unit by hand: ``pytest autograder/graders/datasets -m regression_data
 --notebook path/to/submission.ipynb`` (without --notebook, the assignment's source notebook is graded).
 """
 import os
+import sys
 
 import pytest
 
@@ -20,6 +21,13 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "cuda: needs a CUDA GPU")
 
 
+def _package_assignment(request):
+    """ASSIGNMENT of the lesson package whose checks are collected."""
+    items = getattr(request.node, "items", None)
+    package = sys.modules.get(items[0].module.__package__) if items else None
+    return getattr(package, "ASSIGNMENT", None)
+
+
 @pytest.fixture(scope="session")
 def student(request):
     existing = getattr(request.config, "_autograder_student", None)
@@ -32,14 +40,12 @@ def student(request):
 
     path = request.config.getoption("--notebook")
     if path is None:
-        module = request.node.items[0].module if getattr(request.node, "items", None) else None
-        assignment = getattr(module, "ASSIGNMENT", None)
+        assignment = _package_assignment(request)
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         path = os.path.join(root, "source", assignment, lesson_name(assignment) + ".ipynb")
         load_assignment(assignment)
     nb = read_notebook(path)
-    module = request.node.items[0].module if getattr(request.node, "items", None) else None
-    assignment = declared_assignment(nb) or getattr(module, "ASSIGNMENT", None)
+    assignment = declared_assignment(nb) or _package_assignment(request)
     sandbox = SandboxStudent(program_cells(nb), assignment=assignment)
     sandbox.start()
     yield sandbox

@@ -1,16 +1,16 @@
-"""Tasks (gradable units) and the registry of assignments and their grader modules."""
+"""Tasks (gradable units) and the registry of assignments and their grader packages."""
 import importlib
 from dataclasses import dataclass
 
-# assignment id -> grader module (autograder/graders/test_<lesson>.py)
+# assignment id -> grader package (autograder/graders/<lesson>/)
 GRADER_MODULES = {
-    "01-datasets": "autograder.graders.test_datasets",
-    "02-tensorboard": "autograder.graders.test_tensorboard",
-    "03-linear-regression": "autograder.graders.test_linear_regression",
-    "04-logistic-regression": "autograder.graders.test_logistic_regression",
-    "05-softmax-regression": "autograder.graders.test_softmax_regression",
-    "06-mlp-gpu": "autograder.graders.test_mlp_gpu",
-    "07-mnist-cnn": "autograder.graders.test_mnist_cnn",
+    "01-datasets": "autograder.graders.datasets",
+    "02-tensorboard": "autograder.graders.tensorboard",
+    "03-linear-regression": "autograder.graders.linear_regression",
+    "04-logistic-regression": "autograder.graders.logistic_regression",
+    "05-softmax-regression": "autograder.graders.softmax_regression",
+    "06-mlp-gpu": "autograder.graders.mlp_gpu",
+    "07-mnist-cnn": "autograder.graders.mnist_cnn",
 }
 
 
@@ -25,7 +25,7 @@ class Task:
 
 @dataclass(frozen=True)
 class Assignment:
-    """An assignment with its ordered tasks and its grader module."""
+    """An assignment with its ordered tasks and its grader package."""
 
     id: str
     tasks: tuple
@@ -33,7 +33,15 @@ class Assignment:
 
     @property
     def path(self):
-        return self.module.__file__
+        """The grader package's folder, which pytest collects."""
+        import os
+        return os.path.dirname(self.module.__file__)
+
+    def grader_modules(self):
+        """The package's check modules (``test_<task>.py``), imported."""
+        import pkgutil
+        return [importlib.import_module(f"{self.module.__name__}.{info.name}")
+                for info in pkgutil.iter_modules([self.path]) if info.name.startswith("test_")]
 
     def task(self, task_id):
         for task in self.tasks:
@@ -42,13 +50,28 @@ class Assignment:
         raise KeyError(task_id)
 
 
+def read_tasks(package_file):
+    """(assignment id, [Task], contract, written_in) from the ``tasks.toml`` beside a grader package's
+    ``__init__.py``: contract is {task id: {requirement: check name(s) or "not enforced: why"}}, written_in
+    {task id: the task whose solution cell holds its code}."""
+    import os
+    import tomllib
+
+    with open(os.path.join(os.path.dirname(package_file), "tasks.toml"), "rb") as handle:
+        table = tomllib.load(handle)
+    tasks = [Task(entry["id"], entry["points"], entry["title"]) for entry in table["task"]]
+    contract = {entry["id"]: dict(entry.get("contract", {})) for entry in table["task"]}
+    written_in = {entry["id"]: entry["written_in"] for entry in table["task"] if "written_in" in entry}
+    return table["assignment"], tasks, contract, written_in
+
+
 def lesson_name(assignment_id):
     """'03-linear-regression' -> 'linear_regression'."""
     return assignment_id.split("-", 1)[1].replace("-", "_")
 
 
 def available_assignments():
-    """Ids of assignments whose grader module exists."""
+    """Ids of assignments whose grader package exists."""
     found = []
     for assignment_id, module_name in GRADER_MODULES.items():
         if importlib.util.find_spec(module_name) is not None:
@@ -57,7 +80,7 @@ def available_assignments():
 
 
 def load_assignment(assignment_id):
-    """Import the grader module of ``assignment_id``; KeyError if unknown."""
+    """Import the grader package of ``assignment_id``; KeyError if unknown."""
     import warnings
 
     if assignment_id not in GRADER_MODULES:
@@ -77,7 +100,7 @@ def all_task_ids():
     for assignment_id in available_assignments():
         try:
             assignment = load_assignment(assignment_id)
-        except Exception:  # a broken grader module must not stop the others from registering
+        except Exception:  # a broken grader package must not stop the others from registering
             continue
         for task in assignment.tasks:
             ids[task.id] = f"{assignment_id}: {task.title}"

@@ -88,3 +88,112 @@ def expect_history_matches(history, expected, num_epochs, what, rule, rtol):
                f"In epoch {epoch}, {what} reports train_loss {got:.6g}, but {rule} is {want:.6g} (relative "
                f"tolerance {rtol:g}). With 45 or 65 examples the last minibatch is smaller: weigh each "
                f"batch by its number of examples, and start each epoch's sum afresh.")
+
+
+def fast_parts(out, what, key):
+    """``out[key]`` (the trained net's outputs) and the history from a probe of a loop that returns (net,
+    history), or fail when what came back is not a pair."""
+    expect("returned" not in out, f"{what} should return two things, a tuple (net, history), but it returned a "
+                                  f"{out.get('returned')}.")
+    return out[key], out["history"]
+
+
+def replay_manual(standins, X, y, w0, b0, lr, num_epochs, batch_size, seed, last_divisor, twist):
+    """The manual loop of the instructions, run here with ``standins(twist)`` as net, loss and updater, from
+    (w0, b0) over ``minibatches(X, y, batch_size, generator)``: (w, b, train_loss per epoch).
+
+    ``last_divisor``: what the step of a smaller last minibatch is divided by (``"batch_size"`` as the
+    instructions write it, or ``"size"``, the minibatch's own size, as a mean loss gives it)."""
+    from course.datasets import minibatches
+    net, loss, updater = standins(twist)
+    w = w0.clone().requires_grad_()
+    b = b0.clone().requires_grad_()
+    gen = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(num_epochs):
+        total, count = 0.0, 0
+        for X_batch, y_batch in minibatches(X, y, batch_size, generator=gen):
+            l = loss(net(X_batch, w, b), y_batch)
+            l.sum().backward()
+            updater([w, b], lr, batch_size if last_divisor == "batch_size" else len(X_batch))
+            total += l.sum().item()
+            count += l.numel()
+        losses.append(total / count)
+    return w.detach(), b.detach(), losses
+
+
+def replay_linear_fast(X, y, weight, bias, loss_fn, lr, num_epochs, batch_size, seed):
+    """nn.Linear from (weight, bias), trained here by the instructions' loop: DataLoader(TensorDataset(X, y),
+    batch_size, shuffle=True, generator seeded with ``seed``), ``loss_fn`` (mean), SGD(lr), zero_grad before each
+    backward, one step per batch. Returns (net, train_loss per epoch, each weighed by its batch's size)."""
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+    net = nn.Linear(weight.shape[1], weight.shape[0])
+    with torch.no_grad():
+        net.weight.copy_(weight)
+        net.bias.copy_(bias.reshape(-1))
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr)
+    loader = DataLoader(TensorDataset(X, y), batch_size=batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(seed))
+    losses = []
+    for _ in range(num_epochs):
+        total, count = 0.0, 0
+        for X_batch, y_batch in loader:
+            l = loss_fn(net(X_batch), y_batch)
+            optimizer.zero_grad()
+            l.backward()
+            optimizer.step()
+            total += l.item() * len(X_batch)
+            count += len(X_batch)
+        losses.append(total / count)
+    return net, losses
+
+
+def expect_uses_its_arguments(calls, batches, setting, what, why=""):
+    """A manual loop computed every step with the net, loss and updater it was given (``calls``: how often the
+    stand-ins were called; the updater's entry a count or a list of its calls) and stepped once per minibatch."""
+    counts = {name: len(value) if isinstance(value, list) else value for name, value in calls.items()}
+    for name in ("net", "loss", "updater"):
+        expect(counts[name] >= batches,
+               f"{what} should compute every step with the `{name}` it is given (an argument), but with "
+               f"{setting}, it called `{name}` {counts[name]} times. Use the arguments net, loss and updater "
+               f"rather than your own functions by name{why}.")
+    expect(counts["updater"] == batches,
+           f"{what} should call updater exactly once per minibatch ({setting}), but it called it "
+           f"{counts['updater']} times.")
+
+
+def expect_follows_manual(out, standins, X, y, w0, b0, lr, num_epochs, batch_size, seed, twist, what, tols,
+                          losses_of):
+    """The w and b a manual loop left (``out``) are those of the instructions' loop replayed here from (w0, b0)
+    with the same stand-ins (either way of dividing a smaller last minibatch's step), within ``tols[0]``; and
+    its history's losses are the replay's, within ``tols[1]`` relative."""
+    got = torch.cat([expect_tensor(out["w"], f"w after {what}", shape=(3, 1)).reshape(-1),
+                     expect_tensor(out["b"], f"b after {what}", shape=(1,)).reshape(-1)]).double()
+    worst, losses = math.inf, None
+    for last_divisor in ("batch_size", "size"):
+        w, b, replayed = replay_manual(standins, X, y, w0, b0, lr, num_epochs, batch_size, seed, last_divisor, twist)
+        want = torch.cat([w.reshape(-1), b.reshape(-1)]).double()
+        error = (got - want).abs().max().item() if torch.isfinite(got).all() else math.inf
+        if losses is None or error < worst:
+            worst, losses = error, replayed
+    expect(worst <= tols[0],
+           f"After {num_epochs} epochs on {len(X)} examples (lr {lr}, minibatches of {batch_size}), w and "
+           f"b differ by up to {worst:.3g} from what the loop described in the instructions gives from the same "
+           f"start (tolerance {tols[0]:g}). Check that you iterate over "
+           f"minibatches(X, y, batch_size, generator=generator) (the generator fixes their order), call "
+           f"backward() on the sum of {losses_of}, and step once per minibatch.")
+    expect_history_matches(out["history"], losses, num_epochs, what,
+                           "the mean per-example loss over that epoch's minibatches", tols[1])
+
+
+def expect_plain_sgd(created, d, lr, what):
+    """(weight (1, d), bias (1,)) that the student's torch.optim.SGD started from; fail unless it was created as
+    SGD(net.parameters(), lr=lr) with no momentum and no weight decay."""
+    weight, bias = linear_start(created, d, what)
+    opts = created[-1]
+    expect(opts["lr"] == lr and opts["momentum"] == 0 and opts["weight_decay"] == 0,
+           f"{what} should use torch.optim.SGD(net.parameters(), lr=lr) with the lr it is given "
+           f"({lr}) and nothing else; it used lr={opts['lr']:g}, momentum={opts['momentum']:g}, "
+           f"weight_decay={opts['weight_decay']:g}.")
+    return weight, bias
