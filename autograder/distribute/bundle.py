@@ -80,7 +80,8 @@ c.CourseDirectory.course_id = "{course_id}"
 # Where the course's JupyterHub exchanges assignments (Assignment List: Fetch, Submit); your instructor
 # may give another folder in COURSE_EXCHANGE_DIR. Working alone, submit the notebook as your course says.
 c.Exchange.root = os.environ.get("COURSE_EXCHANGE_DIR") or "/srv/nbgrader/exchange"
-# Validate runs the whole notebook, demos included: nbgrader's default of 30 s per cell is too short.
+# Validate runs the tasks' cells and their quick checks; a task's cell can still take longer than nbgrader's
+# default of 30 s on a slow laptop.
 c.Execute.timeout = 1800
 # `nbgrader validate` cuts lines at 90 characters, which would cut the tasks' messages short.
 c.Validator.width = 160
@@ -108,6 +109,26 @@ def _print_num_failed(self, num_failed, _nbgrader_own=getattr(Validator._print_n
 
 _print_num_failed.nbgrader_own = getattr(Validator._print_num_failed, "nbgrader_own", Validator._print_num_failed)
 Validator._print_num_failed = _print_num_failed
+
+# Validate leaves out the demos (cells tagged skip-when-grading: full-size training, plots, TensorBoard), as
+# grading does: Run All shows them, they can take minutes, and no check depends on them. Their text is put
+# back before nbgrader compares the read-only cells with the release.
+DEMO_TAG = "skip-when-grading"
+
+
+def _preprocess(self, nb, _nbgrader_own=getattr(Validator._preprocess, "nbgrader_own", Validator._preprocess)):
+    demos = {{i: cell.source for i, cell in enumerate(nb.cells)
+              if cell.cell_type == "code" and DEMO_TAG in cell.metadata.get("tags", [])}}
+    for i in demos:
+        nb.cells[i].source = ""
+    nb = _nbgrader_own(self, nb)
+    for i, source in demos.items():
+        nb.cells[i].source = source
+    return nb
+
+
+_preprocess.nbgrader_own = getattr(Validator._preprocess, "nbgrader_own", Validator._preprocess)
+Validator._preprocess = _preprocess
 '''
 COURSE_ID = "pytorch-course"
 

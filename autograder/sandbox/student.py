@@ -12,6 +12,7 @@ Failures reach graders as ``StudentFailure``s whose messages are meant for the s
 import inspect
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -177,6 +178,7 @@ class SandboxStudent(Student):
         self.ready = False
         self.startup = None
         self.restarts = 0
+        self.hung = {}                    # `name` -> its message: a function that did not finish is not called again
         self.skipped = []
         self.last_cell = None
         self.failure = None               # set when the process cannot be (re)started at all
@@ -395,6 +397,8 @@ class SandboxStudent(Student):
     def _request(self, request, timeout, label):
         from autograder.sandbox.inside import codec
 
+        if label in self.hung:
+            raise StudentFailure(self.hung[label])        # it hung once: later checks of it fail at once
         self._ensure_ready()
         timeout = self.limits.call_timeout if timeout is None else timeout
         if self.budget_armed and self.budget_until is None:
@@ -423,8 +427,11 @@ class SandboxStudent(Student):
                 response = message
         except ChannelTimeout:
             self._kill()
-            raise StudentFailure(f"{label} did not finish within {timeout:g} s and was stopped "
-                                  f"(an endless loop, or far too much work?).") from None
+            message = (f"{label} did not finish within {timeout:g} s and was stopped "
+                       f"(an endless loop, or far too much work?).")
+            if re.fullmatch(r"`\w+`", label):           # a label that names one function of the notebook
+                self.hung[label] = message
+            raise StudentFailure(message) from None
         except (ProtocolViolation, FrameTooLarge, codec.CodecError):
             self._kill()
             raise StudentFailure(f"While {label} ran, your code interfered with the grading process (it sent "

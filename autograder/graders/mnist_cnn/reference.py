@@ -22,7 +22,7 @@ MNIST_MEAN, MNIST_STD = data.MNIST_MEAN[0], data.MNIST_STD[0]
 
 # Noise only, no shift: at this training budget a shift of one pixel costs the reference about 6 points
 # of accuracy (seed 0: 0.9345 -> 0.866-0.874 over three secrets), while noise of 0.03 or 0.1 costs
-# nothing measurable; noise alone already defeats exact and hashed lookups (tests/test_heldout.py).
+# nothing measurable; noise alone already defeats exact and hashed lookups (tests/judge/test_heldout.py).
 HELDOUT_DISGUISE = {"max_shift": 0, "noise": 0.1}
 
 DEVICE_ERRORS = ("is not on the expected device", "on the same device")

@@ -129,6 +129,32 @@ def test_infinite_loop_in_a_function_costs_only_its_task(reference):
     assert "did not finish within 3 s" in report.by_task["minibatches"].output
 
 
+def test_a_function_that_hung_fails_its_later_checks_at_once(reference):
+    """minibatches never returns: its first check waits out the limit, every later check of it fails at once with
+    the same message, and the process is restarted once (before, each of its 4 checks waited the limit and
+    restarted the process: 4 restarts, every one a grading allows, so one more hang anywhere would have failed
+    every remaining check)."""
+    from autograder.sandbox.student import SandboxStudent
+
+    nb = edit_solution(reference, "minibatches", "n = len(X)", "while True:\n        pass")
+    restarts = []
+    original = SandboxStudent.close
+
+    def spy(self):
+        restarts.append(self.restarts)
+        original(self)
+
+    SandboxStudent.close = spy
+    try:
+        report = grade(nb, limits=Limits(call_timeout=3))
+    finally:
+        SandboxStudent.close = original
+    assert report.failed_tasks() == {"minibatches"}, report.failed_tasks()
+    assert report.by_task["minibatches"].feedback == ["`minibatches` did not finish within 3 s and was stopped "
+                                                      "(an endless loop, or far too much work?)."]
+    assert restarts == [1], restarts
+
+
 def test_all_checks_of_a_grading_share_one_time_budget(reference):
     """Hanging functions everywhere cannot hold a grading slot for minutes: the budget bounds the whole."""
     import time

@@ -6,7 +6,7 @@ import pytest
 from tests.classes import A, cli, mixed_class, write_class
 from tests.hostile import THIEF
 from tests.notebooks import append_cell, release_notebook
-from tests.test_batch import read_csv, results_of
+from tests.classroom.test_batch import read_csv, results_of
 
 distributed = pytest.importorskip("distributed")
 

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from tests.jupyter import STARTUP_S, jupyter_server
-from tests.test_jupyterlab import CHROMIUM, CHROMIUM_ARGS
+from tests.student.test_jupyterlab import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [
     pytest.mark.browser,

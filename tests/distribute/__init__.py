@@ -1,0 +1,1 @@
+"""What leaves the course folder: student bundles, hosted packages (Gradescope, GitHub Classroom), data."""

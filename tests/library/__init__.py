@@ -1,0 +1,1 @@
+"""The course library students import: data sets, devices, models."""

@@ -1,0 +1,1 @@
+"""What a student touches: Validate, and JupyterLab in a browser."""
