@@ -1,6 +1,14 @@
 """Plotting helpers: training curves from a history, kept apart from training code."""
 
 
+def _epoch_axis(ax):
+    """Label the x axis "epoch", with ticks on whole epochs only (no 1.25, 1.5, ...)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def plot_history(history, keys=None, ax=None, title=None):
     """Plot the history returned by ``fit`` (one line per key against "epoch"); returns the axes."""
     import matplotlib.pyplot as plt
@@ -12,7 +20,7 @@ def plot_history(history, keys=None, ax=None, title=None):
         values = history.get(key)
         if values:
             ax.plot(epochs[: len(values)], values, marker="o", label=key)
-    ax.set_xlabel("epoch")
+    _epoch_axis(ax)
     if title:
         ax.set_title(title)
     ax.legend()
@@ -28,7 +36,7 @@ def plot_histories(histories, key, ax=None, title=None):
         _, ax = plt.subplots(figsize=(5, 3.5))
     for label, history in histories.items():
         ax.plot(history["epoch"], history[key], marker="o", label=label)
-    ax.set_xlabel("epoch")
+    _epoch_axis(ax)
     ax.set_ylabel(key)
     if title:
         ax.set_title(title)
