@@ -203,7 +203,8 @@ def write_bundle(assignment, dest=None, root=ROOT):
         title=title or assignment, assignment=assignment, notebook=names[0], library_note=library_note,
         first_task=tasks[0][0] if tasks else "name",
         data_note=DATA_NOTE.format(what=" and ".join(data)) if data else "",
-        task_rows="\n".join(f"| `{task}` | {points:g} |" for task, points in tasks))
+        task_rows="\n".join(f"| `{task}` | {points:g} |" for task, points in tasks),
+        torch_pins=" ".join(d for d in DEPENDENCIES if d.split("==")[0] in ("torch", "torchvision")))
     with open(os.path.join(dest, "README.md"), "w", encoding="utf-8") as handle:
         handle.write(readme)
     return dest

@@ -99,6 +99,9 @@ def test_bundle_holds_the_notebook_library_project_and_readme(bundles, assignmen
     readme = open(os.path.join(folder, "README.md")).read()
     for step in (f"jupyter lab {notebook}", f"nbgrader validate {notebook}", "pip install -e .", "Submit"):
         assert step in readme, step
+    pins = " ".join(d for d in DEPENDENCIES if d.startswith(("torch==", "torchvision==")))
+    assert f"pip install {pins} --index-url https://download.pytorch.org/whl/cpu" in readme, "the CPU-only build"
+    assert "Use that environment" in readme, "how to reuse one environment for every lesson"
 
 
 # Lines of later answers that a library tool shares, each with why it gives no answer away.
