@@ -1,5 +1,8 @@
 """Tasks (gradable units) and the registry of assignments and their grader packages."""
 import importlib
+import os
+import pkgutil
+import tomllib
 from dataclasses import dataclass
 
 # assignment id -> grader package (autograder/graders/<lesson>/)
@@ -34,12 +37,10 @@ class Assignment:
     @property
     def path(self):
         """The grader package's folder, which pytest collects."""
-        import os
         return os.path.dirname(self.module.__file__)
 
     def grader_modules(self):
         """The package's check modules (``test_<task>.py``), imported."""
-        import pkgutil
         return [importlib.import_module(f"{self.module.__name__}.{info.name}")
                 for info in pkgutil.iter_modules([self.path]) if info.name.startswith("test_")]
 
@@ -54,9 +55,6 @@ def read_tasks(package_file):
     """(assignment id, [Task], contract, written_in) from the ``tasks.toml`` beside a grader package's
     ``__init__.py``: contract is {task id: {requirement: check name(s) or "not enforced: why"}}, written_in
     {task id: the task whose solution cell holds its code}."""
-    import os
-    import tomllib
-
     with open(os.path.join(os.path.dirname(package_file), "tasks.toml"), "rb") as handle:
         table = tomllib.load(handle)
     tasks = [Task(entry["id"], entry["points"], entry["title"]) for entry in table["task"]]

@@ -139,9 +139,11 @@ def handle(namespace, request, student_dirs=(), hidden_modules=()):
 class Pristine:
     """A snapshot of what the notebook could monkeypatch, and how to put it back."""
 
+    # the engine's own modules beside the student's code, the probe helpers included
+    ENGINE = ("autograder.sandbox.inside.worker", "autograder.sandbox.inside.codec",
+              "autograder.sandbox.inside.channel", "autograder.sandbox.inside.probing")
     MODULES = ("builtins", "torch", "torch.nn", "torch.nn.functional", "torch.nn.init", "torch.autograd",
-               "torch.optim", "torch.utils.data", "math", "json", "struct", "os", "sys", "io",
-               "autograder", "autograder.sandbox.inside.worker", "autograder.sandbox.inside.codec", "autograder.sandbox.inside.channel")
+               "torch.optim", "torch.utils.data", "math", "json", "struct", "os", "sys", "io", "autograder") + ENGINE
 
     def __init__(self):
         import torch
@@ -152,7 +154,8 @@ class Pristine:
         classes = [torch.Tensor, torch.nn.Module, torch.nn.Parameter, torch.optim.Optimizer,
                    torch.utils.data.DataLoader, torch.Generator, torch.device, torch.dtype]
         # the engine's own classes (this one included): a replaced method would run in every probe
-        for name in ("autograder.sandbox.inside.worker", "autograder.sandbox.inside.codec", "autograder.sandbox.inside.channel"):
+        engine = [name for name in self.ENGINE if name in self.modules]
+        for name in engine:
             classes += [v for v in vars(self.modules[name]).values()
                         if isinstance(v, type) and v.__module__ == name]
         self.classes = {}
@@ -162,7 +165,7 @@ class Pristine:
             except TypeError:
                 pass
         self.functions = []
-        for name in ("autograder.sandbox.inside.worker", "autograder.sandbox.inside.codec", "autograder.sandbox.inside.channel"):
+        for name in engine:
             for value in vars(self.modules[name]).values():
                 for fn in [value] + ([v for v in vars(value).values()] if isinstance(value, type) else []):
                     if hasattr(fn, "__code__"):
@@ -367,7 +370,7 @@ def load_runtime(threads=1):
         import IPython.core.inputtransformer2  # noqa: F401 - loaded before the notebook runs
     except ImportError:
         pass
-    from autograder.sandbox.inside import codec  # noqa: F401
+    from autograder.sandbox.inside import codec, probing  # noqa: F401 - probing: imported by probes in every fork
     try:
         from autograder.sandbox.inside import syscalls
         syscalls.available()      # loads libseccomp once (a warm box's gradings then only build the filter)
