@@ -19,7 +19,7 @@ G = lesson("logistic_regression")
 from course.datasets import minibatches
 from course.linear_regression import linreg, sgd
 from course.logistic_regression import bce_with_logits, sigmoid, train_logreg, train_logreg_fast
-from course.training import fit
+from course.trainer import fit
 
 
 def summary(name, values):

@@ -3,7 +3,7 @@
 For each run (the graders' set-up: lesson-01 regression data, 200 training / 100 validation samples,
 batches of 30 (the last ones of 20 and 10), 3 epochs of SGD with momentum 0.5 on nn.Linear(2, 1)) it measures:
 - how far a plain training loop (batch-size-weighted mean of batch losses via .item(), validation on the
-  same batches in eval mode without gradients) lands from ``course.training.fit`` (the graders' rerun):
+  same batches in eval mode without gradients) lands from ``course.trainer.fit`` (the graders' rerun):
   the correct-variant spread;
 - how far the nearest wrong variants land: the last batch's loss logged instead of the epoch mean, and
   the unweighted mean of the batch losses;

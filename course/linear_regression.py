@@ -6,7 +6,7 @@ Conventions (reused by later lessons):
   before ``backward()``, and ``sgd(params, lr, batch_size)`` divides by the batch size, so the step
   follows the gradient of the batch's *mean* loss;
 - training functions return a history dict ``{"epoch": [...], "train_loss": [...]}`` (see
-  ``course.training.fit``), so ``course.plotting.plot_history`` can draw it.
+  ``course.trainer.fit``), so ``course.plotting.plot_history`` can draw it.
 """
 import torch
 from torch import nn

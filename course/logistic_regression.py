@@ -12,7 +12,7 @@ from torch import nn
 
 from course.datasets import minibatches
 from course.linear_regression import linreg, sgd
-from course.training import fit
+from course.trainer import fit
 
 
 def sigmoid(z):

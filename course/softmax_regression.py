@@ -90,12 +90,12 @@ def train_softmax_fast(X, y, num_classes, lr, num_epochs, batch_size, device=Non
     """Train ``softmax_net`` with ``nn.CrossEntropyLoss`` and ``optim.SGD`` on ``device``; return (net, history).
 
     X: (n, d) float32; y: (n,) int64. ``device=None`` picks CUDA when available, else the CPU; the
-    returned net lives on that device. History as returned by ``course.training.fit``.
+    returned net lives on that device. History as returned by ``course.trainer.fit``.
     """
     from torch import nn
     from torch.utils.data import DataLoader, TensorDataset
 
-    from course.training import fit
+    from course.trainer import fit
 
     if device is None:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

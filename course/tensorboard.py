@@ -39,7 +39,7 @@ def log_parameters(writer, net, step):
 
 def train_logged(net, loss_fn, optimizer, train_iter, num_epochs, writer, valid_iter=None):
     """``fit`` with loss/train (and loss/valid) logged after every epoch; returns the history."""
-    from course.training import fit
+    from course.trainer import fit
 
     return fit(net, loss_fn, optimizer, train_iter, num_epochs, valid_iter=valid_iter,
                callbacks=[TensorBoardCallback(writer)], progress=False)

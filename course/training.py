@@ -1,4 +1,9 @@
-"""Training and evaluation helpers shared by the lessons: accuracy, loss_batch, evaluate, fit.
+"""The device-side training loop of lesson 06: accuracy, loss_batch, evaluate, fit.
+
+On a GPU, work is queued and the CPU runs ahead; ``.item()`` (or ``float()``, ``print``) makes the CPU wait
+until everything queued before it has finished. So nothing leaves the device inside a pass: ``accuracy``
+and ``loss_batch`` return 0-dim tensors (detached, so that no computation graph is kept), ``evaluate`` and
+``fit`` add them up as tensors and read each sum once, at the end of the pass, as a Python float.
 
 Vocabulary: ``net`` a model, ``loss_fn`` a loss taking ``(y_hat, y)``, ``X, y`` a batch,
 ``y_hat`` the model's output, ``train_iter`` / ``valid_iter`` iterables of ``(X, y)`` batches.
@@ -13,20 +18,20 @@ except ImportError:  # pragma: no cover - tqdm is a dependency, but keep trainin
 
 
 def accuracy(y_hat, y):
-    """Fraction of rows whose highest score is the true class.
+    """Fraction of rows whose highest score is the true class, as a 0-dim float tensor on y_hat's device.
 
     y_hat: (N, C) scores (logits, probabilities or log-probabilities); y: (N,) int64 class indices.
     """
     if y_hat.ndim != 2:
         raise ValueError(f"accuracy expects y_hat of shape (N, C), got {tuple(y_hat.shape)}")
-    y = y.reshape(-1)
-    return (y_hat.argmax(dim=1) == y).float().mean().item()
+    return (y_hat.argmax(dim=1) == y.reshape(-1)).float().mean()
 
 
 def loss_batch(net, loss_fn, X, y, optimizer=None, metric=None):
     """Loss (and metric) of one batch; takes an optimiser step when ``optimizer`` is given.
 
-    Returns (loss: float, n: int batch size, metric value: float or None).
+    Returns (loss: detached 0-dim tensor, n: int batch size, metric(y_hat, y) or None), the loss and metric
+    of the predictions before the step.
     """
     y_hat = net(X)
     loss = loss_fn(y_hat, y)
@@ -34,8 +39,8 @@ def loss_batch(net, loss_fn, X, y, optimizer=None, metric=None):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    value = metric(y_hat, y) if metric is not None else None
-    return loss.item(), len(X), value
+    value = metric(y_hat.detach(), y) if metric is not None else None
+    return loss.detach(), len(X), value
 
 
 def evaluate(net, loss_fn, data_iter, metric=None):
@@ -49,16 +54,16 @@ def evaluate(net, loss_fn, data_iter, metric=None):
     with torch.no_grad():
         for X, y in data_iter:
             loss, n, value = loss_batch(net, loss_fn, X, y, metric=metric)
-            total_loss += loss * n
+            total_loss = total_loss + loss * n
             total_n += n
             if value is not None:
-                total_metric += value * n
+                total_metric = total_metric + value * n
     net.train(was_training)
     if total_n == 0:
         raise ValueError("evaluate got an empty data_iter")
     return {
-        "loss": total_loss / total_n,
-        "metric": total_metric / total_n if metric is not None else None,
+        "loss": float(total_loss) / total_n,
+        "metric": float(total_metric) / total_n if metric is not None else None,
         "n": total_n,
     }
 
@@ -68,9 +73,9 @@ def fit(net, loss_fn, optimizer, train_iter, num_epochs, valid_iter=None, metric
     """Train ``net`` for ``num_epochs`` and return the history.
 
     History: dict of lists keyed "epoch", "train_loss" and, with ``valid_iter``, "valid_loss" and
-    (with ``metric``) "valid_metric". ``train_loss`` is the batch-size-weighted mean over the epoch.
-    Each callback is called as ``callback(epoch, record)`` after every epoch, where ``record`` is
-    that epoch's dict of values; use callbacks for logging (TensorBoard, printing).
+    (with ``metric``) "valid_metric", all Python numbers. ``train_loss`` is the batch-size-weighted mean over
+    the epoch, summed on the device and read once per epoch. Each callback is called as
+    ``callback(epoch, record)`` after every epoch, where ``record`` is that epoch's dict of values.
     """
     history = {"epoch": [], "train_loss": []}
     epochs = range(1, num_epochs + 1)
@@ -80,9 +85,9 @@ def fit(net, loss_fn, optimizer, train_iter, num_epochs, valid_iter=None, metric
         total_loss, total_n = 0.0, 0
         for X, y in train_iter:
             loss, n, _ = loss_batch(net, loss_fn, X, y, optimizer=optimizer)
-            total_loss += loss * n
+            total_loss = total_loss + loss * n
             total_n += n
-        record = {"epoch": epoch, "train_loss": total_loss / max(total_n, 1)}
+        record = {"epoch": epoch, "train_loss": float(total_loss) / max(total_n, 1)}
         if valid_iter is not None:
             result = evaluate(net, loss_fn, valid_iter, metric=metric)
             record["valid_loss"] = result["loss"]

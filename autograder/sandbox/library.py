@@ -22,9 +22,11 @@ LESSON_MODULES = {
 }
 ASSIGNMENTS = list(LESSON_MODULES)
 
-# Lessons 02-05 run the course's trainer (course.training: fit, evaluate, accuracy) as a finished tool
-# before lesson 06 has students write it; it is hidden only from 06 on (and while 06 is graded).
-TOOLS_BEFORE_THEIR_LESSON = {"training"}
+# Tools: modules that belong to no lesson and ship in every bundle although some of their names are also
+# names that a lesson has students write. course.trainer (accuracy, loss_batch, evaluate, fit, as Python
+# floats per batch) is the finished trainer of 02-05; 06 has students write the device-side loop
+# (course.training), whose graders fail the trainer's code (tests/distribute/test_bundles.py shows it).
+TOOLS = {"trainer"}
 
 STUB = ('raise ImportError("course.{module} holds the answers of {owner}, so it is not available while '
         '{assignment} is graded or worked on: write the code in your notebook.")\n')
@@ -38,8 +40,6 @@ def hidden_modules(assignment):
     hidden = {}
     for owner in ASSIGNMENTS[position:]:
         for module in LESSON_MODULES[owner]:
-            if owner != assignment and module in TOOLS_BEFORE_THEIR_LESSON:
-                continue
             hidden[module] = owner
     return hidden
 

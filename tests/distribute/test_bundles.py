@@ -11,11 +11,11 @@ import tomllib
 import pytest
 
 from autograder.distribute.bundle import DEPENDENCIES, write_bundle
-from autograder.sandbox.library import ASSIGNMENTS, LESSON_MODULES, STUB, TOOLS_BEFORE_THEIR_LESSON, hidden_modules
+from autograder.sandbox.library import ASSIGNMENTS, LESSON_MODULES, STUB, TOOLS, hidden_modules
 from autograder.judge.notebook import nbgrader_meta, read_notebook, source_of
 from autograder.judge.tasks import lesson_name
 from tests.jupyter import jupyter_server
-from tests.notebooks import ROOT, notebook_path
+from tests.notebooks import ROOT, find_cell, judge_in_process, notebook_path, replace_solution, source_notebook
 
 SOLUTION = re.compile(r"### BEGIN SOLUTION(.*?)### END SOLUTION", re.S)
 GRADER_TEXT = re.compile(r"BEGIN SOLUTION|END SOLUTION|HIDDEN TESTS|check_task|\b(from|import)\s+autograder\b")
@@ -112,6 +112,7 @@ SHARED_WITH_TOOLS = {
         "course.events lists scalar tags for its readers; read_scalars' keys and types are not there",
 }
 LESSON_MODULE_FILES = {f"course/{m}.py" for modules in LESSON_MODULES.values() for m in modules}
+TOOL_FILES = {f"course/{m}.py" for m in TOOLS}      # judged by behaviour: test_tools_answer_no_task_of_any_lesson
 
 
 def text_leaks(folder, assignment):
@@ -128,7 +129,7 @@ def text_leaks(folder, assignment):
         problems += [f"{rel} holds a solution line: {line}" for rel, text in texts.items()
                      if not rel.startswith("course" + os.sep) and line in text]
     shared = {rel: text for rel, text in texts.items()
-              if rel.startswith("course" + os.sep) and rel.replace(os.sep, "/") not in LESSON_MODULE_FILES}
+              if rel.startswith("course" + os.sep) and rel.replace(os.sep, "/") not in LESSON_MODULE_FILES | TOOL_FILES}
     for later in ASSIGNMENTS[ASSIGNMENTS.index(assignment):]:
         for line in solution_lines(later) - set(SHARED_WITH_TOOLS):
             problems += [f"{rel} holds {later}'s solution line: {line}" for rel, text in shared.items()
@@ -138,16 +139,15 @@ def text_leaks(folder, assignment):
 
 def name_leaks(folder, assignment):
     """Functions and classes of the bundle's library that this or a later assignment has students write
-    (course.training excepted where it is a finished tool: 02-05)."""
+    (tools excepted: test_tools_answer_no_task_of_any_lesson shows by their behaviour that they answer none)."""
     position = ASSIGNMENTS.index(assignment)
     graded = {name: later for later in ASSIGNMENTS[position:] for name in graded_names(later)}
     assert graded, "no graded names found: the check would be empty"
     library = os.path.join(folder, "course")
-    hidden = hidden_modules(assignment)
     problems = []
     for name in sorted(os.listdir(library)):
         module = name[:-3]
-        if not name.endswith(".py") or (module in TOOLS_BEFORE_THEIR_LESSON and module not in hidden):
+        if not name.endswith(".py") or module in TOOLS:
             continue
         with open(os.path.join(library, name), encoding="utf-8") as handle:
             shipped = top_level_names(handle.read()) & set(graded)
@@ -183,6 +183,74 @@ def test_known_leaks_are_caught(bundles, tmp_path):
         json.dump(nb, handle)
     problems = text_leaks(folder, "03-linear-regression")
     assert any("grader text" in p for p in problems) and any("holds a solution line" in p for p in problems)
+
+
+# A tool shares names with a lesson's answers (course.trainer: accuracy, loss_batch, evaluate, fit, as 06
+# asks for them) but not their behaviour. Shown by behaviour, not by names: every function and class of the
+# tool, pasted into the cell of every task that writes one of the same name, fails that task's graders.
+def _definitions(text):
+    """{name: source} of the top-level def and class statements of ``text``, with its import lines first."""
+    tree = ast.parse(text)
+    imports = "\n".join(ast.get_source_segment(text, node) for node in tree.body
+                        if isinstance(node, (ast.Import, ast.ImportFrom, ast.Try)))
+    return {node.name: imports + "\n\n\n" + ast.get_source_segment(text, node) for node in tree.body
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+
+
+def _solution_cells(assignment):
+    """[(task id of the cell, the tasks whose code it holds, the names it defines)] of ``assignment``."""
+    from autograder.judge.tasks import load_assignment
+
+    module = load_assignment(assignment).module
+    cells = []
+    for cell in source_notebook(assignment)["cells"]:
+        grade_id = nbgrader_meta(cell).get("grade_id", "")
+        if cell["cell_type"] == "code" and nbgrader_meta(cell).get("solution") and grade_id.endswith("_code"):
+            task = grade_id[:-len("_code")]
+            tasks = [task] + [t for t, home in module.CODE_WRITTEN_IN.items() if home == task]
+            cells.append((task, tasks, top_level_names(source_of(cell))))
+    return cells
+
+
+def tool_answers(text):
+    """[(assignment, task, names)] of the tasks whose graders a tool's source ``text`` passes, and the number of
+    tasks tried: its same-named definitions are appended to the reference solution's cell (so that they replace
+    its own and everything else stays correct), and each task of that cell is judged."""
+    definitions = _definitions(text)
+    passed, tried = [], 0
+    for assignment in ASSIGNMENTS:
+        reference = source_notebook(assignment)
+        for task, tasks, names in _solution_cells(assignment):
+            shared = sorted(names & set(definitions))
+            if not shared:
+                continue
+            head = definitions[shared[0]].split("\n\n\n")[0]
+            pasted = "\n\n\n".join(definitions[n].split("\n\n\n", 1)[1] for n in shared)
+            cell = source_of(find_cell(reference, f"{task}_code"))
+            nb = replace_solution(reference, task, f"{cell}\n\n\n{head}\n\n\n{pasted}\n")
+            for judged in tasks:
+                tried += 1
+                if not judge_in_process(nb, assignment, judged):
+                    passed.append((assignment, judged, shared))
+    return passed, tried
+
+
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+def test_tools_answer_no_task_of_any_lesson(bundles, tool):
+    texts = {a: open(os.path.join(folder, "course", tool + ".py"), encoding="utf-8").read()
+             for a, folder in bundles.items()}
+    assert len(set(texts.values())) == 1, f"course/{tool}.py differs between bundles"
+    passed, tried = tool_answers(next(iter(texts.values())))
+    assert tried, f"course/{tool}.py shares no name with any task: it need not be a tool"
+    assert passed == [], f"course/{tool}.py answers these tasks: {passed}"
+
+
+def test_a_tool_holding_an_answer_is_caught():
+    """06's finished loop (course.training) in place of the trainer would answer 06's three loop tasks."""
+    with open(os.path.join(ROOT, "course", "training.py"), encoding="utf-8") as handle:
+        passed, tried = tool_answers(handle.read())
+    assert {task for _, task, _ in passed} == {"loss_batch", "evaluate_loop", "fit_loop"}, passed
+    assert tried == 3
 
 
 # One interpreter visits every bundle folder as `python -c "import course..."` run there would (sys.path[0]

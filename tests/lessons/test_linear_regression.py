@@ -112,10 +112,10 @@ def train_linreg(w, b, X, y, lr, num_epochs, batch_size, net=linreg, loss=square
     return {"epoch": list(range(1, num_epochs + 1)), "train_loss": losses}
 ''',
     "train_linreg_fast": '''
-from course.training import fit
+from course.trainer import fit
 
 def train_linreg_fast(X, y, lr, num_epochs, batch_size, generator=None):
-    """nn.Sequential with its own initialisation, trained with course.training.fit."""
+    """nn.Sequential with its own initialisation, trained with course.trainer.fit."""
     net = nn.Sequential(nn.Linear(X.shape[1], 1))
     net[0].weight.data.normal_(0, 0.01)
     net[0].bias.data.fill_(0)

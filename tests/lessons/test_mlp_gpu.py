@@ -21,8 +21,8 @@ def evaluate(net, loss_fn, data_iter, metric=None):
             losses.append(loss * n)
             values.append(value)
             total_n += n
-    return {"loss": sum(losses) / total_n,
-            "metric": sum(values) / len(values) if metric is not None else None, "n": total_n}
+    return {"loss": float(sum(losses)) / total_n,
+            "metric": float(sum(values)) / len(values) if metric is not None else None, "n": total_n}
 '''
 
 GRAPH_KEEPING_FIT = '''
@@ -82,8 +82,8 @@ EARLIER = {
                         "to_device"),
     "always_cuda": ("device_helpers", ('return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")',
                                        'return torch.device("cuda")'), "no GPU was available"),
-    "loss_returned_as_tensor": ("loss_batch", ("return loss.item(), len(X), value", "return loss, len(X), value"),
-                                "Python float"),
+    "loss_kept_with_its_graph": ("loss_batch", ("return loss.detach(), len(X), value", "return loss, len(X), value"),
+                                 "computation graph"),
     "evaluate_without_eval_mode": ("evaluate_loop", ("    net.eval()\n", ""), "training mode"),
     "evaluate_with_gradients": ("evaluate_loop", ("with torch.no_grad():", "if True:"), "gradients enabled"),
     "accuracy_averaged_over_batches": ("evaluate_loop", UNWEIGHTED_EVALUATE, "without weighting"),
@@ -152,7 +152,7 @@ class DeviceDataLoader():
     "sum_based_accuracy": ("loss_batch", '''
 def accuracy(outputs, labels):
     _, preds = torch.max(outputs, dim=1)
-    return torch.sum(preds == labels).item() / len(preds)
+    return torch.sum(preds == labels) / len(preds)
 
 
 def loss_batch(net, loss_fn, X, y, optimizer=None, metric=None):
@@ -165,7 +165,7 @@ def loss_batch(net, loss_fn, X, y, optimizer=None, metric=None):
     metric_result = None
     if metric is not None:
         metric_result = metric(preds, y)
-    return loss.item(), len(X), metric_result
+    return loss.detach(), len(X), metric_result
 '''),
     "inference_mode_restoring_the_mode": ("evaluate_loop", '''
 def evaluate(net, loss_fn, data_iter, metric=None):
@@ -178,8 +178,8 @@ def evaluate(net, loss_fn, data_iter, metric=None):
             results.append(loss_batch(net, loss_fn, X, y, metric=metric))
     net.train(was_training)
     n = sum(r[1] for r in results)
-    loss = sum(r[0] * r[1] for r in results) / n
-    value = sum(r[2] * r[1] for r in results) / n if metric is not None else None
+    loss = sum(r[0] * r[1] for r in results).item() / n
+    value = sum(r[2] * r[1] for r in results).item() / n if metric is not None else None
     return {"loss": loss, "metric": value, "n": n}
 '''),
     "inline_loop_with_floats": ("fit_loop", '''
@@ -273,7 +273,7 @@ def evaluate(net, loss_fn, data_iter, metric=None):
             total_loss += loss * n
             total_acc += acc * n
             total_n += n
-    return {"loss": total_loss / total_n, "metric": total_acc / total_n if metric is not None else None,
+    return {"loss": float(total_loss) / total_n, "metric": float(total_acc) / total_n if metric is not None else None,
             "n": total_n}
 """
 
@@ -289,7 +289,7 @@ def fit(net, loss_fn, optimizer, train_iter, num_epochs, valid_iter=None, metric
             total_n += n
         result = evaluate(net, loss_fn, valid_iter, metric)
         history["epoch"].append(epoch)
-        history["train_loss"].append(total_loss / total_n)
+        history["train_loss"].append(float(total_loss) / total_n)
         history["valid_loss"].append(result["loss"])
         history["valid_metric"].append(result["metric"])
         print(f"Epoch [{epoch}/{num_epochs}], loss: {result['loss']:.4f}")
@@ -310,7 +310,7 @@ def fit(net, loss_fn, optimizer, train_iter, num_epochs, valid_iter=None, metric
             total_loss += loss * n
             total_n += n
         history["epoch"].append(epoch)
-        history["train_loss"].append(total_loss / total_n)
+        history["train_loss"].append(float(total_loss) / total_n)
         if valid_iter is not None:
             result = evaluate(net, loss_fn, valid_iter, metric)
             history["valid_loss"].append(result["loss"])
@@ -325,7 +325,7 @@ def fit(net, loss_fn, optimizer, train_iter, num_epochs, valid_iter=None, metric
         net.train()
         losses = [loss_batch(net, loss_fn, X, y, optimizer=optimizer)[0] for X, y in train_iter]
         history["epoch"].append(epoch)
-        history["train_loss"].append(sum(losses) / len(losses))
+        history["train_loss"].append(float(sum(losses)) / len(losses))
         if valid_iter is not None:
             result = evaluate(net, loss_fn, valid_iter, metric)
             history["valid_loss"].append(result["loss"])
@@ -501,7 +501,7 @@ def fit(net, loss_fn, optimizer, train_iter, num_epochs, valid_iter=None, metric
             total_loss += loss * n
             total_n += n
         history["epoch"].append(epoch)
-        history["train_loss"].append(total_loss / total_n)
+        history["train_loss"].append(float(total_loss) / total_n)
         if valid_iter is not None:
             result = evaluate(net, loss_fn, valid_iter, metric)
             history["valid_loss"].append(result["loss"])
@@ -514,7 +514,7 @@ GROUPS = {
         "device_as_string": ("device_helpers", (
             'return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")',
             'return "cuda" if torch.cuda.is_available() else "cpu"'), "torch.device"),
-        "accuracy_returns_a_tensor": ("loss_batch", JOVIAN_ACCURACY, "Python float"),
+        "loss_read_with_item": ("loss_batch", JOVIAN_ACCURACY, "detached 0-dim tensor"),
         "evaluate_returns_a_tuple": ("evaluate_loop", JOVIAN_TUPLE_EVALUATE, "dict"),
         "epochs_counted_from_zero": ("fit_loop", (
             "epochs = range(1, num_epochs + 1)\n    for epoch in (tqdm(epochs, desc=\"epochs\") if progress else epochs):",
@@ -599,7 +599,7 @@ GROUPS = {
                                            "epochs = torch.arange(1, num_epochs + 1)"), "history['epoch']"),
     },
     "earlier_bank_a": {name: EARLIER[name] for name in (
-        "softmax_before_cross_entropy", "batch_to_device_discarded", "loss_returned_as_tensor",
+        "softmax_before_cross_entropy", "batch_to_device_discarded", "loss_kept_with_its_graph",
         "evaluate_without_eval_mode", "fit_never_back_to_train_mode")},
     "earlier_bank_b": {name: EARLIER[name] for name in (
         "layers_created_in_forward", "hard_coded_cuda", "evaluate_with_gradients",
@@ -661,11 +661,8 @@ class DeviceDataLoader:
         return len(self.dl)
 """,
     "loss_batch": """
-import numpy as np
-
-
 def accuracy(y_hat, y):
-    return np.mean((y_hat.argmax(dim=1) == y).numpy())
+    return torch.eq(y_hat.argmax(dim=1), y).sum() / y.numel()
 
 
 def loss_batch(net, loss_fn, X, y, optimizer=None, metric=None):
@@ -675,7 +672,7 @@ def loss_batch(net, loss_fn, X, y, optimizer=None, metric=None):
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-    return loss.item(), y.shape[0], None if metric is None else metric(y_hat, y)
+    return loss.data, y.shape[0], None if metric is None else metric(y_hat, y)
 """,
     "evaluate_loop": """
 import numpy as np
@@ -705,7 +702,7 @@ def fit(net, loss_fn, optimizer, train_iter, num_epochs, valid_iter=None, metric
         results = [loss_batch(net, loss_fn, X, y, optimizer=optimizer) for X, y in batches]
         losses, nums, _ = zip(*results)
         history["epoch"].append(epoch + 1)
-        history["train_loss"].append(sum(l * n for l, n in zip(losses, nums)) / sum(nums))
+        history["train_loss"].append(float(sum(l * n for l, n in zip(losses, nums))) / sum(nums))
         if valid_iter is not None:
             result = evaluate(net, loss_fn, valid_iter, metric)
             history.setdefault("valid_loss", []).append(result["loss"])
@@ -855,6 +852,19 @@ def init_weights(m):
 }
 
 
+# The device-side loop: every number read back to Python at every batch, or never (types of what is returned).
+SINGLE_TASK_MISTAKES.update({
+    "loss_read_with_item": ("loss_batch", ("return loss.detach(), len(X), value", "return loss.item(), len(X), value"),
+                            "detached 0-dim tensor"),
+    "accuracy_read_with_item": ("loss_batch", ("return (y_hat.argmax(dim=1) == y).float().mean()",
+                                               "return (y_hat.argmax(dim=1) == y).float().mean().item()"),
+                                "return the 0-dim tensor itself"),
+    "evaluate_returns_the_sums_as_tensors": ("evaluate_loop", ('"loss": float(total_loss) / total_n',
+                                                               '"loss": total_loss / total_n'), "read the sum once"),
+    "fit_stores_tensors": ("fit_loop", ('history["train_loss"].append(float(total_loss) / total_n)',
+                                        'history["train_loss"].append(total_loss / total_n)'),
+                           "read each epoch's sum once"),
+})
 SINGLE_TASK_MISTAKES["detached_loss"] = ("mnist_mlp", (
     "loss_fn = F.cross_entropy",
     "def loss_fn(y_hat, y):\n    return F.cross_entropy(y_hat, y).detach().requires_grad_()"), "detached")
@@ -917,7 +927,7 @@ def fit(net, loss_fn, optimizer, train_iter, num_epochs, valid_iter=None, metric
             sums[0] += loss * n
             sums[1] += n
         history.setdefault("epoch", []).append(epoch)
-        history.setdefault("train_loss", []).append(sums[0] / sums[1])
+        history.setdefault("train_loss", []).append(float(sums[0]) / sums[1])
         if valid_iter is not None:
             result = evaluate(net, loss_fn, valid_iter, metric=metric)
             history.setdefault("valid_loss", []).append(result["loss"])

@@ -293,7 +293,7 @@ def test_library_training_reaches_high_accuracy_on_blobs(one_thread):
 
     from course.datasets import make_blobs
     from course.softmax_regression import init_softmax_params, softmax_regression, train_softmax, train_softmax_fast
-    from course.training import accuracy
+    from course.trainer import accuracy
 
     centers = torch.tensor([[3.0, 0.0], [-3.0, 0.0], [0.0, 3.0]])
     X, y = make_blobs(100, centers, seed=0)

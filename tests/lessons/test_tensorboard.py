@@ -427,7 +427,7 @@ def test_course_callback_logs_fit_and_readers_agree(tmp_path):
     from course.datasets import make_regression
     from course.tensorboard import (TensorBoardCallback, log_history, log_parameters, read_hparams,
                                     read_histograms, read_scalars, scalar_curves)
-    from course.training import fit
+    from course.trainer import fit
 
     X, y = make_regression(torch.tensor([2.0, -3.4]), 4.2, 100, seed=0)
     batches = [(X[i:i + 20], y[i:i + 20]) for i in range(0, 100, 20)]

@@ -211,6 +211,29 @@ def test_mlp_with_course_training_helpers():
     assert evaluate(net, loss_fn, loader, accuracy)["n"] == 64
 
 
+def test_device_side_loop_trains_like_the_trainer():
+    """course.training (06's loop: sums on the device, read once per pass) and course.trainer (02-05's: a float
+    per batch) give the same history to 1e-5 from the same start; only what a batch returns differs."""
+    from course import trainer, training
+
+    X, y = torch.randn(70, 1, 28, 28), torch.randint(0, 10, (70,))
+    loader = DataLoader(TensorDataset(X, y), batch_size=16)
+    histories = []
+    for module in (trainer, training):
+        torch.manual_seed(0)
+        net = MnistModel()
+        histories.append(module.fit(net, loss_fn, torch.optim.SGD(net.parameters(), lr=0.1), loader, 3, loader,
+                                    module.accuracy, progress=False))
+    assert histories[0].keys() == histories[1].keys()
+    for key in histories[0]:
+        assert all(isinstance(v, (int, float)) for v in histories[1][key]), key
+        assert torch.allclose(torch.tensor(histories[0][key], dtype=torch.float64),
+                              torch.tensor(histories[1][key], dtype=torch.float64), rtol=1e-5, atol=1e-6), key
+    loss, n, value = training.loss_batch(net, loss_fn, X[:5], y[:5], metric=training.accuracy)
+    assert loss.ndim == 0 and not loss.requires_grad and n == 5 and value.ndim == 0
+    assert isinstance(trainer.loss_batch(net, loss_fn, X[:5], y[:5])[0], float)
+
+
 # ------------------------------------------------------------------------------------------- CUDA
 @pytest.mark.cuda
 @needs_cuda

@@ -26,7 +26,7 @@ def _view_probe(ns, paths):
     import importlib
     import os
     out = {"exists": {p: os.path.exists(p) for p in paths}, "uid": os.getuid(), "cwd": os.getcwd()}
-    for module in ("course.datasets", "course.training", "course.tensorboard", "course.data"):
+    for module in ("course.datasets", "course.trainer", "course.training", "course.tensorboard", "course.data"):
         try:
             importlib.import_module(module)
             out[module] = "ok"
@@ -59,7 +59,8 @@ def test_bwrap_is_the_tier_here_and_hides_everything_but_the_runtime():
     assert out["uid"] == 65534 and out["cwd"] == isolation.SANDBOX_HOME
     assert out["runtime_writable"] is False
     assert out["course.datasets"] == "ok"                      # an earlier lesson's finished code
-    assert out["course.training"] == "ok"                      # the course's trainer, a tool before lesson 06
+    assert out["course.trainer"] == "ok"                       # the course's trainer, a tool of 02-05
+    assert "holds the answers of 06-mlp-gpu" in out["course.training"]     # 06's device-side loop
     assert "not available while 02-tensorboard is graded" in out["course.tensorboard"]
 
 

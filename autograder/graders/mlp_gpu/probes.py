@@ -215,7 +215,9 @@ def probe_loss_batch(ns, start, X, y, scores, labels, lr):
 
     def returned(result):
         items = [raw(r) for r in result] if isinstance(result, (tuple, list)) else None
-        return {"type": type(result).__name__, "items": items}
+        graphs = ([type(r.grad_fn).__name__ if isinstance(r, torch.Tensor) and r.grad_fn is not None else None
+                   for r in result] if items is not None else None)          # the graph a returned tensor keeps
+        return {"type": type(result).__name__, "items": items, "graphs": graphs}
 
     out = {"acc_logits": raw(accuracy(scores, labels)),
            "acc_logprobs": raw(accuracy(F.log_softmax(scores, dim=1), labels)),
@@ -226,7 +228,7 @@ def probe_loss_batch(ns, start, X, y, scores, labels, lr):
         return F.multi_margin_loss(y_hat, y)
 
     def true_class_prob(y_hat, y):
-        return y_hat.softmax(dim=1)[torch.arange(len(y)), y].mean().item()
+        return y_hat.softmax(dim=1)[torch.arange(len(y)), y].mean()
 
     net = torch.nn.Linear(4, 3)
     net.load_state_dict(start)
@@ -245,7 +247,8 @@ def probe_evaluate(ns, start, batches, table, p):
     linear layer holds the judge's ``start`` and is followed by dropout(p); it keeps every input and output.
 
     loss_batch is replaced for the call by a stand-in that runs the model on the batch and returns the judge's
-    numbers for that batch (``table``; NaN for a loss or metric other than the ones evaluate is given).
+    numbers for that batch as 0-dim tensors, as loss_batch does (``table``; NaN for a loss or metric other than
+    the ones evaluate is given).
     Returned: evaluate's results, every (input, output) of the model, and the weight's gradient after a
     backward through each output (None where the output has no graph).
     """
@@ -270,7 +273,7 @@ def probe_evaluate(ns, start, batches, table, p):
         return F.multi_margin_loss(y_hat, y)
 
     def true_class_prob(y_hat, y):
-        return y_hat.softmax(dim=1)[torch.arange(len(y)), y].mean().item()
+        return y_hat.softmax(dim=1)[torch.arange(len(y)), y].mean()
 
     nan = float("nan")
 
@@ -278,8 +281,8 @@ def probe_evaluate(ns, start, batches, table, p):
         net(X)
         rows = [row for (a, _), row in zip(batches, table) if a.shape == X.shape and torch.equal(a, X)]
         row = rows[0] if rows else {"loss": nan, "n": len(X), "metric": nan}
-        given = None if metric is None else row["metric"] if metric is true_class_prob else nan
-        return (row["loss"] if loss_fn is margin_loss else nan), row["n"], given
+        given = None if metric is None else torch.tensor(row["metric"] if metric is true_class_prob else nan)
+        return torch.tensor(row["loss"] if loss_fn is margin_loss else nan), row["n"], given
 
     def plain(result):
         if not isinstance(result, dict):
@@ -321,9 +324,9 @@ def probe_fit(ns, start, train_batches, valid_batches, train_table, valid_table,
     state_dict after each (batch-norm statistics included).
 
     loss_batch and evaluate are replaced for the call by stand-ins: loss_batch runs the model and the optimiser
-    step it is given and returns the judge's numbers for its k-th call (``train_table``); evaluate puts the
-    model in eval mode and returns the judge's numbers for its k-th call (``valid_table``); both give NaN
-    for a loss or metric other than the ones fit is given.
+    step it is given and returns the judge's numbers for its k-th call as 0-dim tensors (``train_table``);
+    evaluate puts the model in eval mode and returns the judge's numbers for its k-th call as Python floats
+    (``valid_table``); both give NaN for a loss or metric other than the ones fit is given.
     """
     import torch
     import torch.nn.functional as F
@@ -334,7 +337,7 @@ def probe_fit(ns, start, train_batches, valid_batches, train_table, valid_table,
         return F.multi_margin_loss(y_hat, y)
 
     def true_class_prob(y_hat, y):
-        return y_hat.softmax(dim=1)[torch.arange(len(y)), y].mean().item()
+        return y_hat.softmax(dim=1)[torch.arange(len(y)), y].mean()
 
     nan = float("nan")
 
@@ -349,7 +352,8 @@ def probe_fit(ns, start, train_batches, valid_batches, train_table, valid_table,
                 optimizer.zero_grad()
                 objective.backward()
                 optimizer.step()
-            return (row["loss"] if loss_fn is margin_loss else nan), row["n"], (None if metric is None else nan)
+            loss = torch.tensor(row["loss"] if loss_fn is margin_loss else nan)
+            return loss, row["n"], (None if metric is None else torch.tensor(nan))
 
         def table_evaluate(net, loss_fn, data_iter, metric=None):
             net.eval()                                     # left in eval mode, as evaluate may: fit switches back

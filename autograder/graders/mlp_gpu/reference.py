@@ -88,7 +88,7 @@ def _margin_loss(y_hat, y):
 
 
 def _true_class_prob(y_hat, y):
-    """The metric given to loss_batch, evaluate and fit (not accuracy)."""
+    """The metric given to loss_batch, evaluate and fit (not accuracy), as a Python float."""
     return y_hat.softmax(dim=1)[torch.arange(len(y)), y].mean().item()
 
 ACCURACY_SCORES = torch.tensor([[2.0, 1.0, 0.0, -1.0], [0.0, 3.0, 1.0, 0.5], [0.1, 0.2, 0.3, 0.4],

@@ -66,8 +66,9 @@ def test_evaluate_weighted_means(evaluate_out, evaluate_case):
     expect(n["value"] == 23, f"evaluate returned n = {n['value']:g} for 23 examples in batches of 10, 10 and 3.")
     loss = _describe(result["loss"])
     expect(loss["kind"] in ("float", "int"),
-           f"evaluate's 'loss' should be a Python number (a mean of the floats loss_batch returns), not "
-           f"{'a tensor' if loss['kind'].startswith('tensor') else 'a ' + loss['type']}.")
+           f"evaluate's 'loss' should be a Python number, not "
+           f"{'a tensor' if loss['kind'].startswith('tensor') else 'a ' + loss['type']}: add up the tensors "
+           "loss_batch returns and read the sum once, after the loop (float(total) or total.item()).")
     expect(loss["value"] == loss["value"],
            "evaluate's 'loss' does not come from the loss_fn it is given (here not cross-entropy): pass it on "
            "to loss_batch.")
@@ -79,7 +80,8 @@ def test_evaluate_weighted_means(evaluate_out, evaluate_case):
     metric = _describe(result["metric"])
     expect(metric["kind"] in ("float", "int"),
            f"evaluate's 'metric' should be a Python number when a metric is given, not "
-           f"{'a tensor' if metric['kind'].startswith('tensor') else 'None' if metric['kind'] == 'none' else 'a ' + metric['type']}.")
+           f"{'a tensor' if metric['kind'].startswith('tensor') else 'None' if metric['kind'] == 'none' else 'a ' + metric['type']}"
+           ": read the sum once, after the loop (float(total) or total.item()).")
     expect(metric["value"] == metric["value"],
            "evaluate's 'metric' does not come from the metric it is given (here not accuracy): pass that metric "
            "on to loss_batch.")

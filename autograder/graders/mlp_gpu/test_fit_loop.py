@@ -90,8 +90,8 @@ def _check_history(history, expected, keys, call):
         items = [_describe(i) for i in entry["items"]]
         for item in items:
             if item["kind"].startswith("tensor"):
-                fail(f"history['{key}'] holds tensors: store Python floats (loss.item()); a loss tensor kept in the "
-                     "history keeps its whole computation graph alive.")
+                fail(f"history['{key}'] holds tensors: read each epoch's sum once, as a Python float (float(total) "
+                     "or total.item()); a tensor kept in the history may also keep a whole computation graph alive.")
             expect(item["kind"] in ("float", "int"), f"history['{key}'] should hold Python numbers, not "
                    f"{'None' if item['kind'] == 'none' else 'a ' + item['type']}.")
         got = [i["value"] for i in items]

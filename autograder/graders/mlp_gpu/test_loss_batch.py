@@ -55,9 +55,12 @@ def test_accuracy_values(loss_batch_out):
                             ("acc_probs", 0.8, "probabilities with 4 of 5 rows correct"),
                             ("acc_single", 0.0, "a single row that is wrong")):
         value = _describe(out[key])
-        expect(value["kind"] == "float",
-               f"accuracy(y_hat, y) should return a Python float (use .item()); for {what} it returned "
-               f"{'a tensor' if value['kind'].startswith('tensor') else 'a ' + value['type']}.")
+        expect(value["kind"] != "float" and value["kind"] != "int",
+               f"accuracy(y_hat, y) returned a Python number for {what}: return the 0-dim tensor itself (drop "
+               ".item()), so that evaluate adds it up on the model's device and reads the sum once.")
+        expect(value["kind"] == "tensor",
+               f"accuracy(y_hat, y) should return a 0-dim float tensor (the fraction of correct rows); for {what} "
+               f"it returned {'an integer tensor' if value['kind'] == 'tensor-int' else 'a ' + value['type']}.")
         expect_close(value["value"], want, f"accuracy(y_hat, y) for {what}", rtol=0, atol=1e-6)
 
 
@@ -65,10 +68,15 @@ def test_accuracy_values(loss_batch_out):
 def test_loss_batch_without_optimizer(loss_batch_out, loss_batch_case):
     out, case = loss_batch_out, loss_batch_case
     loss, n, value = _triple(out["plain"], "loss_batch")
-    expect(loss["kind"] in ("float", "int"),
-           f"loss_batch should return the loss as a Python float (loss.item()), not "
-           f"{'a tensor' if loss['kind'].startswith('tensor') else 'a ' + loss['type']}: a tensor keeps its "
-           "computation graph alive for as long as it is stored.")
+    expect(loss["kind"] not in ("float", "int"),
+           "loss_batch should return the loss as a detached 0-dim tensor (loss.detach()), not a Python number: "
+           "loss.item() makes the CPU wait for the GPU at every batch, while evaluate and fit can add the "
+           "tensors up on the device and read the sum once.")
+    expect(loss["kind"] == "tensor", f"loss_batch should return the loss as a detached 0-dim tensor "
+           f"(loss.detach()); it returned {'an integer tensor' if loss['kind'] == 'tensor-int' else 'a ' + loss['type']}.")
+    expect(out["plain"]["graphs"][0] is None,
+           "loss_batch returned the loss with its computation graph (requires_grad=True): return loss.detach(), "
+           "or the graph of every batch stays alive for as long as the loss is stored.")
     expect(n["kind"] in ("int", "tensor-int") and n["value"] == 6,
            f"loss_batch should return n = 6 (the batch size) for a batch of 6 examples; it returned "
            f"{number(n, 'a value')}.")

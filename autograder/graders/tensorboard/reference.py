@@ -89,11 +89,11 @@ def _net_for(state, ignore=None):
 
 def rerun(X_train, y_train, X_valid, y_valid, state, lr, num_epochs, momentum=0.0, valid=True, ignore=None,
            loss_fn=None):
-    """The reference run: course.training.fit on the same batches and initial weights (mean squared error
+    """The reference run: course.trainer.fit on the same batches and initial weights (mean squared error
     unless another ``loss_fn`` is given)."""
     from torch import nn
 
-    from course.training import fit
+    from course.trainer import fit
 
     net = _net_for(state, ignore)
     optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
