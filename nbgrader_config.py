@@ -44,6 +44,9 @@ c.CourseDirectory.release_directory = "release"
 # COURSE_EXCHANGE_DIR (e.g. /srv/nbgrader/exchange, mode 777) where instructors and students run nbgrader.
 # Without it the course's own exchange/ folder (git-ignored) serves, for one machine.
 c.Exchange.root = os.environ.get("COURSE_EXCHANGE_DIR") or os.path.join(HERE, "exchange")
+# release_assignment carries the course library each lesson may import (earlier lessons' finished code, its own
+# and later answers stubbed) next to the notebook, so a notebook fetched on a JupyterHub imports `course` as it is.
+c.ExchangeFactory.release_assignment = "autograder.classroom.exchange.ReleaseWithLibrary"
 # Nothing of the graders, caches or checkpoints may ever be copied into a student release.
 c.CourseDirectory.ignore = [
     ".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "autograder", "graders", "conftest.py",
@@ -66,7 +69,10 @@ c.OverwriteCells.add_missing_cells = True
 c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"(Warning|warn\(|UserWarning|DeprecationWarning|FutureWarning|dropout2d)"
 # Feedback must not show the hidden tests.
-c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+# Feedback pages draw their math as MathML (no MathJax from a CDN: they read the same offline).
+from autograder.classroom.feedback_math import MathAsMathML  # noqa: E402
+
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, MathAsMathML, CSSHTMLHeaderPreprocessor]
 # Feedback lists each grade cell under its task's name (nbgrader's own page says "Test cell"). Set for the
 # exporter of GenerateFeedback only (traitlets' Parent.Child sections): formgrader's HTMLExporter renders
 # submissions with its own 'formgrade' template and must not be given this one.
@@ -79,9 +85,10 @@ c.GenerateFeedback.HTMLExporter.extra_template_basedirs = [
 # notebook in a kernel: hidden test cells never run next to the student's code. The other steps are
 # nbgrader 0.9.6's own autograde steps, in its order.
 from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
-from nbgrader.preprocessors import AssignLatePenalties, IgnorePattern, LimitOutput, SaveAutoGrades  # noqa: E402
+from nbgrader.preprocessors import AssignLatePenalties, IgnorePattern, LimitOutput  # noqa: E402
 
-from autograder.classroom.nbgrader_route import CheckGradeIds, RestoreCells, SandboxGrade  # noqa: E402
+from autograder.classroom.nbgrader_route import (CheckGradeIds, RestoreCells, SandboxGrade,  # noqa: E402
+                                                 SaveGradesAndNotes)
 from nbgrader.preprocessors import DeduplicateIds, OverwriteKernelspec  # noqa: E402
 
 # First, a clear message for a notebook whose grade ids are missing or repeated (nbgrader's own steps follow;
@@ -90,7 +97,9 @@ c.Autograde.sanitize_preprocessors = [
     CheckGradeIds, ClearOutput, DeduplicateIds, OverwriteKernelspec, RestoreCells, CheckCellMetadata,
 ]
 
+# SaveGradesAndNotes is nbgrader's SaveAutoGrades that also writes the report's start-up notes into the
+# gradebook comment of every failed task's solution cell.
 c.Autograde.autograde_preprocessors = [
-    SandboxGrade, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties,
+    SandboxGrade, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveGradesAndNotes, AssignLatePenalties,
     CheckCellMetadata,
 ]

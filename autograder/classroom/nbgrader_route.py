@@ -19,7 +19,7 @@ code (same ``autograder.classroom.gradings.submission_key``) is taken from there
 """
 from nbformat.notebooknode import NotebookNode
 from nbformat.v4 import new_output
-from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor, OverwriteCells
+from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor, OverwriteCells, SaveAutoGrades
 from traitlets import Unicode
 
 
@@ -133,6 +133,35 @@ class RestoreCells(OverwriteCells):
         super().report_change(name, attr, old, new)
 
 
+NOTES_HEADING = "About the whole notebook (this may explain why this task failed):"
+
+
+def notes_for_comments(report):
+    """{"notes": the report's start-up notes, "cells": grade ids of the solution cells of its failed tasks}."""
+    from autograder.judge.tasks import load_assignment
+
+    written_in = load_assignment(report.assignment).module.CODE_WRITTEN_IN
+    cells = sorted({written_in.get(t.id, t.id) + "_code" for t in report.tasks if not t.passed})
+    return {"notes": [str(note) for note in report.messages if str(note).strip()], "cells": cells}
+
+
+class SaveGradesAndNotes(SaveAutoGrades):
+    """nbgrader's SaveAutoGrades, which also puts the start-up notes (a cell left out because it raised, or
+    stopped or hung the Python process) into the gradebook comment of each failed task's solution cell, where
+    formgrader and the feedback show them beside the student's code."""
+
+    def _add_comment(self, cell, resources):
+        super()._add_comment(cell, resources)
+        found = resources.get("course_notes") or {}
+        grade_id = cell.metadata["nbgrader"]["grade_id"]
+        if not found.get("notes") or grade_id not in found.get("cells", ()):
+            return
+        comment = self.gradebook.find_comment(grade_id, self.notebook_id, self.assignment_id, self.student_id)
+        lines = [comment.auto_comment] if comment.auto_comment else []
+        comment.auto_comment = "\n".join(lines + [NOTES_HEADING] + [f"- {note}" for note in found["notes"]])
+        self.gradebook.db.commit()
+
+
 class SandboxGrade(NbGraderPreprocessor):
     """Grade the notebook in the sandbox and write each grade cell's outcome as its output."""
 
@@ -162,6 +191,7 @@ class SandboxGrade(NbGraderPreprocessor):
         if report.error:
             raise SandboxGradeError(f"{student}: {report.error}")
         write_outcomes(nb, report)
+        resources["course_notes"] = notes_for_comments(report)
         for message in report.messages:
             self.log.info("%s: %s", student, message)
         return nb, resources

@@ -70,6 +70,8 @@ UNSAFE_WARNING = ("WARNING: this submission was graded WITHOUT a sandbox (--unsa
 
 def grade_notebook(notebook, assignment=None, limits=None, task_ids=None, student=None):
     """Grade one submission and return a Report; never raises for problems of the submission."""
+    from autograder.judge.budgets import probe_budgets
+    from autograder.judge.tasks import load_assignment
     from autograder.sandbox.isolation import IsolationUnavailable
     from autograder.sandbox.student import Limits, SandboxStudent
 
@@ -86,6 +88,7 @@ def grade_notebook(notebook, assignment=None, limits=None, task_ids=None, studen
     if own_student:
         limits = limits or Limits()
         student = SandboxStudent(program_cells(nb), limits, assignment=report.assignment)
+        student.budgets = probe_budgets(load_assignment(report.assignment), limits.call_timeout)
         try:
             student.open_box()
         except IsolationUnavailable as exc:

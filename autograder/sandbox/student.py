@@ -79,15 +79,29 @@ def student_error(response, label):
     return base(f"{label} could not be checked: {kind_type}: {message}.")
 
 
+def probe_key(fn_name, args):
+    """The name a probe's time and budget are kept under: the probe's name; ``call:<function>`` for a plain call."""
+    return f"call:{args[0]}" if fn_name == "_call_probe" and args else fn_name
+
+
 class Student:
     """Common interface of the sandboxed and in-process students."""
 
+    budgets = {}        # probe key -> seconds it may run (the judge's autograder.judge.budgets); else call_timeout
+
     def probe(self, fn, *args, timeout=None, label=None, **kwargs):
-        """Run the probe ``fn(ns, *args, **kwargs)`` next to the student's code and return its data."""
+        """Run the probe ``fn(ns, *args, **kwargs)`` next to the student's code and return its data; its time is
+        kept in ``timings`` as (probe key, seconds)."""
         source = inspect.getsource(fn)
         request = {"op": "probe", "source": _dedent(source), "name": fn.__name__,
                    "args": list(args), "kwargs": kwargs}
-        return self._request(request, timeout, label or "your code")
+        key = probe_key(fn.__name__, args)
+        started = time.monotonic()
+        try:
+            return self._request(request, self.budgets.get(key) if timeout is None else timeout,
+                                 label or "your code")
+        finally:
+            self.__dict__.setdefault("timings", []).append((key, time.monotonic() - started))
 
     def call(self, name, *args, timeout=None, **kwargs):
         """Call the student's function ``name`` with data arguments and return its result as data."""

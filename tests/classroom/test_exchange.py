@@ -1,6 +1,7 @@
 """nbgrader's classroom cycle through the course exchange, end to end, in temporary folders: the release
-command, release_assignment, the students' Assignment List, fetch_assignment and submit, collect, autograde,
-feedback (which names each task), release_feedback, fetch_feedback and export. Every nbgrader command runs
+command, release_assignment (which carries the course library), the students' Assignment List,
+fetch_assignment and submit, collect, autograde, feedback (which names each task), release_feedback,
+fetch_feedback and export. Every nbgrader command runs
 as `python -m nbgrader` with the virtual environment NOT on PATH, as an instructor who did not activate it."""
 import csv
 import glob
@@ -109,6 +110,31 @@ def test_fetch_gives_the_release_and_collect_gets_every_submission(classroom):
         assert json.load(fetched) == json.load(released)
     assert os.path.isdir(classroom["exchange"] / "pytorch-course" / "outbound" / A)
     assert sorted(os.listdir(course / "submitted")) == ["alice", "bob", "eve"]
+
+
+IMPORTS = """
+import importlib, json, os
+out = {}
+for module in ("course.data", "course.datasets"):
+    try:
+        out[module] = ["ok", os.path.realpath(importlib.import_module(module).__file__)]
+    except ImportError as error:
+        out[module] = ["ImportError", str(error)]
+print(json.dumps(out))
+"""
+
+
+def test_fetched_assignment_carries_the_library_its_notebook_imports(classroom):
+    """On a JupyterHub there is no bundle: the fetched folder holds the notebook and, beside it, the course
+    library this lesson may import (earlier lessons' code and the tools; this lesson's module a stub)."""
+    folder = classroom["students"]["bob"] / A
+    assert sorted(os.listdir(folder)) == ["course", NOTEBOOK]
+    proc = subprocess.run([sys.executable, "-c", IMPORTS], cwd=folder, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONSAFEPATH=""))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert found["course.data"] == ["ok", os.path.realpath(folder / "course" / "data.py")], found
+    assert found["course.datasets"][0] == "ImportError" and "holds the answers of 01-datasets" in found["course.datasets"][1]
 
 
 def test_autograde_puts_grades_in_the_gradebook_and_export(classroom):

@@ -125,6 +125,27 @@ def test_feedback_names_the_crash_not_a_missing_name(course):
     assert re.search(r"cell \d+ stopped or hung the Python process", failed[1][:1500]), failed[1][:1500]
 
 
+def test_gradebook_comment_names_the_crash_beside_the_code(course):
+    """The same note reaches the gradebook: the comment of the failed task's solution cell, which formgrader
+    shows beside the student's code; a submission that crashed nothing gets no such comment."""
+    from nbgrader.api import Gradebook
+
+    folder, _, _ = course
+    with Gradebook(f"sqlite:///{folder}/gradebook.db") as gradebook:
+        crashed = gradebook.find_comment("minibatches_code", "datasets", A, "dave").auto_comment
+        wrong_only = gradebook.find_comment("minibatches_code", "datasets", A, "bob").auto_comment
+    assert crashed and re.search(r"cell \d+ stopped or hung the Python process", crashed), crashed
+    assert not wrong_only or "About the whole notebook" not in wrong_only, wrong_only
+
+
+def test_feedback_draws_its_math_without_mathjax(course):
+    """Math reads offline: MathML in the page, no MathJax script fetched from a CDN."""
+    folder, _, _ = course
+    markup = open(os.path.join(folder, "feedback", "bob", A, "datasets.html")).read()
+    assert "<math" in markup and "\\varepsilon" not in page_text(markup)
+    assert not re.search(r"<script[^>]*mathjax", markup, re.I) and "cdnjs" not in markup
+
+
 def test_autograde_log_holds_no_noise_for_a_normal_submission(course):
     """No "checksum has changed" for grade cells as released (their hidden tests come from the gradebook), no
     SQLAlchemy warnings, no "root '.' is not absolute"; a locked cell the student edited is still reported."""

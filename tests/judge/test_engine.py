@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from autograder.sandbox.inside import codec
+from autograder.judge.tasks import available_assignments
 from autograder.sandbox.student import Limits
 from tests.notebooks import (ROOT, append_cell, edit_solution, find_cell, grade, notebook_path, release_notebook,
                              source_notebook)
@@ -153,6 +154,39 @@ def test_a_function_that_hung_fails_its_later_checks_at_once(reference):
     assert report.by_task["minibatches"].feedback == ["`minibatches` did not finish within 3 s and was stopped "
                                                       "(an endless loop, or far too much work?)."]
     assert restarts == [1], restarts
+
+
+def test_a_hanging_function_is_stopped_at_its_calibrated_budget(reference):
+    """With the default limits a probe may run 10 times what it takes on the reference, at least 10 s (its
+    lesson's budgets.toml), not the 60 s of any request: one endless loop costs a grading about 10 s."""
+    from autograder.judge.budgets import MINIMUM
+
+    nb = edit_solution(reference, "minibatches", "n = len(X)", "while True:\n        pass")
+    report = grade(nb)
+    assert report.failed_tasks() == {"minibatches"}, report.failed_tasks()
+    assert f"did not finish within {MINIMUM:g} s" in report.by_task["minibatches"].output
+    assert report.execution_time < MINIMUM + 30, report.execution_time
+
+
+@pytest.mark.parametrize("assignment", available_assignments())
+def test_every_probe_has_a_measured_budget(assignment):
+    """Each lesson's budgets.toml names exactly its probes (benchmarks/probe_budgets.py writes it), and what
+    it allows is 10x the measured time, at least 10 s and at most the default request limit."""
+    import ast
+    import tomllib
+
+    from autograder.judge.budgets import allowed_seconds, probe_budgets
+    from autograder.judge.tasks import load_assignment
+
+    package = load_assignment(assignment)
+    with open(os.path.join(package.path, "probes.py")) as handle:
+        probes = {node.name for node in ast.parse(handle.read()).body
+                  if isinstance(node, ast.FunctionDef) and node.name.startswith("probe")}
+    with open(os.path.join(package.path, "budgets.toml"), "rb") as handle:
+        measured = tomllib.load(handle)["measured"]
+    assert set(measured) == probes
+    assert probe_budgets(package, 60.0) == {k: allowed_seconds(v) for k, v in measured.items()}
+    assert allowed_seconds(0.01) == 10.0 and allowed_seconds(2.0) == 20.0 and allowed_seconds(30.0) == 60.0
 
 
 def test_all_checks_of_a_grading_share_one_time_budget(reference):
