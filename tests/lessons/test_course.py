@@ -109,6 +109,12 @@ def test_source_notebook_is_committed_clean(assignment):
         if "skip-when-grading" in tags_of(cell):
             assert nbgrader_meta(cell).get("locked"), "demo cells must be read-only"
             assert not nbgrader_meta(cell).get("solution"), "a demo cell cannot hold a solution"
+            assert re.match(DEMO_TIME, source_of(cell)), f"a demo states what it costs: {source_of(cell)[:80]!r}"
+
+
+# The first line of every demo: its time measured by benchmarks/run_all_time.py.
+DEMO_TIME = (r"# Demo \(not graded, left out by Validate\): (under a second|about \d+ s) on an idle 2-core "
+             r"machine\.\n")
 
 
 @pytest.fixture(scope="module")
