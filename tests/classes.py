@@ -75,8 +75,10 @@ def _env():
 def kill_repeatedly(args, cwd, kills, seed, low=0.3, high=6.0):
     """Start ``python -m autograder ARGS`` and kill -9 it at a random moment until it was killed ``kills`` times.
 
-    Returns the moments (seconds after start) of the kills; runs that finished before their moment
-    do not count.
+    The moments are stratified: kill ``i`` falls at a random point of the ``i``-th of ``kills`` equal slices of
+    [low, high), so a few kills reach every phase of a run (start-up, the first gradings, the last writes).
+    Returns the moments (seconds after start) of the kills; runs that finished before their moment do not
+    count, and their slice is tried again.
     """
     rng = random.Random(seed)
     moments = []
@@ -85,7 +87,7 @@ def kill_repeatedly(args, cwd, kills, seed, low=0.3, high=6.0):
             break
         proc = subprocess.Popen([sys.executable, "-m", "autograder", *args], cwd=cwd, env=_env(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        moment = rng.uniform(low, high)
+        moment = low + (high - low) * (len(moments) + rng.random()) / kills
         try:
             proc.wait(timeout=moment)
         except subprocess.TimeoutExpired:

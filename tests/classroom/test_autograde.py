@@ -11,8 +11,8 @@ from tests.classes import A, TASKS, cli, gradebook_points, kill_repeatedly, left
 def test_kill_9_at_random_moments_then_rerun(tmp_path):
     students = the_class("alice", "bob", "carol", "Zoë Ünal")
     course, made = make_course(tmp_path / "course", students)
-    moments = kill_repeatedly(["autograde", A, "--jobs", "2"], course, kills=10, seed=8, low=0.5, high=10.0)
-    assert len(moments) >= 10, moments
+    moments = kill_repeatedly(["autograde", A, "--jobs", "2"], course, kills=5, seed=8, low=0.5, high=10.0)
+    assert len(moments) >= 5, moments
     assert left_behind(course) == [], "a killed run left grading processes behind"
     proc = cli("autograde", A, "--jobs", "2", cwd=course)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -13,7 +13,7 @@ from tests.hostile import (ATTACKS, changes, fingerprint, grading_files, grading
 from tests.notebooks import append_cell, grade, release_notebook, source_notebook
 
 A = "01-datasets"
-LIMITS = Limits(cell_timeout=10, call_timeout=60, startup_timeout=300)   # attacks that hang cost about 15 s
+LIMITS = Limits(cell_timeout=6, call_timeout=60, startup_timeout=300)    # attacks that hang cost about 10 s
 CHUNKS = 4
 NAMES = sorted(ATTACKS)
 
