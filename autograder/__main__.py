@@ -7,11 +7,14 @@
     python -m autograder github-classroom SUBMISSION_DIR --assignment ID
     python -m autograder release [ASSIGNMENT ...]
     python -m autograder fetch-data [KIND ...]
+    python -m autograder students add [ID ...] [--roster roster.csv] [--gradebook] | students list
+    python -m autograder tokens [--student ID ...] [--instructor NAME] [--revoke] [--out tokens.csv]
 
 ``grade`` exits 0 whenever grading completed, whatever the score; 2 when it could not run (the report
 is still written, with the reason).
 """
 import argparse
+import os
 import sys
 
 
@@ -94,6 +97,73 @@ def _fetch_data(args):
     return fetch(args.kinds)
 
 
+def _store(args):
+    from autograder.service.store import database_url, open_store
+
+    return open_store(database_url(".", args.db))
+
+
+def _students(args):
+    """students add / list: the grading service's students (run in the course folder)."""
+    from autograder.service.store import StoreError, add_students, roster_ids, students
+
+    engine = _store(args)
+    if args.action == "list":
+        print("\n".join(students(engine)))
+        return 0
+    ids = list(args.ids)
+    if args.roster:
+        ids += roster_ids(args.roster)
+    if args.gradebook:
+        from nbgrader.api import Gradebook
+
+        with Gradebook("sqlite:///" + os.path.abspath("gradebook.db")) as gradebook:
+            ids += [student.id for student in gradebook.students]
+    if not ids:
+        print("error: no student ids: give IDs, --roster roster.csv or --gradebook", file=sys.stderr)
+        return 2
+    try:
+        added = add_students(engine, ids)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{len(added)} students added, {len(set(ids)) - len(added)} already there")
+    return 0
+
+
+def _tokens(args):
+    """Issue (or revoke) the grading service's tokens; each is shown once, here."""
+    import csv
+
+    from autograder.service.store import StoreError, issue_token, revoke_tokens, students
+
+    engine = _store(args)
+    role, names = ("instructor", [args.instructor]) if args.instructor else ("student", args.student or students(engine))
+    if not names:
+        print("error: no students yet: python -m autograder students add ID ...", file=sys.stderr)
+        return 2
+    try:
+        if args.revoke:
+            for name in names:
+                print(f"{name}: {revoke_tokens(engine, name, role)} token(s) revoked")
+            return 0
+        rows = [(name, issue_token(engine, name, role)) for name in names]
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.out:
+        descriptor = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)   # secrets: owner only
+        with os.fdopen(descriptor, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["name", "role", "token"])
+            writer.writerows((name, role, token) for name, token in rows)
+        print(f"{len(rows)} {role} token(s) written to {args.out} (readable by you only; earlier tokens revoked)")
+    else:
+        for name, token in rows:
+            print(f"{name}\t{token}")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -135,6 +205,20 @@ def main(argv=None):
                                                   "graders read")
     data.add_argument("kinds", nargs="*", metavar="KIND", help="data sets to provide (default: all the course needs)")
     data.set_defaults(run=_fetch_data)
+    people = commands.add_parser("students", help="the grading service's students (run in the course folder)")
+    people.add_argument("action", choices=["add", "list"])
+    people.add_argument("ids", nargs="*", metavar="ID")
+    people.add_argument("--roster", help="a CSV of students (column id or student_id, else the first column)")
+    people.add_argument("--gradebook", action="store_true", help="every student of nbgrader's gradebook.db")
+    people.add_argument("--db", help="database URL (default: grading-service.db, SQLite, in this folder)")
+    people.set_defaults(run=_students)
+    tokens = commands.add_parser("tokens", help="issue the grading service's tokens (each is shown once)")
+    tokens.add_argument("--student", nargs="+", metavar="ID", help="only these students (default: every one)")
+    tokens.add_argument("--instructor", metavar="NAME", help="an instructor's token instead")
+    tokens.add_argument("--revoke", action="store_true", help="revoke instead of issuing")
+    tokens.add_argument("--out", help="write name,role,token as CSV here (mode 600) instead of printing")
+    tokens.add_argument("--db", help="database URL (default: grading-service.db, SQLite, in this folder)")
+    tokens.set_defaults(run=_tokens)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -8,7 +8,7 @@ import symtable
 from autograder import PACKAGE_DIR
 
 # Lowest first: a module may import its own stage and the stages before it, never one after it.
-STAGES = ["sandbox.inside", "sandbox", "judge", "distribute", "classroom", ""]
+STAGES = ["sandbox.inside", "sandbox", "judge", "distribute", "classroom", "service", ""]
 
 
 def stage_of(module):

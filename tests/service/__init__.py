@@ -1,0 +1,1 @@
+"""The grading service: its store of students and tokens, its commands."""
