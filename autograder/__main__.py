@@ -9,6 +9,7 @@
     python -m autograder fetch-data [KIND ...]
     python -m autograder students add [ID ...] [--roster roster.csv] [--gradebook] | students list
     python -m autograder tokens [--student ID ...] [--instructor NAME] [--revoke] [--out tokens.csv]
+    python -m autograder serve [--host 127.0.0.1] [--port 8765] [--db URL] [--jobs N]
 
 ``grade`` exits 0 whenever grading completed, whatever the score; 2 when it could not run (the report
 is still written, with the reason).
@@ -164,6 +165,13 @@ def _tokens(args):
     return 0
 
 
+def _serve(args):
+    from autograder.service.app import serve
+
+    serve(".", host=args.host, port=args.port, db=args.db, jobs=args.jobs)
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -219,6 +227,12 @@ def main(argv=None):
     tokens.add_argument("--out", help="write name,role,token as CSV here (mode 600) instead of printing")
     tokens.add_argument("--db", help="database URL (default: grading-service.db, SQLite, in this folder)")
     tokens.set_defaults(run=_tokens)
+    service = commands.add_parser("serve", help="the grading service students submit to (run in the course folder)")
+    service.add_argument("--host", default="127.0.0.1", help="loopback by default: put a TLS proxy in front")
+    service.add_argument("--port", type=int, default=8765)
+    service.add_argument("--db", help="database URL (default: grading-service.db, SQLite, in this folder)")
+    service.add_argument("--jobs", type=int, default=1, help="grading processes")
+    service.set_defaults(run=_serve)
     args = parser.parse_args(argv)
     return args.run(args)
 

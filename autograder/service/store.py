@@ -1,4 +1,5 @@
-"""The grading service's database: students and their tokens (SQLAlchemy; SQLite by default, PostgreSQL alike).
+"""The grading service's database (SQLAlchemy; SQLite by default, PostgreSQL alike): students, their tokens, and
+the submissions with their notebooks and results.
 
 A token is a random secret shown once, when it is issued; the database keeps only its SHA-256 (a token
 holds 256 random bits, so a fast hash is enough and a stolen database gives no token away). A student has
@@ -13,7 +14,10 @@ import re
 import secrets
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, ForeignKey, String, create_engine, event, select
+import json
+import uuid
+
+from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, Text, create_engine, event, func, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 DEFAULT_DB_FILE = "grading-service.db"          # in the course folder
@@ -47,6 +51,32 @@ class Token(Base):
     name: Mapped[str] = mapped_column(String(128))                       # the student id, or the instructor's name
     issued: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Notebook(Base):
+    """A submitted notebook's bytes, once per content (many submissions may share one)."""
+
+    __tablename__ = "notebooks"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Submission(Base):
+    """One accepted submission: stored before the student is answered, graded exactly once."""
+
+    __tablename__ = "submissions"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, unique=True, index=True)       # arrival order
+    student_id: Mapped[str] = mapped_column(ForeignKey("students.id"), index=True)
+    assignment: Mapped[str] = mapped_column(String(64), index=True)
+    sha256: Mapped[str] = mapped_column(ForeignKey("notebooks.sha256"))
+    key: Mapped[str] = mapped_column(String(64), index=True)                  # the result cache's key
+    status: Mapped[str] = mapped_column(String(16), index=True)               # queued, grading, done, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    received: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    results: Mapped[str | None] = mapped_column(Text, nullable=True)          # results.json, as the CLI writes it
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)           # why it failed (the machine's fault)
 
 
 def now():
@@ -157,3 +187,96 @@ def who(engine, token, role="student"):
         if found is None or found.revoked is not None or found.role != role:
             return None
         return found.name if hmac.compare_digest(found.digest, wanted) else None
+
+
+# ------------------------------------------------------------------------------------------- submissions
+def accept(engine, student_id, assignment, data, key):
+    """Store a submission (its row and its notebook's bytes) durably; returns (id, position in the queue)."""
+    sha = hashlib.sha256(data).hexdigest()
+    with Session(engine) as session, session.begin():
+        if session.get(Notebook, sha) is None:
+            session.add(Notebook(sha256=sha, content=data))
+        seq = (session.scalar(select(func.max(Submission.seq))) or 0) + 1
+        submission = Submission(id=uuid.uuid4().hex, seq=seq, student_id=student_id, assignment=assignment,
+                                sha256=sha, key=key, status="queued", attempts=0, received=now())
+        session.add(submission)
+        position = session.scalar(select(func.count()).select_from(Submission).where(
+            Submission.status.in_(("queued", "grading")), Submission.seq <= seq))
+        return submission.id, position
+
+
+def in_flight(engine, student_id):
+    """How many of the student's submissions are queued or being graded."""
+    with Session(engine) as session:
+        return session.scalar(select(func.count()).select_from(Submission).where(
+            Submission.student_id == student_id, Submission.status.in_(("queued", "grading"))))
+
+
+def queued(engine):
+    """How many submissions wait to be graded."""
+    with Session(engine) as session:
+        return session.scalar(select(func.count()).select_from(Submission).where(Submission.status == "queued"))
+
+
+def claim(engine):
+    """The oldest queued submission, marked "grading" (attempts + 1): (id, assignment, key, bytes), or None."""
+    with Session(engine) as session, session.begin():
+        found = session.scalars(select(Submission).where(Submission.status == "queued")
+                                .order_by(Submission.seq).limit(1)).first()
+        if found is None:
+            return None
+        changed = session.execute(update(Submission).where(Submission.id == found.id, Submission.status == "queued")
+                                  .values(status="grading", attempts=Submission.attempts + 1))
+        if changed.rowcount != 1:
+            return None                                   # another dispatcher took it
+        return found.id, found.assignment, found.key, session.get(Notebook, found.sha256).content
+
+
+def finish(engine, submission_id, results):
+    """Record the results (results.json's dict) of a graded submission."""
+    with Session(engine) as session, session.begin():
+        submission = session.get(Submission, submission_id)
+        submission.status, submission.finished = "done", now()
+        submission.results = json.dumps(results)
+
+
+def fail(engine, submission_id, reason):
+    """Record that a submission could not be graded, and why (the machine's fault, not the student's)."""
+    with Session(engine) as session, session.begin():
+        submission = session.get(Submission, submission_id)
+        submission.status, submission.finished, submission.reason = "failed", now(), reason
+
+
+def recover(engine, max_attempts=2):
+    """After a restart: submissions left "grading" are queued again, or failed once tried ``max_attempts``
+    times; returns (requeued, failed) counts."""
+    requeued = failed = 0
+    with Session(engine) as session, session.begin():
+        for submission in session.scalars(select(Submission).where(Submission.status == "grading")):
+            if submission.attempts >= max_attempts:
+                submission.status, submission.finished = "failed", now()
+                submission.reason = (f"the grading was interrupted {submission.attempts} times (the grading machine "
+                                     "stopped); this is not a fault of your notebook: submit it again")
+                failed += 1
+            else:
+                submission.status = "queued"
+                requeued += 1
+    return requeued, failed
+
+
+def submission_view(engine, submission_id):
+    """{"id", "student", "assignment", "status", "received", "results"?, "reason"?} or None."""
+    with Session(engine) as session:
+        found = session.get(Submission, submission_id) if isinstance(submission_id, str) else None
+        if found is None:
+            return None
+        view = {"id": found.id, "student": found.student_id, "assignment": found.assignment,
+                "status": found.status, "received": found.received.isoformat()}
+        if found.status == "queued":
+            view["position"] = session.scalar(select(func.count()).select_from(Submission).where(
+                Submission.status.in_(("queued", "grading")), Submission.seq <= found.seq))
+        if found.results is not None:
+            view["results"] = json.loads(found.results)
+        if found.reason is not None:
+            view["reason"] = found.reason
+        return view

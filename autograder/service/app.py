@@ -1,0 +1,212 @@
+"""The grading service's HTTP API (FastAPI on uvicorn) and its dispatcher.
+
+    POST /api/v1/submissions?assignment=A    the notebook as the body      -> 202 {"id", "status", "position"}
+    GET  /api/v1/submissions/{id}                                          -> {"status", "results"?, ...}
+
+Every request carries a student's token (``Authorization: Bearer ...``). A submission is stored (row and
+notebook bytes, one transaction) before the 202; the dispatcher thread then grades queued submissions in
+arrival order, in a pool of ``jobs`` spawned grading processes (warm sandboxes, the same engine as
+``autograde``), through the course's result cache: an unchanged notebook is answered without a grading, and
+``autograde`` later regrades nothing the service graded. Every error is JSON ``{"error": message}``.
+"""
+import concurrent.futures
+import json
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from autograder.classroom.autograde import STATE
+from autograder.classroom.gradings import ResultsCache, content_key, grade_submission
+from autograder.judge.report import Report
+from autograder.service import store
+
+
+@dataclass
+class Settings:
+    """What the service allows (the defaults a course of hundreds would start with)."""
+
+    course_dir: str = "."
+    jobs: int = 1
+    max_bytes: int = 5 * 2**20          # a notebook of this course is < 1 MiB
+    max_queue: int = 200                # more waiting submissions: 503 with Retry-After
+    in_flight_per_student: int = 1      # one submission queued or grading per student
+
+
+class Refused(Exception):
+    """An answer other than success: HTTP status, message, and headers."""
+
+    def __init__(self, status, message, headers=None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+def _student(engine, request):
+    """The student whose token the request carries, or Refused(401)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Refused(401, "no token: send your course token as 'Authorization: Bearer <token>'",
+                      {"WWW-Authenticate": "Bearer"})
+    name = store.who(engine, token.strip())
+    if name is None:
+        raise Refused(401, "this token is not valid (mistyped, revoked or re-issued): ask your instructor for yours",
+                      {"WWW-Authenticate": "Bearer"})
+    return name
+
+
+async def _body(request, limit):
+    """The request body, read in pieces and refused (413) as soon as it is larger than ``limit``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise Refused(413, f"the notebook is larger than {limit // 2**20} MiB: clear its outputs and submit again")
+    pieces, size = [], 0
+    async for piece in request.stream():
+        size += len(piece)
+        if size > limit:
+            raise Refused(413, f"the notebook is larger than {limit // 2**20} MiB: clear its outputs and submit "
+                               "again")
+        pieces.append(piece)
+    return b"".join(pieces)
+
+
+def _checked(data, assignment):
+    """Refused(400/422) unless ``data`` is a notebook of ``assignment`` (the CLI's checks and messages)."""
+    from autograder.judge.engine import GradingError, identify
+    from autograder.judge.notebook import NotebookError, check_notebook
+    from autograder.judge.tasks import available_assignments
+
+    if assignment not in available_assignments():
+        raise Refused(422, f"unknown assignment {assignment!r}: one of {', '.join(available_assignments())}")
+    try:
+        nb = check_notebook(json.loads(data.decode("utf-8")))
+        identify(nb, assignment)
+    except (UnicodeDecodeError, ValueError) as exc:
+        if isinstance(exc, NotebookError):
+            raise Refused(400, str(exc)) from None
+        raise Refused(400, "the body is not a Jupyter notebook (not JSON): send the .ipynb file itself") from None
+    except GradingError as exc:
+        raise Refused(422, str(exc)) from None
+
+
+class Dispatcher:
+    """Grades queued submissions in arrival order in a pool of spawned processes; survives a dying process."""
+
+    def __init__(self, engine, settings):
+        self.engine, self.settings = engine, settings
+        self.wake, self.stopping = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self.run, name="dispatcher", daemon=True)
+
+    def cache(self, assignment):
+        return ResultsCache(os.path.join(self.settings.course_dir, STATE, assignment, "results"))
+
+    def start(self):
+        store.recover(self.engine)
+        self.thread.start()
+
+    def stop(self):
+        self.stopping.set()
+        self.wake.set()
+        self.thread.join(timeout=30)
+
+    def run(self):
+        context = multiprocessing.get_context("spawn")
+        pool = concurrent.futures.ProcessPoolExecutor(self.settings.jobs, mp_context=context)
+        running = {}
+        try:
+            while not self.stopping.is_set():
+                while len(running) < self.settings.jobs:
+                    claimed = store.claim(self.engine)
+                    if claimed is None:
+                        break
+                    submission_id, assignment, key, data = claimed
+                    cached = self.cache(assignment).get(key)
+                    if cached is not None:
+                        store.finish(self.engine, submission_id, cached.to_gradescope())
+                        continue
+                    running[pool.submit(grade_submission, data, assignment)] = (submission_id, assignment, key)
+                if not running:
+                    self.wake.wait(1.0)
+                    self.wake.clear()
+                    continue
+                done, _ = concurrent.futures.wait(running, timeout=1.0,
+                                                  return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in done:
+                    submission_id, assignment, key = running.pop(future)
+                    try:
+                        report = Report.from_dict(future.result())
+                    except BrokenProcessPool:
+                        pool.shutdown(wait=False, cancel_futures=True)
+                        pool = concurrent.futures.ProcessPoolExecutor(self.settings.jobs, mp_context=context)
+                        for other in list(running):
+                            running.pop(other)
+                        store.recover(self.engine)             # this one and the others: queued again, or failed
+                        break
+                    except Exception as exc:  # noqa: BLE001 - one submission never stops the service
+                        store.fail(self.engine, submission_id, f"the grading machine failed: {type(exc).__name__}")
+                        continue
+                    if not report.error:
+                        self.cache(assignment).put(key, report)
+                    store.finish(self.engine, submission_id, report.to_gradescope())
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def make_app(engine, settings):
+    """The ASGI app of the service on ``engine`` (store.open_store) with ``settings``."""
+    dispatcher = Dispatcher(engine, settings)
+
+    @asynccontextmanager
+    async def lifespan(_):
+        dispatcher.start()
+        yield
+        dispatcher.stop()
+
+    app = FastAPI(title="Course grading service", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    @app.exception_handler(Refused)
+    async def refused(_, exc):
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+
+    @app.post("/api/v1/submissions", status_code=202)
+    async def submit(request: Request, assignment: str = ""):
+        student = _student(engine, request)
+        data = await _body(request, settings.max_bytes)
+        _checked(data, assignment)
+        if store.in_flight(engine, student) >= settings.in_flight_per_student:
+            raise Refused(409, "your previous submission is still being graded: wait for its result first")
+        if store.queued(engine) >= settings.max_queue:
+            raise Refused(503, "the grading queue is full: submit again in a minute", {"Retry-After": "60"})
+        submission_id, position = store.accept(engine, student, assignment, data, content_key(data, assignment))
+        dispatcher.wake.set()
+        return {"id": submission_id, "status": "queued", "position": position}
+
+    @app.get("/api/v1/submissions/{submission_id}")
+    async def result(submission_id: str, request: Request):
+        student = _student(engine, request)
+        view = store.submission_view(engine, submission_id)
+        if view is None:
+            raise Refused(404, f"no submission {submission_id!r}")
+        if view["student"] != student:
+            raise Refused(403, "this submission is another student's")
+        return view
+
+    return app
+
+
+def serve(course_dir=".", host="127.0.0.1", port=8765, db=None, jobs=1):
+    """Run the service in the foreground until interrupted."""
+    import uvicorn
+
+    engine = store.open_store(store.database_url(course_dir, db))
+    settings = Settings(course_dir=os.path.abspath(course_dir), jobs=max(1, jobs))
+    started = time.strftime("%H:%M:%S")
+    print(f"[{started}] grading service on http://{host}:{port} (database {engine.url.render_as_string()}, "
+          f"{settings.jobs} grading process(es))", flush=True)
+    uvicorn.run(make_app(engine, settings), host=host, port=port, log_level="warning")

@@ -1,0 +1,154 @@
+"""The grading service's API against a real server process on 127.0.0.1 (`python -m autograder serve` in a
+course folder): a submission is graded like the CLI grades it, an unchanged one comes from the result cache,
+and every refusal is a JSON message with its status."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.notebooks import ROOT, append_cell, grade, source_notebook
+
+A = "01-datasets"
+pytestmark = pytest.mark.xdist_group("service")
+
+
+def _cli(folder, *args):
+    proc = subprocess.run([sys.executable, "-m", "autograder", *args], cwd=folder, capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("service-course")
+    _cli(folder, "students", "add", "alice", "bob", "carol")
+    tokens = dict(line.split("\t") for line in _cli(folder, "tokens").split("\n") if "\t" in line)
+    port = _free_port()
+    log = open(folder / "service.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "autograder", "serve", "--port", str(port)], cwd=folder,
+                            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=ROOT))
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            httpx.get(f"{url}/api/v1/submissions/none", timeout=2)
+            break
+        except httpx.TransportError:
+            assert proc.poll() is None and time.monotonic() < deadline, (folder / "service.log").read_text()
+            time.sleep(0.3)
+    try:
+        yield {"url": url, "tokens": tokens, "folder": folder}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _submit(service, student, nb, assignment=A):
+    return httpx.post(f"{service['url']}/api/v1/submissions", params={"assignment": assignment},
+                      content=json.dumps(nb).encode(), timeout=30,
+                      headers={"Authorization": f"Bearer {service['tokens'][student]}"})
+
+
+def _result(service, student, submission_id, patience=180):
+    """The submission's view once it is done or failed (polling as a student's client would)."""
+    deadline = time.monotonic() + patience
+    while True:
+        answer = httpx.get(f"{service['url']}/api/v1/submissions/{submission_id}", timeout=30,
+                           headers={"Authorization": f"Bearer {service['tokens'][student]}"})
+        assert answer.status_code == 200, answer.text
+        view = answer.json()
+        if view["status"] in ("done", "failed") or time.monotonic() > deadline:
+            return view
+        time.sleep(0.5)
+
+
+def _scores(results):
+    return results["score"], [(t["name"], t["score"], t["max_score"]) for t in results["tests"]]
+
+
+def test_a_submission_is_graded_like_the_cli_and_an_unchanged_one_comes_from_the_cache(service):
+    wrong = append_cell(source_notebook(A), "def minibatches(X, y, batch_size, shuffle=True, seed=None):\n"
+                                            "    return []", index=None)
+    for nb in (source_notebook(A), wrong):
+        answer = _submit(service, "alice", nb)
+        assert answer.status_code == 202, answer.text
+        accepted = answer.json()
+        assert accepted["status"] == "queued" and accepted["position"] >= 1 and len(accepted["id"]) == 32
+        view = _result(service, "alice", accepted["id"])
+        assert view["status"] == "done", view
+        assert _scores(view["results"]) == _scores(grade(nb).to_gradescope())
+        assert "def test_" not in json.dumps(view) and "check_task" not in json.dumps(view)
+    started = time.monotonic()
+    again = _result(service, "alice", _submit(service, "alice", wrong).json()["id"])
+    assert again["status"] == "done" and _scores(again["results"]) == _scores(view["results"])
+    assert time.monotonic() - started < 5, "an unchanged notebook is answered from the result cache"
+    assert os.listdir(service["folder"] / ".autograder" / A / "results"), "the cache autograde reads"
+
+
+def test_refusals_are_json_with_their_status(service):
+    url, nb = service["url"], source_notebook(A)
+    body = json.dumps(nb).encode()
+    submissions = f"{url}/api/v1/submissions"
+    cases = {
+        "no token": httpx.post(submissions, params={"assignment": A}, content=body),
+        "a wrong token": httpx.post(submissions, params={"assignment": A}, content=body,
+                                    headers={"Authorization": "Bearer not-a-token"}),
+        "not JSON": httpx.post(
+            submissions, params={"assignment": A}, content=b"\x89PNG...",
+            headers={"Authorization": f"Bearer {service['tokens']['bob']}"}),
+        "JSON, not a notebook": httpx.post(submissions, params={"assignment": A}, content=b'{"a": 1}',
+                                           headers={"Authorization": f"Bearer {service['tokens']['bob']}"}),
+        "an unknown assignment": _submit(service, "bob", nb, assignment="99-nothing"),
+        "another lesson's notebook": _submit(service, "bob", source_notebook("03-linear-regression")),
+        "too large": httpx.post(submissions, params={"assignment": A}, content=b"x" * (6 * 2**20),
+                                headers={"Authorization": f"Bearer {service['tokens']['bob']}"}),
+        "an unknown submission": httpx.get(f"{submissions}/{'0' * 32}",
+                                           headers={"Authorization": f"Bearer {service['tokens']['bob']}"}),
+    }
+    expected = {"no token": (401, "no token"), "a wrong token": (401, "not valid"), "not JSON": (400, "not JSON"),
+                "JSON, not a notebook": (400, "not a Jupyter notebook"),
+                "an unknown assignment": (422, "unknown assignment"),
+                "another lesson's notebook": (422, "03-linear-regression"),
+                "too large": (413, "larger than 5 MiB"), "an unknown submission": (404, "no submission")}
+    for name, answer in cases.items():
+        status, words = expected[name]
+        assert answer.status_code == status and words in answer.json()["error"], (name, answer.status_code,
+                                                                                   answer.text)
+
+
+def test_a_student_cannot_read_anothers_result_and_waits_for_their_own(service):
+    nb = append_cell(source_notebook(A), "# carol's own run\nx = 1", index=None)
+    first = _submit(service, "carol", nb)
+    assert first.status_code == 202, first.text
+    second = _submit(service, "carol", append_cell(nb, "y = 2", index=None))
+    assert second.status_code == 409 and "still being graded" in second.json()["error"]
+    peek = httpx.get(f"{service['url']}/api/v1/submissions/{first.json()['id']}",
+                     headers={"Authorization": f"Bearer {service['tokens']['bob']}"})
+    assert peek.status_code == 403 and "another student's" in peek.json()["error"]
+    assert _result(service, "carol", first.json()["id"])["status"] == "done"
+
+
+def test_a_huge_declared_body_is_refused_before_it_is_read(service):
+    port = int(service["url"].rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall((f"POST /api/v1/submissions?assignment={A} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                            f"Authorization: Bearer {service['tokens']['bob']}\r\nContent-Type: application/json\r\n"
+                            f"Content-Length: {200 * 2**20}\r\n\r\n").encode() + b'{"cells": [')
+        reply = connection.recv(4096).decode(errors="replace")
+    assert reply.startswith("HTTP/1.1 413") and "larger than 5 MiB" in reply, reply[:300]
