@@ -103,7 +103,7 @@ def grade_submission(data, assignment, limits=None, filename="submission.ipynb")
     return report.to_dict()
 
 
-def _die_with_parent(judge):
+def die_with_parent(judge):
     """Worker start-up: die when the judge dies (Linux), so a killed run leaves no grading behind."""
     try:
         import ctypes
@@ -191,7 +191,7 @@ def _local_gradings(jobs, assignment, n_jobs, scheduler, limits):
     n_jobs = max(1, min(n_jobs or default_jobs(), len(jobs)))
     context = multiprocessing.get_context("spawn")
     while pending:
-        pool = concurrent.futures.ProcessPoolExecutor(n_jobs, mp_context=context, initializer=_die_with_parent,
+        pool = concurrent.futures.ProcessPoolExecutor(n_jobs, mp_context=context, initializer=die_with_parent,
                                                       initargs=(os.getpid(),))
         started = {}
         futures = {}

@@ -23,7 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from autograder.classroom.autograde import STATE
-from autograder.classroom.gradings import ResultsCache, content_key, grade_submission
+from autograder.classroom.gradings import ResultsCache, content_key, die_with_parent, grade_submission
 from autograder.judge.report import Report
 from autograder.service import store
 
@@ -37,6 +37,11 @@ class Settings:
     max_bytes: int = 5 * 2**20          # a notebook of this course is < 1 MiB
     max_queue: int = 200                # more waiting submissions: 503 with Retry-After
     in_flight_per_student: int = 1      # one submission queued or grading per student
+
+
+# A submission whose grading a stopped service interrupted is graded again after the restart, up to this many
+# tries; one whose grading process died (inside a running service) is tried twice.
+RESTARTS_PER_SUBMISSION = 5
 
 
 class Refused(Exception):
@@ -107,7 +112,7 @@ class Dispatcher:
         return ResultsCache(os.path.join(self.settings.course_dir, STATE, assignment, "results"))
 
     def start(self):
-        store.recover(self.engine)
+        store.recover(self.engine, max_attempts=RESTARTS_PER_SUBMISSION)
         self.thread.start()
 
     def stop(self):
@@ -115,9 +120,13 @@ class Dispatcher:
         self.wake.set()
         self.thread.join(timeout=30)
 
+    def pool(self):
+        """Spawned grading processes that die with the service (a killed service leaves no grading behind)."""
+        return concurrent.futures.ProcessPoolExecutor(self.settings.jobs, mp_context=multiprocessing.get_context(
+            "spawn"), initializer=die_with_parent, initargs=(os.getpid(),))
+
     def run(self):
-        context = multiprocessing.get_context("spawn")
-        pool = concurrent.futures.ProcessPoolExecutor(self.settings.jobs, mp_context=context)
+        pool = self.pool()
         running = {}
         try:
             while not self.stopping.is_set():
@@ -143,10 +152,10 @@ class Dispatcher:
                         report = Report.from_dict(future.result())
                     except BrokenProcessPool:
                         pool.shutdown(wait=False, cancel_futures=True)
-                        pool = concurrent.futures.ProcessPoolExecutor(self.settings.jobs, mp_context=context)
+                        pool = self.pool()
                         for other in list(running):
                             running.pop(other)
-                        store.recover(self.engine)             # this one and the others: queued again, or failed
+                        store.recover(self.engine, max_attempts=2)   # the ones running: queued again, or failed
                         break
                     except Exception as exc:  # noqa: BLE001 - one submission never stops the service
                         store.fail(self.engine, submission_id, f"the grading machine failed: {type(exc).__name__}")
