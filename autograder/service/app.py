@@ -2,8 +2,12 @@
 
     POST /api/v1/submissions?assignment=A    the notebook as the body      -> 202 {"id", "status", "position"}
     GET  /api/v1/submissions/{id}                                          -> {"status", "results"?, ...}
+    GET  /api/v1/assignments                 what the student may submit, used and left this hour
+    GET  /api/v1/assignments/{A}/submissions (instructor) the latest graded submission per student
+    GET  /api/v1/assignments/{A}/stats       (instructor) per task: pass rate, attempts to pass, common failures
 
-Every request carries a student's token (``Authorization: Bearer ...``). A submission is stored (row and
+Every request carries a token (``Authorization: Bearer ...``): a student's, or for the instructor's endpoints
+an instructor's; neither opens the other's. A submission is stored (row and
 notebook bytes, one transaction) before the 202; the dispatcher thread then grades queued submissions in
 arrival order, in a pool of ``jobs`` spawned grading processes (warm sandboxes, the same engine as
 ``autograde``), through the course's result cache: an unchanged notebook is answered without a grading, and
@@ -16,6 +20,7 @@ import os
 import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
+from datetime import timedelta
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -25,7 +30,7 @@ from fastapi.responses import JSONResponse
 from autograder.classroom.autograde import STATE
 from autograder.classroom.gradings import ResultsCache, content_key, die_with_parent, grade_submission
 from autograder.judge.report import Report
-from autograder.service import store
+from autograder.service import stats, store
 
 
 @dataclass
@@ -37,6 +42,8 @@ class Settings:
     max_bytes: int = 5 * 2**20          # a notebook of this course is < 1 MiB
     max_queue: int = 200                # more waiting submissions: 503 with Retry-After
     in_flight_per_student: int = 1      # one submission queued or grading per student
+    per_hour: int = 10                  # submissions per student and assignment in any hour (hidden tests are not
+                                        # an oracle to query at will)
 
 
 # A submission whose grading a stopped service interrupted is graded again after the restart, up to this many
@@ -52,18 +59,31 @@ class Refused(Exception):
         self.status, self.message, self.headers = status, message, headers or {}
 
 
-def _student(engine, request):
-    """The student whose token the request carries, or Refused(401)."""
+def _caller(engine, request, role="student"):
+    """The name whose ``role`` token the request carries; Refused(401) without a valid token, Refused(403) for a
+    valid token of the other role."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Refused(401, "no token: send your course token as 'Authorization: Bearer <token>'",
                       {"WWW-Authenticate": "Bearer"})
-    name = store.who(engine, token.strip())
-    if name is None:
-        raise Refused(401, "this token is not valid (mistyped, revoked or re-issued): ask your instructor for yours",
-                      {"WWW-Authenticate": "Bearer"})
-    return name
+    name = store.who(engine, token.strip(), role=role)
+    if name is not None:
+        return name
+    other = "instructor" if role == "student" else "student"
+    if store.who(engine, token.strip(), role=other) is not None:
+        raise Refused(403, "instructor tokens open the instructor's endpoints only" if role == "student"
+                      else "this is an instructor's endpoint")
+    raise Refused(401, "this token is not valid (mistyped, revoked or re-issued): ask your instructor for yours",
+                  {"WWW-Authenticate": "Bearer"})
+
+
+def _known(assignment):
+    """Refused(422) unless ``assignment`` is one of the course's."""
+    from autograder.judge.tasks import available_assignments
+
+    if assignment not in available_assignments():
+        raise Refused(422, f"unknown assignment {assignment!r}: one of {', '.join(available_assignments())}")
 
 
 async def _body(request, limit):
@@ -85,10 +105,7 @@ def _checked(data, assignment):
     """Refused(400/422) unless ``data`` is a notebook of ``assignment`` (the CLI's checks and messages)."""
     from autograder.judge.engine import GradingError, identify
     from autograder.judge.notebook import NotebookError, check_notebook
-    from autograder.judge.tasks import available_assignments
-
-    if assignment not in available_assignments():
-        raise Refused(422, f"unknown assignment {assignment!r}: one of {', '.join(available_assignments())}")
+    _known(assignment)
     try:
         nb = check_notebook(json.loads(data.decode("utf-8")))
         identify(nb, assignment)
@@ -185,9 +202,15 @@ def make_app(engine, settings):
 
     @app.post("/api/v1/submissions", status_code=202)
     async def submit(request: Request, assignment: str = ""):
-        student = _student(engine, request)
+        student = _caller(engine, request)
         data = await _body(request, settings.max_bytes)
         _checked(data, assignment)
+        recent = store.submitted_since(engine, student, assignment, store.now() - timedelta(hours=1))
+        if len(recent) >= settings.per_hour:
+            resets = _aware(recent[-settings.per_hour]) + timedelta(hours=1)
+            wait = max(1, int((resets - store.now()).total_seconds()) + 1)
+            raise Refused(429, f"{settings.per_hour} submissions of {assignment} per hour: the next one is possible at "
+                               f"{resets:%H:%M} UTC (in {wait // 60 + 1} min)", {"Retry-After": str(wait)})
         if store.in_flight(engine, student) >= settings.in_flight_per_student:
             raise Refused(409, "your previous submission is still being graded: wait for its result first")
         if store.queued(engine) >= settings.max_queue:
@@ -198,7 +221,7 @@ def make_app(engine, settings):
 
     @app.get("/api/v1/submissions/{submission_id}")
     async def result(submission_id: str, request: Request):
-        student = _student(engine, request)
+        student = _caller(engine, request)
         view = store.submission_view(engine, submission_id)
         if view is None:
             raise Refused(404, f"no submission {submission_id!r}")
@@ -206,7 +229,42 @@ def make_app(engine, settings):
             raise Refused(403, "this submission is another student's")
         return view
 
+    @app.get("/api/v1/assignments")
+    async def assignments(request: Request):
+        from autograder.judge.tasks import available_assignments
+
+        student = _caller(engine, request)
+        since = store.now() - timedelta(hours=1)
+        rows = []
+        for assignment in available_assignments():
+            used = len(store.submitted_since(engine, student, assignment, since))
+            rows.append({"assignment": assignment, "used_this_hour": used, "left_this_hour": max(0, settings.per_hour
+                                                                                                  - used)})
+        return {"student": student, "per_hour": settings.per_hour, "assignments": rows}
+
+    @app.get("/api/v1/assignments/{assignment}/submissions")
+    async def class_submissions(assignment: str, request: Request):
+        _caller(engine, request, role="instructor")
+        _known(assignment)
+        latest = stats.latest_per_student(store.class_submissions(engine, assignment))
+        return {"assignment": assignment, "students": latest}
+
+    @app.get("/api/v1/assignments/{assignment}/stats")
+    async def class_stats(assignment: str, request: Request):
+        _caller(engine, request, role="instructor")
+        _known(assignment)
+        submissions = store.class_submissions(engine, assignment)
+        return {"assignment": assignment, "submissions": len(submissions),
+                "students": len({row["student"] for row in submissions}), "tasks": stats.task_stats(submissions)}
+
     return app
+
+
+def _aware(moment):
+    """``moment`` with UTC as its zone where the database gave it back without one (SQLite)."""
+    from datetime import timezone
+
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def serve(course_dir=".", host="127.0.0.1", port=8765, db=None, jobs=1):

@@ -280,3 +280,19 @@ def submission_view(engine, submission_id):
         if found.reason is not None:
             view["reason"] = found.reason
         return view
+
+
+def submitted_since(engine, student_id, assignment, since):
+    """Received times of the student's submissions of ``assignment`` since ``since``, oldest first."""
+    with Session(engine) as session:
+        return list(session.scalars(select(Submission.received).where(
+            Submission.student_id == student_id, Submission.assignment == assignment, Submission.received >= since)
+            .order_by(Submission.seq)))
+
+
+def class_submissions(engine, assignment):
+    """Every submission of ``assignment`` in arrival order: [{"id", "student", "status", "received", "results"}]."""
+    with Session(engine) as session:
+        rows = session.scalars(select(Submission).where(Submission.assignment == assignment).order_by(Submission.seq))
+        return [{"id": r.id, "student": r.student_id, "status": r.status, "received": r.received.isoformat(),
+                 "results": json.loads(r.results) if r.results else None} for r in rows]

@@ -3,6 +3,7 @@ course folder): a submission is graded like the CLI grades it, an unchanged one 
 and every refusal is a JSON message with its status."""
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -35,6 +36,7 @@ def service(tmp_path_factory):
     folder = tmp_path_factory.mktemp("service-course")
     _cli(folder, "students", "add", "alice", "bob", "carol")
     tokens = dict(line.split("\t") for line in _cli(folder, "tokens").split("\n") if "\t" in line)
+    tokens.update(line.split("\t") for line in _cli(folder, "tokens", "--instructor", "prof").split("\n") if "\t" in line)
     port = _free_port()
     log = open(folder / "service.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "autograder", "serve", "--port", str(port)], cwd=folder,
@@ -150,5 +152,51 @@ def test_a_huge_declared_body_is_refused_before_it_is_read(service):
         connection.sendall((f"POST /api/v1/submissions?assignment={A} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                             f"Authorization: Bearer {service['tokens']['bob']}\r\nContent-Type: application/json\r\n"
                             f"Content-Length: {200 * 2**20}\r\n\r\n").encode() + b'{"cells": [')
-        reply = connection.recv(4096).decode(errors="replace")
+        reply = b""
+        while b"\r\n\r\n" not in reply or len(reply.split(b"\r\n\r\n", 1)[1]) < int(
+                re.search(rb"content-length: (\d+)", reply, re.I).group(1)):
+            piece = connection.recv(4096)              # the reply's head and body may come in pieces
+            if not piece:
+                break
+            reply += piece
+        reply = reply.decode(errors="replace")
     assert reply.startswith("HTTP/1.1 413") and "larger than 5 MiB" in reply, reply[:300]
+
+
+def _get(service, path, who):
+    return httpx.get(f"{service['url']}{path}", headers={"Authorization": f"Bearer {service['tokens'][who]}"},
+                     timeout=30)
+
+
+def test_submissions_per_hour_are_limited_and_counted(service):
+    """bob resubmits the reference (answered from the cache) until the hourly limit: the next is refused (429)
+    with when it resets, and his list of assignments says how many he has left."""
+    nb = source_notebook(A)
+    for _ in range(10):
+        answer = _submit(service, "bob", nb)
+        assert answer.status_code == 202, answer.text
+        assert _result(service, "bob", answer.json()["id"])["status"] == "done"
+    refused = _submit(service, "bob", nb)
+    assert refused.status_code == 429 and "per hour" in refused.json()["error"], refused.text
+    assert 0 < int(refused.headers["Retry-After"]) <= 3601
+    listed = _get(service, "/api/v1/assignments", "bob").json()
+    row = next(r for r in listed["assignments"] if r["assignment"] == A)
+    assert listed["per_hour"] == 10 and row["used_this_hour"] == 10 and row["left_this_hour"] == 0
+
+
+def test_instructor_reads_the_class_and_tokens_stay_in_their_role(service):
+    latest = _get(service, f"/api/v1/assignments/{A}/submissions", "prof")
+    assert latest.status_code == 200, latest.text
+    students = latest.json()["students"]
+    assert {"alice", "bob"} <= set(students) and students["bob"]["score"] == 13
+    stats = _get(service, f"/api/v1/assignments/{A}/stats", "prof").json()
+    tasks = stats["tasks"]
+    assert tasks["minibatches"]["failures"], tasks["minibatches"]          # alice's wrong minibatches
+    assert tasks["regression_data"]["pass_rate"] == 1.0 and tasks["regression_data"]["median_attempts_to_pass"] == 1
+    assert "def test_" not in json.dumps(stats)
+    for path in (f"/api/v1/assignments/{A}/submissions", f"/api/v1/assignments/{A}/stats"):
+        answer = _get(service, path, "alice")
+        assert answer.status_code == 403 and "instructor" in answer.json()["error"]
+    as_student = _submit(service, "prof", source_notebook(A))
+    assert as_student.status_code == 403 and "instructor" in as_student.json()["error"]
+    assert _get(service, "/api/v1/assignments/99-x/stats", "prof").status_code == 422
