@@ -28,7 +28,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from autograder.classroom.autograde import STATE
-from autograder.classroom.gradings import ResultsCache, content_key, die_with_parent, grade_submission
+from autograder.classroom.gradings import ResultsCache, die_with_parent, grade_submission, submission_key
 from autograder.judge.report import Report
 from autograder.service import stats, store
 
@@ -102,13 +102,15 @@ async def _body(request, limit):
 
 
 def _checked(data, assignment):
-    """Refused(400/422) unless ``data`` is a notebook of ``assignment`` (the CLI's checks and messages)."""
+    """The notebook ``data`` holds, or Refused(400/422) unless it is one of ``assignment`` (the CLI's checks and
+    messages)."""
     from autograder.judge.engine import GradingError, identify
     from autograder.judge.notebook import NotebookError, check_notebook
     _known(assignment)
     try:
         nb = check_notebook(json.loads(data.decode("utf-8")))
         identify(nb, assignment)
+        return nb
     except (UnicodeDecodeError, ValueError) as exc:
         if isinstance(exc, NotebookError):
             raise Refused(400, str(exc)) from None
@@ -170,8 +172,7 @@ class Dispatcher:
                     except BrokenProcessPool:
                         pool.shutdown(wait=False, cancel_futures=True)
                         pool = self.pool()
-                        for other in list(running):
-                            running.pop(other)
+                        running.clear()
                         store.recover(self.engine, max_attempts=2)   # the ones running: queued again, or failed
                         break
                     except Exception as exc:  # noqa: BLE001 - one submission never stops the service
@@ -204,7 +205,7 @@ def make_app(engine, settings):
     async def submit(request: Request, assignment: str = ""):
         student = _caller(engine, request)
         data = await _body(request, settings.max_bytes)
-        _checked(data, assignment)
+        nb = _checked(data, assignment)
         recent = store.submitted_since(engine, student, assignment, store.now() - timedelta(hours=1))
         if len(recent) >= settings.per_hour:
             resets = _aware(recent[-settings.per_hour]) + timedelta(hours=1)
@@ -215,7 +216,7 @@ def make_app(engine, settings):
             raise Refused(409, "your previous submission is still being graded: wait for its result first")
         if store.queued(engine) >= settings.max_queue:
             raise Refused(503, "the grading queue is full: submit again in a minute", {"Retry-After": "60"})
-        submission_id, position = store.accept(engine, student, assignment, data, content_key(data, assignment))
+        submission_id, position = store.accept(engine, student, assignment, data, submission_key(nb, assignment))
         dispatcher.wake.set()
         return {"id": submission_id, "status": "queued", "position": position}
 

@@ -9,13 +9,12 @@ and a name of their own; they are checked apart from students' tokens.
 import csv
 import hashlib
 import hmac
+import json
 import os
 import re
 import secrets
-from datetime import datetime, timezone
-
-import json
 import uuid
+from datetime import datetime, timezone
 
 from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, Text, create_engine, event, func, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
