@@ -103,3 +103,13 @@ c.Autograde.autograde_preprocessors = [
     SandboxGrade, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveGradesAndNotes, AssignLatePenalties,
     CheckCellMetadata,
 ]
+
+# The grading service (`python -m autograder serve`, in this folder): what it allows (autograder/service/settings.py).
+# Due dates not set here are nbgrader's own (`nbgrader db assignment add A --duedate ...`) where the gradebook has one.
+c.GradingService.per_hour = 10              # submissions per student and assignment in any hour
+c.GradingService.in_flight = 1              # submissions queued or grading per student
+c.GradingService.max_notebook_mib = 5       # larger notebooks are refused (413) before they are read whole
+c.GradingService.max_queue = 200            # more waiting submissions: 503 with Retry-After
+c.GradingService.due_dates = {}             # e.g. {"01-datasets": "2027-01-15 23:59"}
+c.GradingService.timezone = "UTC"           # the zone of due dates written without an offset
+c.GradingService.after_due_date = "accept"  # "accept" (and mark late) or "refuse"

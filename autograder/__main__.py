@@ -166,9 +166,15 @@ def _tokens(args):
 
 
 def _serve(args):
+    """Run the grading service until interrupted (limits and due dates from nbgrader_config.py)."""
     from autograder.service.app import serve
+    from autograder.service.settings import SettingsError
 
-    serve(".", host=args.host, port=args.port, db=args.db, jobs=args.jobs)
+    try:
+        serve(".", host=args.host, port=args.port, db=args.db, jobs=args.jobs)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -20,9 +20,8 @@ import os
 import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
-from datetime import timedelta
+from datetime import datetime, timedelta
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -31,19 +30,7 @@ from autograder.classroom.autograde import STATE
 from autograder.classroom.gradings import ResultsCache, die_with_parent, grade_submission, submission_key
 from autograder.judge.report import Report
 from autograder.service import stats, store
-
-
-@dataclass
-class Settings:
-    """What the service allows (the defaults a course of hundreds would start with)."""
-
-    course_dir: str = "."
-    jobs: int = 1
-    max_bytes: int = 5 * 2**20          # a notebook of this course is < 1 MiB
-    max_queue: int = 200                # more waiting submissions: 503 with Retry-After
-    in_flight_per_student: int = 1      # one submission queued or grading per student
-    per_hour: int = 10                  # submissions per student and assignment in any hour (hidden tests are not
-                                        # an oracle to query at will)
+from autograder.service.settings import aware, load_settings
 
 
 # A submission whose grading a stopped service interrupted is graded again after the restart, up to this many
@@ -90,12 +77,12 @@ async def _body(request, limit):
     """The request body, read in pieces and refused (413) as soon as it is larger than ``limit``."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise Refused(413, f"the notebook is larger than {limit // 2**20} MiB: clear its outputs and submit again")
+        raise Refused(413, f"the notebook is larger than {limit / 2**20:g} MiB: clear its outputs and submit again")
     pieces, size = [], 0
     async for piece in request.stream():
         size += len(piece)
         if size > limit:
-            raise Refused(413, f"the notebook is larger than {limit // 2**20} MiB: clear its outputs and submit "
+            raise Refused(413, f"the notebook is larger than {limit / 2**20:g} MiB: clear its outputs and submit "
                                "again")
         pieces.append(piece)
     return b"".join(pieces)
@@ -206,9 +193,13 @@ def make_app(engine, settings):
         student = _caller(engine, request)
         data = await _body(request, settings.max_bytes)
         nb = _checked(data, assignment)
+        late = settings.is_late(assignment, store.now())
+        if late and settings.refuse_late:
+            raise Refused(403, f"{assignment} was due {_when(settings.due_date(assignment))}: this course takes no "
+                               "submissions after the due date")
         recent = store.submitted_since(engine, student, assignment, store.now() - timedelta(hours=1))
         if len(recent) >= settings.per_hour:
-            resets = _aware(recent[-settings.per_hour]) + timedelta(hours=1)
+            resets = aware(recent[-settings.per_hour]) + timedelta(hours=1)
             wait = max(1, int((resets - store.now()).total_seconds()) + 1)
             raise Refused(429, f"{settings.per_hour} submissions of {assignment} per hour: the next one is possible at "
                                f"{resets:%H:%M} UTC (in {wait // 60 + 1} min)", {"Retry-After": str(wait)})
@@ -218,7 +209,7 @@ def make_app(engine, settings):
             raise Refused(503, "the grading queue is full: submit again in a minute", {"Retry-After": "60"})
         submission_id, position = store.accept(engine, student, assignment, data, submission_key(nb, assignment))
         dispatcher.wake.set()
-        return {"id": submission_id, "status": "queued", "position": position}
+        return {"id": submission_id, "status": "queued", "position": position, "late": late}
 
     @app.get("/api/v1/submissions/{submission_id}")
     async def result(submission_id: str, request: Request):
@@ -228,7 +219,7 @@ def make_app(engine, settings):
             raise Refused(404, f"no submission {submission_id!r}")
         if view["student"] != student:
             raise Refused(403, "this submission is another student's")
-        return view
+        return _dated(view, settings)
 
     @app.get("/api/v1/assignments")
     async def assignments(request: Request):
@@ -239,8 +230,11 @@ def make_app(engine, settings):
         rows = []
         for assignment in available_assignments():
             used = len(store.submitted_since(engine, student, assignment, since))
-            rows.append({"assignment": assignment, "used_this_hour": used, "left_this_hour": max(0, settings.per_hour
-                                                                                                  - used)})
+            due = settings.due_date(assignment)
+            rows.append({"assignment": assignment, "due": due.isoformat() if due else None,
+                         "past_due": settings.is_late(assignment, store.now()),
+                         "after_due_date": "refused" if settings.refuse_late else "accepted, marked late",
+                         "used_this_hour": used, "left_this_hour": max(0, settings.per_hour - used)})
         return {"student": student, "per_hour": settings.per_hour, "assignments": rows}
 
     @app.get("/api/v1/assignments/{assignment}/submissions")
@@ -248,7 +242,10 @@ def make_app(engine, settings):
         _caller(engine, request, role="instructor")
         _known(assignment)
         latest = stats.latest_per_student(store.class_submissions(engine, assignment))
-        return {"assignment": assignment, "students": latest}
+        for row in latest.values():
+            row["late"] = settings.is_late(assignment, datetime.fromisoformat(row["received"]))
+        due = settings.due_date(assignment)
+        return {"assignment": assignment, "due": due.isoformat() if due else None, "students": latest}
 
     @app.get("/api/v1/assignments/{assignment}/stats")
     async def class_stats(assignment: str, request: Request):
@@ -261,20 +258,35 @@ def make_app(engine, settings):
     return app
 
 
-def _aware(moment):
-    """``moment`` with UTC as its zone where the database gave it back without one (SQLite)."""
-    from datetime import timezone
+def _due_summary(settings):
+    """", due dates: A 2027-01-15 23:59 CET, ..." or nothing."""
+    if not settings.due:
+        return ""
+    return ", due dates: " + ", ".join(f"{a} {_when(d)}" for a, d in sorted(settings.due.items())) + (
+        " (later submissions refused)" if settings.refuse_late else " (later submissions marked late)")
 
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+def _when(moment):
+    """A due date as people read it, in its own zone."""
+    return f"{moment:%Y-%m-%d %H:%M} {moment.tzname() or ''}".strip()
+
+
+def _dated(view, settings):
+    """A submission's view with its assignment's due date and whether it came after it."""
+    due = settings.due_date(view["assignment"])
+    view["due"] = due.isoformat() if due else None
+    view["late"] = settings.is_late(view["assignment"], datetime.fromisoformat(view["received"]))
+    return view
 
 
 def serve(course_dir=".", host="127.0.0.1", port=8765, db=None, jobs=1):
     """Run the service in the foreground until interrupted."""
     import uvicorn
 
+    settings = load_settings(course_dir, jobs=jobs)       # a bad setting stops here, before anything starts
     engine = store.open_store(store.database_url(course_dir, db))
-    settings = Settings(course_dir=os.path.abspath(course_dir), jobs=max(1, jobs))
     started = time.strftime("%H:%M:%S")
     print(f"[{started}] grading service on http://{host}:{port} (database {engine.url.render_as_string()}, "
-          f"{settings.jobs} grading process(es))", flush=True)
+          f"{settings.jobs} grading process(es); {settings.per_hour} submissions per student and assignment an hour"
+          f"{_due_summary(settings)})", flush=True)
     uvicorn.run(make_app(engine, settings), host=host, port=port, log_level="warning")
