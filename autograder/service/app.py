@@ -106,11 +106,70 @@ def _checked(data, assignment):
         raise Refused(422, str(exc)) from None
 
 
-class Dispatcher:
-    """Grades queued submissions in arrival order in a pool of spawned processes; survives a dying process."""
+class LocalPool:
+    """``jobs`` spawned grading processes that die with the service (a killed service leaves no grading behind)."""
 
-    def __init__(self, engine, settings):
-        self.engine, self.settings = engine, settings
+    def __init__(self, jobs):
+        self.capacity = jobs
+        self.pool = self._new()
+
+    def _new(self):
+        return concurrent.futures.ProcessPoolExecutor(self.capacity, mp_context=multiprocessing.get_context("spawn"),
+                                                      initializer=die_with_parent, initargs=(os.getpid(),))
+
+    def submit(self, data, assignment):
+        """A concurrent.futures.Future of ``grade_submission``'s report dict."""
+        return self.pool.submit(grade_submission, data, assignment)
+
+    def renew(self):
+        """A fresh pool after a grading process died (the pool is broken then)."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool = self._new()
+
+    def close(self):
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+class DaskWorkers:
+    """The gradings on a Dask cluster's workers (``--scheduler``); as many at once as the workers have threads."""
+
+    def __init__(self, scheduler):
+        from distributed import Client
+
+        try:
+            self.client = Client(scheduler, timeout="60s")
+        except (OSError, TimeoutError) as exc:
+            raise SystemExit(f"error: cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+        self.capacity = max(1, sum(self.client.nthreads().values()))
+
+    def submit(self, data, assignment):
+        """A concurrent.futures.Future that follows the Dask future of ``grade_submission``."""
+        mirror = concurrent.futures.Future()
+        remote = self.client.submit(grade_submission, data, assignment, pure=False, retries=1)   # a lost worker:
+        mirror.remote = remote                                                                  # graded elsewhere
+
+        def settle(done):
+            try:
+                mirror.set_result(done.result())
+            except Exception as exc:  # noqa: BLE001 - the cluster's failure, reported for this submission
+                mirror.set_exception(exc)
+            done.release()
+        remote.add_done_callback(settle)
+        return mirror
+
+    def renew(self):
+        pass
+
+    def close(self):
+        self.client.close()
+
+
+class Dispatcher:
+    """Grades queued submissions in arrival order on its graders (LocalPool or DaskWorkers); survives a dying
+    grading process."""
+
+    def __init__(self, engine, settings, graders=None):
+        self.engine, self.settings, self.graders = engine, settings, graders
         self.wake, self.stopping = threading.Event(), threading.Event()
         self.thread = threading.Thread(target=self.run, name="dispatcher", daemon=True)
 
@@ -119,6 +178,7 @@ class Dispatcher:
 
     def start(self):
         store.recover(self.engine, max_attempts=RESTARTS_PER_SUBMISSION)
+        self.graders = self.graders or LocalPool(self.settings.jobs)
         self.thread.start()
 
     def stop(self):
@@ -126,17 +186,12 @@ class Dispatcher:
         self.wake.set()
         self.thread.join(timeout=30)
 
-    def pool(self):
-        """Spawned grading processes that die with the service (a killed service leaves no grading behind)."""
-        return concurrent.futures.ProcessPoolExecutor(self.settings.jobs, mp_context=multiprocessing.get_context(
-            "spawn"), initializer=die_with_parent, initargs=(os.getpid(),))
-
     def run(self):
-        pool = self.pool()
+        graders = self.graders
         running = {}
         try:
             while not self.stopping.is_set():
-                while len(running) < self.settings.jobs:
+                while len(running) < graders.capacity:
                     claimed = store.claim(self.engine)
                     if claimed is None:
                         break
@@ -145,7 +200,7 @@ class Dispatcher:
                     if cached is not None:
                         store.finish(self.engine, submission_id, cached.to_gradescope())
                         continue
-                    running[pool.submit(grade_submission, data, assignment)] = (submission_id, assignment, key)
+                    running[graders.submit(data, assignment)] = (submission_id, assignment, key)
                 if not running:
                     self.wake.wait(1.0)
                     self.wake.clear()
@@ -157,8 +212,7 @@ class Dispatcher:
                     try:
                         report = Report.from_dict(future.result())
                     except BrokenProcessPool:
-                        pool.shutdown(wait=False, cancel_futures=True)
-                        pool = self.pool()
+                        graders.renew()
                         running.clear()
                         store.recover(self.engine, max_attempts=2)   # the ones running: queued again, or failed
                         break
@@ -169,12 +223,13 @@ class Dispatcher:
                         self.cache(assignment).put(key, report)
                     store.finish(self.engine, submission_id, report.to_gradescope())
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            graders.close()
 
 
-def make_app(engine, settings):
-    """The ASGI app of the service on ``engine`` (store.open_store) with ``settings``."""
-    dispatcher = Dispatcher(engine, settings)
+def make_app(engine, settings, graders=None):
+    """The ASGI app of the service on ``engine`` (store.open_store) with ``settings``, grading on ``graders``
+    (default: a LocalPool of ``settings.jobs`` processes)."""
+    dispatcher = Dispatcher(engine, settings, graders)
 
     @asynccontextmanager
     async def lifespan(_):
@@ -279,14 +334,16 @@ def _dated(view, settings):
     return view
 
 
-def serve(course_dir=".", host="127.0.0.1", port=8765, db=None, jobs=1):
+def serve(course_dir=".", host="127.0.0.1", port=8765, db=None, jobs=1, scheduler=None):
     """Run the service in the foreground until interrupted."""
     import uvicorn
 
     settings = load_settings(course_dir, jobs=jobs)       # a bad setting stops here, before anything starts
     engine = store.open_store(store.database_url(course_dir, db))
-    started = time.strftime("%H:%M:%S")
-    print(f"[{started}] grading service on http://{host}:{port} (database {engine.url.render_as_string()}, "
-          f"{settings.jobs} grading process(es); {settings.per_hour} submissions per student and assignment an hour"
-          f"{_due_summary(settings)})", flush=True)
-    uvicorn.run(make_app(engine, settings), host=host, port=port, log_level="warning")
+    graders = DaskWorkers(scheduler) if scheduler else None     # connected before the service answers anyone
+    where = (f"the {graders.capacity} worker thread(s) of {scheduler}" if graders
+             else f"{settings.jobs} grading process(es)")
+    print(f"[{time.strftime('%H:%M:%S')}] grading service on http://{host}:{port} (database "
+          f"{engine.url.render_as_string()}, {where}; {settings.per_hour} submissions per student and assignment an "
+          f"hour{_due_summary(settings)})", flush=True)
+    uvicorn.run(make_app(engine, settings, graders), host=host, port=port, log_level="warning")
