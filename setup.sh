@@ -8,12 +8,15 @@ missing=()
 [ -d /usr/share/datasets/fashion-mnist ] || missing+=(dataset-fashion-mnist)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v bwrap >/dev/null || missing+=(bubblewrap)   # the sandbox student code runs in
+# PostgreSQL, which the grading service's tests also run against (in a throw-away cluster of their own)
+command -v initdb >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null; }; then
         echo "setup.sh: apt-get could not install ${missing[*]}: Fashion-MNIST is downloaded below instead," \
-             "without /usr/bin/chromium the browser test is skipped, and without bubblewrap grading falls" \
-             "back to an unprivileged user (as root) or refuses." >&2
+             "without /usr/bin/chromium the browser test is skipped, without bubblewrap grading falls" \
+             "back to an unprivileged user (as root) or refuses, and without postgresql the service's tests" \
+             "run on SQLite only." >&2
     fi
 fi
 

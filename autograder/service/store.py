@@ -1,6 +1,8 @@
 """The grading service's database (SQLAlchemy; SQLite by default, PostgreSQL alike): students, their tokens, and
 the submissions with their notebooks and results.
 
+The schema is alembic's (migrations/): opening a store brings its database to the newest revision.
+
 A token is a random secret shown once, when it is issued; the database keeps only its SHA-256 (a token
 holds 256 random bits, so a fast hash is enough and a stolen database gives no token away). A student has
 at most one live token: issuing one revokes the one before. Instructor tokens have the role "instructor"
@@ -9,6 +11,7 @@ and a name of their own; they are checked apart from students' tokens.
 import csv
 import hashlib
 import hmac
+import importlib
 import json
 import os
 import re
@@ -16,12 +19,17 @@ import secrets
 import uuid
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, Text, create_engine, event, func, select, update
+from sqlalchemy import (DateTime, ForeignKey, Integer, LargeBinary, Sequence, String, Text, create_engine, event, func,
+                        inspect, select, text, update)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 DEFAULT_DB_FILE = "grading-service.db"          # in the course folder
 STUDENT_ID = re.compile(r"[^\x00-\x1f\x7f/\\]{1,128}")   # printable, no path separators, at most 128 characters
 ROLES = ("student", "instructor")
+MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")   # versions/NNNN_*.py
+FIRST_REVISION = "0001"                         # the schema of the stores made before migrations
+MIGRATION_LOCK = 0x6772616465                   # PostgreSQL advisory lock key: one process migrates at a time
+ARRIVALS = Sequence("submission_arrivals")      # arrival numbers where the database has sequences (PostgreSQL)
 
 
 class StoreError(ValueError):
@@ -65,7 +73,7 @@ class Submission(Base):
 
     __tablename__ = "submissions"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    seq: Mapped[int] = mapped_column(Integer, unique=True, index=True)       # arrival order
+    seq: Mapped[int] = mapped_column(Integer, ARRIVALS, unique=True, index=True)   # arrival order
     student_id: Mapped[str] = mapped_column(ForeignKey("students.id"), index=True)
     assignment: Mapped[str] = mapped_column(String(64), index=True)
     sha256: Mapped[str] = mapped_column(ForeignKey("notebooks.sha256"))
@@ -88,18 +96,82 @@ def database_url(course_dir, url=None):
 
 
 def open_store(url):
-    """An engine on ``url`` with every table created; SQLite in WAL mode with foreign keys enforced."""
+    """An engine on ``url``, its database migrated to the newest revision; SQLite in WAL mode with foreign keys
+    enforced, PostgreSQL speaking UTC."""
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
-        @event.listens_for(engine, "connect")
-        def _sqlite_settings(connection, _):
-            cursor = connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=10000")
-            cursor.close()
-    Base.metadata.create_all(engine)
+        event.listen(engine, "connect", _sqlite_settings)
+    elif engine.dialect.name == "postgresql":
+        event.listen(engine, "connect", _utc)
+    migrate(engine)
     return engine
+
+
+def _sqlite_settings(connection, _):
+    """WAL (readers never wait for the writer), foreign keys checked, a writer waits up to 10 s for the lock."""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _utc(connection, _):
+    """Times come back in UTC, as SQLite keeps them (not in the server's time zone)."""
+    autocommit, connection.autocommit = connection.autocommit, True
+    cursor = connection.cursor()
+    cursor.execute("SET TIME ZONE 'UTC'")
+    cursor.close()
+    connection.autocommit = autocommit
+
+
+def migrations(connection):
+    """alembic's configuration of the service's migrations, on ``connection`` (built here: no alembic.ini)."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    config.attributes["connection"] = connection
+    return config
+
+
+def newest_revision():
+    """The newest migration's revision: the highest number NNNN of migrations/versions/NNNN_*.py."""
+    return max(name[:4] for name in os.listdir(os.path.join(MIGRATIONS, "versions"))
+               if name[:4].isdigit() and name.endswith(".py"))
+
+
+def revision(connection):
+    """The database's revision (alembic_version), or None where there is none."""
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def migrate(engine):
+    """Bring the database to the newest revision, one process at a time. A store made before migrations (its
+    tables there, no alembic_version) is first marked as being at the first revision."""
+    with engine.connect() as connection:
+        if revision(connection) == newest_revision():
+            return                                        # as it should be: alembic is not even loaded
+    from alembic import command
+
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK)))
+        else:
+            _write_lock(connection)
+        config = migrations(connection)
+        tables = set(inspect(connection).get_table_names())
+        if "submissions" in tables and "alembic_version" not in tables:
+            command.stamp(config, FIRST_REVISION)
+        command.upgrade(config, "head")
+
+
+def _write_lock(connection):
+    """SQLite: no other writer until the transaction ends (BEGIN IMMEDIATE, the transaction's first statement)."""
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def check_student_id(student_id):
@@ -193,15 +265,34 @@ def accept(engine, student_id, assignment, data, key):
     """Store a submission (its row and its notebook's bytes) durably; returns (id, position in the queue)."""
     sha = hashlib.sha256(data).hexdigest()
     with Session(engine) as session, session.begin():
+        seq = _next_arrival(session)
         if session.get(Notebook, sha) is None:
-            session.add(Notebook(sha256=sha, content=data))
-        seq = (session.scalar(select(func.max(Submission.seq))) or 0) + 1
+            _keep_notebook(session, sha, data)
         submission = Submission(id=uuid.uuid4().hex, seq=seq, student_id=student_id, assignment=assignment,
                                 sha256=sha, key=key, status="queued", attempts=0, received=now())
         session.add(submission)
         position = session.scalar(select(func.count()).select_from(Submission).where(
             Submission.status.in_(("queued", "grading")), Submission.seq <= seq))
         return submission.id, position
+
+
+def _next_arrival(session):
+    """The next arrival number, never handed out twice: the database's sequence (PostgreSQL), else the highest
+    so far + 1 with the database locked for writing until the submission is stored (SQLite)."""
+    if session.get_bind().dialect.supports_sequences:
+        return session.scalar(select(ARRIVALS.next_value()))
+    _write_lock(session.connection())
+    return (session.scalar(select(func.max(Submission.seq))) or 0) + 1
+
+
+def _keep_notebook(session, sha, data):
+    """Store a notebook's bytes unless they are there (another writer may have stored the same ones just now)."""
+    name = session.get_bind().dialect.name
+    if name not in ("postgresql", "sqlite"):
+        session.add(Notebook(sha256=sha, content=data))
+        return
+    insert = importlib.import_module(f"sqlalchemy.dialects.{name}").insert      # INSERT ... ON CONFLICT DO NOTHING
+    session.execute(insert(Notebook).values(sha256=sha, content=data).on_conflict_do_nothing())
 
 
 def in_flight(engine, student_id):

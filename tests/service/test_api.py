@@ -1,6 +1,6 @@
 """The grading service's API against a real server process on 127.0.0.1 (`python -m autograder serve` in a
-course folder): a submission is graded like the CLI grades it, an unchanged one comes from the result cache,
-and every refusal is a JSON message with its status."""
+course folder), on SQLite and on PostgreSQL: a submission is graded like the CLI grades it, an unchanged one
+comes from the result cache, and every refusal is a JSON message with its status."""
 import json
 import os
 import re
@@ -12,17 +12,12 @@ import time
 import httpx
 import pytest
 
+from autograder.service import store
 from tests.notebooks import ROOT, append_cell, grade, source_notebook
 
 A = "01-datasets"
 pytestmark = pytest.mark.xdist_group("service")
-
-
-def _cli(folder, *args):
-    proc = subprocess.run([sys.executable, "-m", "autograder", *args], cwd=folder, capture_output=True, text=True,
-                          timeout=120, env=dict(os.environ, PYTHONPATH=ROOT))
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+_GRADED = {}                     # the CLI's scores of a notebook, graded once for both databases
 
 
 def _free_port():
@@ -32,15 +27,24 @@ def _free_port():
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("service-course")
-    _cli(folder, "students", "add", "alice", "bob", "carol")
-    tokens = dict(line.split("\t") for line in _cli(folder, "tokens").split("\n") if "\t" in line)
-    tokens.update(line.split("\t") for line in _cli(folder, "tokens", "--instructor", "prof").split("\n") if "\t" in line)
+def course(tmp_path_factory):
+    """The course folder: shared by the runs on both databases, and so is its result cache (the grading is the
+    same; the database differs)."""
+    return tmp_path_factory.mktemp("service-course")
+
+
+@pytest.fixture(scope="module")
+def service(course, database_url):
+    """The service on a new database holding three students and an instructor, each with a token."""
+    engine = store.open_store(database_url)
+    store.add_students(engine, ["alice", "bob", "carol"])
+    tokens = {name: store.issue_token(engine, name) for name in ("alice", "bob", "carol")}
+    tokens["prof"] = store.issue_token(engine, "prof", role="instructor")
+    engine.dispose()
     port = _free_port()
-    log = open(folder / "service.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "autograder", "serve", "--port", str(port)], cwd=folder,
-                            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=ROOT))
+    log = open(course / "service.log", "a")
+    proc = subprocess.Popen([sys.executable, "-m", "autograder", "serve", "--port", str(port), "--db", database_url],
+                            cwd=course, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=ROOT))
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
@@ -48,10 +52,10 @@ def service(tmp_path_factory):
             httpx.get(f"{url}/api/v1/submissions/none", timeout=2)
             break
         except httpx.TransportError:
-            assert proc.poll() is None and time.monotonic() < deadline, (folder / "service.log").read_text()
+            assert proc.poll() is None and time.monotonic() < deadline, (course / "service.log").read_text()
             time.sleep(0.3)
     try:
-        yield {"url": url, "tokens": tokens, "folder": folder}
+        yield {"url": url, "tokens": tokens, "folder": course, "database": engine.dialect.name}
     finally:
         proc.terminate()
         try:
@@ -84,6 +88,14 @@ def _scores(results):
     return results["score"], [(t["name"], t["score"], t["max_score"]) for t in results["tests"]]
 
 
+def _cli_scores(nb):
+    """The scores the CLI gives ``nb`` (graded once for both databases)."""
+    key = json.dumps(nb, sort_keys=True)
+    if key not in _GRADED:
+        _GRADED[key] = _scores(grade(nb).to_gradescope())
+    return _GRADED[key]
+
+
 def test_a_submission_is_graded_like_the_cli_and_an_unchanged_one_comes_from_the_cache(service):
     wrong = append_cell(source_notebook(A), "def minibatches(X, y, batch_size, shuffle=True, seed=None):\n"
                                             "    return []", index=None)
@@ -94,7 +106,7 @@ def test_a_submission_is_graded_like_the_cli_and_an_unchanged_one_comes_from_the
         assert accepted["status"] == "queued" and accepted["position"] >= 1 and len(accepted["id"]) == 32
         view = _result(service, "alice", accepted["id"])
         assert view["status"] == "done", view
-        assert _scores(view["results"]) == _scores(grade(nb).to_gradescope())
+        assert _scores(view["results"]) == _cli_scores(nb)
         assert "def test_" not in json.dumps(view) and "check_task" not in json.dumps(view)
     started = time.monotonic()
     again = _result(service, "alice", _submit(service, "alice", wrong).json()["id"])
@@ -135,7 +147,8 @@ def test_refusals_are_json_with_their_status(service):
 
 
 def test_a_student_cannot_read_anothers_result_and_waits_for_their_own(service):
-    nb = append_cell(source_notebook(A), "# carol's own run\nx = 1", index=None)
+    # new to the result cache (the run on the other database has its own), so still being graded when she resubmits
+    nb = append_cell(source_notebook(A), f"# carol's own run on {service['database']}\nx = 1", index=None)
     first = _submit(service, "carol", nb)
     assert first.status_code == 202, first.text
     second = _submit(service, "carol", append_cell(nb, "y = 2", index=None))

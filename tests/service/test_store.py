@@ -1,30 +1,133 @@
-"""The grading service's store: students, and tokens kept only as hashes, revoked and re-issued; the commands
-that manage them, run as an instructor would in a course folder."""
+"""The grading service's store, on SQLite and on PostgreSQL: its schema from migrations, students, tokens kept
+only as hashes, revoked and re-issued, submissions numbered in arrival order by several writers at once; the
+commands that manage students and tokens, run as an instructor would in a course folder."""
 import csv
 import glob
 import os
 import stat
 import subprocess
 import sys
+import threading
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy.orm import Session
 
+from autograder.service import store
 from autograder.service.store import (StoreError, add_students, issue_token, open_store, revoke_tokens,
                                       roster_ids, students, who)
 from tests.notebooks import ROOT
 
 
 @pytest.fixture
-def engine(tmp_path):
-    return open_store(f"sqlite:///{tmp_path / 'service.db'}")
+def engine(database_url):
+    """The store on the module's database, emptied after each test."""
+    engine = open_store(database_url)
+    yield engine
+    with engine.begin() as connection:
+        for table in reversed(store.Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+    engine.dispose()
 
 
-def test_tokens_are_kept_only_as_hashes(engine, tmp_path):
+def _everything_stored(engine):
+    """Every byte the database keeps: SQLite's files, or every row of every table of PostgreSQL's database."""
+    if engine.dialect.name == "sqlite":
+        engine.dispose()
+        return b"".join(open(path, "rb").read() for path in glob.glob(engine.url.database + "*"))
+    with engine.connect() as connection:
+        return repr([connection.execute(text(f"SELECT * FROM {table}")).all()
+                     for table in inspect(connection).get_table_names()]).encode()
+
+
+def test_tokens_are_kept_only_as_hashes(engine):
     add_students(engine, ["alice"])
     token = issue_token(engine, "alice")
-    engine.dispose()
-    stored = b"".join(open(path, "rb").read() for path in glob.glob(str(tmp_path / "service.db*")))
+    stored = _everything_stored(engine)
     assert token.encode() not in stored and b"alice" in stored
+
+
+@pytest.fixture
+def other_url(database_url, request, tmp_path):
+    """Another new, empty database of the module's kind."""
+    if database_url.startswith("sqlite"):
+        return f"sqlite:///{tmp_path / 'other.db'}"
+    return request.getfixturevalue("postgres").database()
+
+
+def _schema_differences(engine):
+    """What alembic finds different between the models and the database's schema (types included)."""
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True,
+                                                               "compare_server_default": True})
+        return compare_metadata(context, store.Base.metadata)
+
+
+def test_a_new_database_is_migrated_to_the_newest_revision_the_models_describe(engine):
+    migrations = ScriptDirectory(store.MIGRATIONS)
+    assert [(r.revision, os.path.basename(r.path)[:4]) for r in migrations.walk_revisions()] == [
+        ("0002", "0002"), ("0001", "0001")], "each migration's file is numbered as its revision"
+    with engine.connect() as connection:
+        assert store.revision(connection) == store.newest_revision() == migrations.get_current_head()
+        if engine.dialect.name == "postgresql":
+            assert "submission_arrivals" in inspect(connection).get_sequence_names()
+    assert _schema_differences(engine) == []
+
+
+def test_a_store_made_before_migrations_is_adopted(other_url):
+    old = create_engine(other_url)
+    store.Base.metadata.create_all(old)                   # as open_store made its stores before migrations
+    with old.begin() as connection:
+        if old.dialect.name == "postgresql":
+            connection.execute(text("DROP SEQUENCE submission_arrivals"))    # which had no arrival sequence
+        connection.execute(text("INSERT INTO students VALUES ('alice', '2026-01-01 10:00:00')"))
+        connection.execute(text("INSERT INTO notebooks VALUES ('abc', '')"))
+        connection.execute(text("INSERT INTO submissions (id, seq, student_id, assignment, sha256, key, status, "
+                                "attempts, received) VALUES ('s7', 7, 'alice', 'A', 'abc', 'k', 'done', 1, "
+                                "'2026-01-01 10:05:00')"))
+    old.dispose()
+    engine = open_store(other_url)
+    with engine.connect() as connection:
+        assert store.revision(connection) == store.newest_revision()
+    assert _schema_differences(engine) == [] and students(engine) == ["alice"]
+    new_id, position = store.accept(engine, "alice", "A", b"{}", "k")
+    with Session(engine) as session:
+        assert session.get(store.Submission, new_id).seq == 8 and position == 1, "numbering goes on after 7"
+    engine.dispose()
+
+
+def test_writers_at_once_get_distinct_arrival_numbers_in_their_order(engine, database_url):
+    writers, each = 8, 6
+    add_students(engine, [f"s{i}" for i in range(writers)])
+    engines = [engine, open_store(database_url)]          # two pools of connections, as two processes would have
+    start, accepted, errors = threading.Barrier(writers), {i: [] for i in range(writers)}, []
+
+    def write(i):
+        start.wait()
+        try:
+            for n in range(each):                         # every other one the same notebook for everyone
+                data = b"{}" if n % 2 else f"{i}/{n}".encode()
+                accepted[i].append(store.accept(engines[i % 2], f"s{i}", "A", data, "k")[0])
+        except Exception as exc:                          # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    engines[1].dispose()
+    assert not errors, errors
+    with Session(engine) as session:
+        seq = dict(session.execute(select(store.Submission.id, store.Submission.seq)).all())
+        notebooks = session.scalars(select(store.Notebook.sha256)).all()
+    assert len(seq) == writers * each and len(set(seq.values())) == writers * each, "distinct numbers, none lost"
+    for ids in accepted.values():
+        assert [seq[i] for i in ids] == sorted(seq[i] for i in ids), "one writer's submissions in its order"
+    assert len(notebooks) == writers * each // 2 + 1
 
 
 def test_a_token_names_its_student_until_revoked_or_reissued(engine):
