@@ -33,9 +33,11 @@ from autograder.service import stats, store
 from autograder.service.settings import aware, load_settings
 
 
-# A submission whose grading a stopped service interrupted is graded again after the restart, up to this many
-# tries; one whose grading process died (inside a running service) is tried twice.
-RESTARTS_PER_SUBMISSION = 5
+# A submission whose grading a stopped service interrupted is graded again after the restart: a stop is the
+# machine's doing, so it may happen many times (a deploy, a crash of something else); the bound only keeps a
+# notebook that brings the whole service down from doing so forever. One whose grading process died (inside a
+# running service) is tried twice.
+RESTARTS_PER_SUBMISSION = 20
 
 
 class Refused(Exception):

@@ -1,71 +1,94 @@
-"""Nothing lost: the service killed with kill -9 at random moments while submissions are graded, then started
-again; every submission that got a 202 ends graded exactly once, with the CLI's points."""
-import json
+"""Nothing lost: the service killed with kill -9 ten times at random moments while a stream of submissions
+arrives and is graded, started again after each kill; every submission that got a 202 ends graded exactly
+once, with the CLI's points, and nothing else is recorded but what a kill cut off mid-request."""
 import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
+import threading
 import time
 
 import httpx
 import pytest
 
 from tests.classes import left_behind
-from tests.notebooks import ROOT, append_cell, source_notebook
-from tests.service.test_api import _cli, _free_port
+from tests.notebooks import append_cell, source_notebook
+from tests.service import server
 
 A = "01-datasets"
-STUDENTS = ["alice", "bob", "carol", "dave"]
+STUDENTS = ["alice", "bob", "carol", "dave", "erin", "frank"]
+KILLS = 10
+VERSIONS = 2
 pytestmark = pytest.mark.xdist_group("service-kill")
 
 
-def _start(folder, port):
-    proc = subprocess.Popen([sys.executable, "-m", "autograder", "serve", "--port", str(port)], cwd=folder,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=ROOT))
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/api/v1/submissions/none", timeout=2)
-            return proc
-        except httpx.TransportError:
-            assert proc.poll() is None and time.monotonic() < deadline, "the service did not start"
-            time.sleep(0.2)
+class Stream:
+    """Students submitting in turn, once a second each, while the test runs (the course allows them many
+    submissions in flight); the notebooks are a few versions of the reference, so most are answered from the
+    result cache once one of them was graded (the same path as new work, only faster)."""
 
+    def __init__(self, url, tokens, seed=7):
+        self.url, self.tokens, self.rng = url, tokens, random.Random(seed)
+        self.accepted, self.cut_off, self.refused = {}, 0, 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
 
-def test_kill_9_while_grading_loses_no_accepted_submission(tmp_path):
-    _cli(tmp_path, "students", "add", *STUDENTS)
-    tokens = dict(line.split("\t") for line in _cli(tmp_path, "tokens").split("\n") if "\t" in line)
-    port, rng = _free_port(), random.Random(5)
-    proc = _start(tmp_path, port)
-    accepted = {}
-    for student in STUDENTS:       # four different notebooks (each its own grading), one per student
-        nb = append_cell(source_notebook(A), f"# {student}'s run\nnote = {student!r}", index=None)
-        answer = httpx.post(f"http://127.0.0.1:{port}/api/v1/submissions", params={"assignment": A},
-                            content=json.dumps(nb).encode(), headers={"Authorization": f"Bearer {tokens[student]}"},
-                            timeout=30)
-        assert answer.status_code == 202, answer.text
-        accepted[answer.json()["id"]] = student
-    kills = 0
-    for stratum in range(3):       # kill -9 at a moment of each third of [0.5, 6) s, then start again
-        time.sleep(0.5 + 5.5 * (stratum + rng.random()) / 3)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        kills += 1
-        proc = _start(tmp_path, port)
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            with sqlite3.connect(tmp_path / "grading-service.db") as db:
-                rows = db.execute("SELECT id, status, results, attempts FROM submissions").fetchall()
-            if all(status in ("done", "failed") for _, status, _, _ in rows) or time.monotonic() > deadline:
-                break
+    def notebook(self):
+        return append_cell(source_notebook(A), f"# my run\nnote = {self.rng.randrange(VERSIONS)}", index=None)
+
+    def run(self):
+        while not self.stopping.is_set():
+            for student in STUDENTS:
+                try:
+                    answer = server.submit(self.url, self.tokens[student], self.notebook(), A)
+                except httpx.TransportError:            # the service is down, or was killed mid-request
+                    self.cut_off += 1
+                    continue
+                if answer.status_code == 202:
+                    self.accepted[answer.json()["id"]] = student
+                else:
+                    assert answer.status_code == 503, answer.text     # only a full queue may refuse them
+                    self.refused += 1
             time.sleep(1.0)
+
+
+def _rows(folder):
+    with sqlite3.connect(folder / "grading-service.db") as db:
+        return db.execute("SELECT id, status, results, attempts FROM submissions").fetchall()
+
+
+def test_kill_9_while_a_stream_is_graded_loses_no_accepted_submission(tmp_path):
+    import json
+
+    (tmp_path / "nbgrader_config.py").write_text("c = get_config()\nc.GradingService.in_flight = 1000\n"
+                                                 "c.GradingService.per_hour = 1000\n")
+    tokens = server.enrol(tmp_path, STUDENTS)
+    port, rng = server.free_port(), random.Random(5)
+    proc = server.start(tmp_path, port)
+    stream = Stream(f"http://127.0.0.1:{port}", tokens)
+    stream.thread.start()
+    interrupted = 0
+    try:
+        for stratum in rng.sample(range(KILLS), KILLS):   # kill -9 at a moment of each tenth of [0.3, 3.3) s
+            time.sleep(0.3 + 3.0 * (stratum + rng.random()) / KILLS)           # after a start
+            interrupted += any(status == "grading" for _, status, _, _ in _rows(tmp_path))
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            proc = server.start(tmp_path, port)
+        stream.stopping.set()
+        stream.thread.join(timeout=60)
+        deadline = time.monotonic() + 300
+        while not all(row[1] in ("done", "failed") for row in _rows(tmp_path)) and time.monotonic() < deadline:
+            time.sleep(1.0)
+        rows = _rows(tmp_path)
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    assert kills == 3 and {row[0] for row in rows} == set(accepted), "exactly the accepted submissions, once each"
+        stream.stopping.set()
+        server.stop(proc)
+    recorded = {row[0] for row in rows}
+    assert set(stream.accepted) <= recorded, "every submission that got a 202 is kept"
+    assert len(recorded - set(stream.accepted)) <= stream.cut_off, "nothing recorded but what a kill cut off"
+    assert interrupted >= 3, f"only {interrupted} of {KILLS} kills came while a submission was being graded"
+    assert len(stream.accepted) >= 5 * KILLS and stream.cut_off >= KILLS, (len(stream.accepted), stream.cut_off)
     for submission_id, status, results, attempts in rows:
-        assert status == "done" and json.loads(results)["score"] == 13, (accepted[submission_id], status, attempts)
+        assert status == "done" and json.loads(results)["score"] == 13, (submission_id, status, attempts)
     assert left_behind(tmp_path) == [], "a killed service left grading processes behind"
