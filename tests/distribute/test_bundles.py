@@ -97,8 +97,10 @@ def test_bundle_holds_the_notebook_library_project_and_readme(bundles, assignmen
     settings = open(os.path.join(folder, "nbgrader_config.py")).read()
     assert f'c.CourseDirectory.course_id = "{course_id.group(1)}"' in settings, "the course's id, for the exchange"
     readme = open(os.path.join(folder, "README.md")).read()
-    for step in (f"jupyter lab {notebook}", f"nbgrader validate {notebook}", "pip install -e .", "Submit"):
+    for step in (f"jupyter lab {notebook}", f"nbgrader validate {notebook}", "pip install -e .", "Submit",
+                 f"python -m course.submit {notebook}", "course-service.toml", "COURSE_SERVICE_TOKEN"):
         assert step in readme, step
+    assert os.path.isfile(os.path.join(folder, "course", "submit.py")), "the grading service's client"
     pins = " ".join(d for d in DEPENDENCIES if d.startswith(("torch==", "torchvision==")))
     assert f"pip install {pins} --index-url https://download.pytorch.org/whl/cpu" in readme, "the CPU-only build"
     assert "Use that environment" in readme, "how to reuse one environment for every lesson"
