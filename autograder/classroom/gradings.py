@@ -103,6 +103,22 @@ def grade_submission(data, assignment, limits=None, filename="submission.ipynb")
     return report.to_dict()
 
 
+def warm_up(assignments, limits=None):
+    """Start warm sandboxes of ``assignments`` in this grading process ahead of their first grading."""
+    import importlib
+
+    from autograder.sandbox import warm
+    from autograder.sandbox.student import Limits
+
+    importlib.import_module("autograder.judge.engine")       # what a grading imports, loaded now
+
+    for assignment in assignments:
+        box = warm.acquire(assignment, Limits(**(limits or {})))
+        if box is not None:
+            warm.release(box)
+    return len(assignments)
+
+
 def die_with_parent(judge):
     """Worker start-up: die when the judge dies (Linux), so a killed run leaves no grading behind."""
     try:

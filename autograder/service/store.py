@@ -354,6 +354,17 @@ def recover(engine, max_attempts=2):
     return requeued, failed
 
 
+def recent_assignments(engine, most=2):
+    """Up to ``most`` assignments to expect next: those of queued submissions (oldest first), then the latest
+    submitted."""
+    with Session(engine) as session:
+        waiting = session.scalars(select(Submission.assignment).where(Submission.status == "queued")
+                                  .order_by(Submission.seq).limit(500)).all()
+        latest = session.scalars(select(Submission.assignment).group_by(Submission.assignment)
+                                 .order_by(func.max(Submission.seq).desc()).limit(most)).all()
+    return list(dict.fromkeys([*waiting, *latest]))[:most]
+
+
 def submission_view(engine, submission_id):
     """{"id", "student", "assignment", "status", "received", "results"?, "reason"?} or None."""
     with Session(engine) as session:

@@ -130,6 +130,18 @@ def test_writers_at_once_get_distinct_arrival_numbers_in_their_order(engine, dat
     assert len(notebooks) == writers * each // 2 + 1
 
 
+def test_the_assignments_to_warm_up_are_the_queued_ones_first_then_the_latest(engine):
+    add_students(engine, ["ann"])
+    assert store.recent_assignments(engine) == []
+    for assignment in ("03-linear-regression", "01-datasets", "02-tensorboard", "01-datasets"):
+        store.accept(engine, "ann", assignment, assignment.encode(), "k")
+    while (claimed := store.claim(engine)) is not None and claimed[1] != "02-tensorboard":
+        store.finish(engine, claimed[0], {"score": 0})           # 03 and the first 01 graded; 02 grading
+    store.recover(engine)                                        # after a restart: 02 queued again, then 01
+    assert store.recent_assignments(engine, 2) == ["02-tensorboard", "01-datasets"]
+    assert store.recent_assignments(engine, 3) == ["02-tensorboard", "01-datasets", "03-linear-regression"]
+
+
 def test_a_token_names_its_student_until_revoked_or_reissued(engine):
     add_students(engine, ["alice", "bob"])
     first, bob = issue_token(engine, "alice"), issue_token(engine, "bob")
