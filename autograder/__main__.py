@@ -10,6 +10,7 @@
     python -m autograder students add [ID ...] [--roster roster.csv] [--gradebook] | students list
     python -m autograder tokens [--student ID ...] [--instructor NAME] [--revoke] [--out tokens.csv]
     python -m autograder serve [--host 127.0.0.1] [--port 8765] [--db URL] [--jobs N] [--scheduler tcp://HOST:PORT]
+                               [--prefix /services/grading]
 
 ``grade`` exits 0 whenever grading completed, whatever the score; 2 when it could not run (the report
 is still written, with the reason).
@@ -171,7 +172,8 @@ def _serve(args):
     from autograder.service.settings import SettingsError
 
     try:
-        serve(".", host=args.host, port=args.port, db=args.db, jobs=args.jobs, scheduler=args.scheduler)
+        serve(".", host=args.host, port=args.port, db=args.db, jobs=args.jobs, scheduler=args.scheduler,
+              prefix=args.prefix)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -238,6 +240,9 @@ def main(argv=None):
     service.add_argument("--port", type=int, default=8765)
     service.add_argument("--db", help="database URL (default: grading-service.db, SQLite, in this folder)")
     service.add_argument("--jobs", type=int, default=1, help="grading processes")
+    service.add_argument("--prefix", default=os.environ.get("JUPYTERHUB_SERVICE_PREFIX", ""), metavar="PATH",
+                         help="serve under this path, e.g. /services/grading (default: JupyterHub's service prefix "
+                              "where JupyterHub starts it, else none)")
     service.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                          help="grade on this Dask cluster's workers instead of local processes")
     service.set_defaults(run=_serve)

@@ -23,8 +23,10 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from autograder.classroom.autograde import STATE
 from autograder.classroom.gradings import ResultsCache, die_with_parent, grade_submission, submission_key, warm_up
@@ -240,9 +242,10 @@ class Dispatcher:
             graders.close()
 
 
-def make_app(engine, settings, graders=None):
+def make_app(engine, settings, graders=None, prefix=""):
     """The ASGI app of the service on ``engine`` (store.open_store) with ``settings``, grading on ``graders``
-    (default: a LocalPool of ``settings.jobs`` processes)."""
+    (default: a LocalPool of ``settings.jobs`` processes), its paths under ``prefix`` (e.g. a JupyterHub service's
+    ``/services/grading``)."""
     dispatcher = Dispatcher(engine, settings, graders)
 
     @asynccontextmanager
@@ -251,13 +254,26 @@ def make_app(engine, settings, graders=None):
         yield
         dispatcher.stop()
 
-    app = FastAPI(title="Course grading service", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title="Course grading service", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    api = APIRouter()
 
     @app.exception_handler(Refused)
     async def refused(_, exc):
         return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
 
-    @app.post("/api/v1/submissions", status_code=202)
+    @app.exception_handler(HTTPException)
+    async def unrouted(_, exc):           # no such path (404), a method it does not take (405)
+        message = (f"no such endpoint: the API is under {prefix.rstrip('/')}/api/v1/" if exc.status_code == 404
+                   else str(exc.detail))
+        return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(_, exc):
+        return JSONResponse({"error": f"a malformed request: {exc.errors()[0].get('msg', 'not understood')}"},
+                            status_code=400)
+
+    @api.post("/api/v1/submissions", status_code=202)
     async def submit(request: Request, assignment: str = ""):
         student = _caller(engine, request)
         data = await _body(request, settings.max_bytes)
@@ -280,7 +296,7 @@ def make_app(engine, settings, graders=None):
         dispatcher.wake.set()
         return {"id": submission_id, "status": "queued", "position": position, "late": late}
 
-    @app.get("/api/v1/submissions/{submission_id}")
+    @api.get("/api/v1/submissions/{submission_id}")
     async def result(submission_id: str, request: Request):
         student = _caller(engine, request)
         view = store.submission_view(engine, submission_id)
@@ -290,7 +306,7 @@ def make_app(engine, settings, graders=None):
             raise Refused(403, "this submission is another student's")
         return _dated(view, settings)
 
-    @app.get("/api/v1/assignments")
+    @api.get("/api/v1/assignments")
     async def assignments(request: Request):
         from autograder.judge.tasks import available_assignments
 
@@ -306,7 +322,7 @@ def make_app(engine, settings, graders=None):
                          "used_this_hour": used, "left_this_hour": max(0, settings.per_hour - used)})
         return {"student": student, "per_hour": settings.per_hour, "assignments": rows}
 
-    @app.get("/api/v1/assignments/{assignment}/submissions")
+    @api.get("/api/v1/assignments/{assignment}/submissions")
     async def class_submissions(assignment: str, request: Request):
         _caller(engine, request, role="instructor")
         _known(assignment)
@@ -316,7 +332,7 @@ def make_app(engine, settings, graders=None):
         due = settings.due_date(assignment)
         return {"assignment": assignment, "due": due.isoformat() if due else None, "students": latest}
 
-    @app.get("/api/v1/assignments/{assignment}/stats")
+    @api.get("/api/v1/assignments/{assignment}/stats")
     async def class_stats(assignment: str, request: Request):
         _caller(engine, request, role="instructor")
         _known(assignment)
@@ -324,6 +340,7 @@ def make_app(engine, settings, graders=None):
         return {"assignment": assignment, "submissions": len(submissions),
                 "students": len({row["student"] for row in submissions}), "tasks": stats.task_stats(submissions)}
 
+    app.include_router(api, prefix=prefix.rstrip("/"))
     return app
 
 
@@ -348,7 +365,7 @@ def _dated(view, settings):
     return view
 
 
-def serve(course_dir=".", host="127.0.0.1", port=8765, db=None, jobs=1, scheduler=None):
+def serve(course_dir=".", host="127.0.0.1", port=8765, db=None, jobs=1, scheduler=None, prefix=""):
     """Run the service in the foreground until interrupted."""
     import uvicorn
 
@@ -357,7 +374,7 @@ def serve(course_dir=".", host="127.0.0.1", port=8765, db=None, jobs=1, schedule
     graders = DaskWorkers(scheduler) if scheduler else None     # connected before the service answers anyone
     where = (f"the {graders.capacity} worker thread(s) of {scheduler}" if graders
              else f"{settings.jobs} grading process(es)")
-    print(f"[{time.strftime('%H:%M:%S')}] grading service on http://{host}:{port} (database "
+    print(f"[{time.strftime('%H:%M:%S')}] grading service on http://{host}:{port}{prefix.rstrip('/')} (database "
           f"{engine.url.render_as_string()}, {where}; {settings.per_hour} submissions per student and assignment an "
           f"hour{_due_summary(settings)})", flush=True)
-    uvicorn.run(make_app(engine, settings, graders), host=host, port=port, log_level="warning")
+    uvicorn.run(make_app(engine, settings, graders, prefix), host=host, port=port, log_level="warning")

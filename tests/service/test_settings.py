@@ -131,3 +131,18 @@ def test_a_notebook_over_the_configured_size_is_refused_with_that_size(tmp_path)
     refused = _post(client, tokens["dana"], big)
     assert refused.status_code == 413 and "larger than 0.25 MiB" in refused.json()["error"], refused.text
     assert _post(client, tokens["dana"]).status_code == 202
+
+
+def test_under_a_prefix_the_api_moves_and_every_other_path_answers_json(tmp_path):
+    engine = store.open_store("sqlite:///" + str(tmp_path / "service.db"))
+    store.add_students(engine, ["dana"])
+    token = store.issue_token(engine, "dana")
+    client = TestClient(make_app(engine, load_settings(tmp_path), prefix="/services/grading/"))
+    moved = client.post("/services/grading/api/v1/submissions", params={"assignment": A},
+                        content=json.dumps(source_notebook(A)), headers={"Authorization": f"Bearer {token}"})
+    assert moved.status_code == 202, moved.text
+    for method, path in (("post", "/api/v1/submissions"), ("get", "/services/grading/api/v2/x"), ("get", "/")):
+        answer = getattr(client, method)(path)
+        assert answer.status_code == 404 and "/services/grading/api/v1/" in answer.json()["error"], answer.text
+    wrong_method = client.delete("/services/grading/api/v1/assignments")
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]
