@@ -48,7 +48,9 @@ def start(folder, port, *args, log=subprocess.DEVNULL, patience=120):
             httpx.get(f"http://127.0.0.1:{port}/api/v1/submissions/none", timeout=2)
             return proc
         except httpx.TransportError:
-            assert proc.poll() is None and time.monotonic() < deadline, f"the service did not start ({folder})"
+            if proc.poll() is not None or time.monotonic() > deadline:
+                said = open(log.name).read()[-3000:] if hasattr(log, "name") else ""
+                raise AssertionError(f"the service did not start ({folder}): {said}")
             time.sleep(0.2)
 
 

@@ -5,25 +5,18 @@ import json
 import os
 import re
 import socket
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 
 from autograder.service import store
-from tests.notebooks import ROOT, append_cell, grade, source_notebook
+from tests.notebooks import append_cell, grade, source_notebook
+from tests.service import server
 
 A = "01-datasets"
 pytestmark = pytest.mark.xdist_group("service")
 _GRADED = {}                     # the CLI's scores of a notebook, graded once for both databases
-
-
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -41,47 +34,24 @@ def service(course, database_url):
     tokens = {name: store.issue_token(engine, name) for name in ("alice", "bob", "carol")}
     tokens["prof"] = store.issue_token(engine, "prof", role="instructor")
     engine.dispose()
-    port = _free_port()
     log = open(course / "service.log", "a")
-    proc = subprocess.Popen([sys.executable, "-m", "autograder", "serve", "--port", str(port), "--db", database_url],
-                            cwd=course, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=ROOT))
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            httpx.get(f"{url}/api/v1/submissions/none", timeout=2)
-            break
-        except httpx.TransportError:
-            assert proc.poll() is None and time.monotonic() < deadline, (course / "service.log").read_text()
-            time.sleep(0.3)
+    port = server.free_port()
+    proc = server.start(course, port, "--db", database_url, log=log)
     try:
-        yield {"url": url, "tokens": tokens, "folder": course, "database": engine.dialect.name}
+        yield {"url": f"http://127.0.0.1:{port}", "tokens": tokens, "folder": course,
+               "database": engine.dialect.name}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        server.stop(proc)
         log.close()
 
 
 def _submit(service, student, nb, assignment=A):
-    return httpx.post(f"{service['url']}/api/v1/submissions", params={"assignment": assignment},
-                      content=json.dumps(nb).encode(), timeout=30,
-                      headers={"Authorization": f"Bearer {service['tokens'][student]}"})
+    return server.submit(service["url"], service["tokens"][student], nb, assignment)
 
 
 def _result(service, student, submission_id, patience=180):
     """The submission's view once it is done or failed (polling as a student's client would)."""
-    deadline = time.monotonic() + patience
-    while True:
-        answer = httpx.get(f"{service['url']}/api/v1/submissions/{submission_id}", timeout=30,
-                           headers={"Authorization": f"Bearer {service['tokens'][student]}"})
-        assert answer.status_code == 200, answer.text
-        view = answer.json()
-        if view["status"] in ("done", "failed") or time.monotonic() > deadline:
-            return view
-        time.sleep(0.5)
+    return server.result(service["url"], service["tokens"][student], submission_id, patience)
 
 
 def _scores(results):
