@@ -15,6 +15,7 @@ from tests.notebooks import append_cell, grade, source_notebook
 from tests.service import server
 
 A = "01-datasets"
+ODD = "Zoë O'Brien; DROP TABLE students;--"     # a valid id: printable, no path separators
 pytestmark = pytest.mark.xdist_group("service")
 _GRADED = {}                     # the CLI's scores of a notebook, graded once for both databases
 
@@ -30,8 +31,8 @@ def course(tmp_path_factory):
 def service(course, database_url):
     """The service on a new database holding three students and an instructor, each with a token."""
     engine = store.open_store(database_url)
-    store.add_students(engine, ["alice", "bob", "carol"])
-    tokens = {name: store.issue_token(engine, name) for name in ("alice", "bob", "carol")}
+    store.add_students(engine, ["alice", "bob", "carol", ODD])
+    tokens = {name: store.issue_token(engine, name) for name in ("alice", "bob", "carol", ODD)}
     tokens["prof"] = store.issue_token(engine, "prof", role="instructor")
     engine.dispose()
     log = open(course / "service.log", "a")
@@ -183,3 +184,27 @@ def test_instructor_reads_the_class_and_tokens_stay_in_their_role(service):
     as_student = _submit(service, "prof", source_notebook(A))
     assert as_student.status_code == 403 and "instructor" in as_student.json()["error"]
     assert _get(service, "/api/v1/assignments/99-x/stats", "prof").status_code == 422
+
+
+def test_paths_and_odd_ids_never_reach_a_file_or_a_query(service):
+    """Traversal in every place a path segment or parameter is read is a plain 404 or 422, and a student whose
+    id is odd (quotes, SQL, accents) is served like anyone else."""
+    submissions = f"{service['url']}/api/v1/submissions"
+    headers = {"Authorization": f"Bearer {service['tokens']['bob']}"}
+    prof = {"Authorization": f"Bearer {service['tokens']['prof']}"}
+    for path in ("..%2F..%2Fgrading-service.db", "%2e%2e", "../../etc/passwd"):
+        answer = httpx.get(f"{submissions}/{path}", headers=headers)
+        assert answer.status_code == 404 and answer.json()["error"], (path, answer.text)
+    for assignment in ("../01-datasets", "..", "01-datasets/../../x", "/etc"):
+        answer = httpx.post(submissions, params={"assignment": assignment}, headers=headers,
+                            content=json.dumps(source_notebook(A)).encode())
+        assert answer.status_code == 422 and "unknown assignment" in answer.json()["error"], (assignment, answer.text)
+        stats = httpx.get(f"{service['url']}/api/v1/assignments/{assignment.replace('/', '%2F')}/stats", headers=prof)
+        assert stats.status_code in (404, 422) and stats.json()["error"], (assignment, stats.text)
+    assert not (service["folder"] / ".autograder" / "x").exists() and not os.path.exists("/x")
+    accepted = _submit(service, ODD, source_notebook(A))
+    assert accepted.status_code == 202, accepted.text
+    view = _result(service, ODD, accepted.json()["id"])
+    assert view["status"] == "done" and view["student"] == ODD and view["results"]["score"] == 13
+    latest = _get(service, f"/api/v1/assignments/{A}/submissions", "prof").json()["students"]
+    assert latest[ODD]["score"] == 13
