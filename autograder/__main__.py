@@ -9,6 +9,7 @@
     python -m autograder fetch-data [KIND ...]
     python -m autograder students add [ID ...] [--roster roster.csv] [--gradebook] | students list
     python -m autograder tokens [--student ID ...] [--instructor NAME] [--revoke] [--out tokens.csv]
+    python -m autograder report ASSIGNMENT [--html report.html] [--csv DIR] [--db URL]
     python -m autograder serve [--host 127.0.0.1] [--port 8765] [--db URL] [--jobs N] [--scheduler tcp://HOST:PORT]
                                [--prefix /services/grading]
 
@@ -166,6 +167,41 @@ def _tokens(args):
     return 0
 
 
+def _report(args):
+    """The class report of an assignment: an HTML page with plots, and the numbers as CSV files."""
+    from autograder.classroom.class_report import render_html, write_csv
+    from autograder.judge.tasks import available_assignments
+    from autograder.service.report import class_summary, sources
+    from autograder.service.settings import SettingsError, load_settings
+    from autograder.service.store import DEFAULT_DB_FILE, database_url, open_store
+
+    if args.assignment not in available_assignments():
+        print(f"error: unknown assignment {args.assignment!r}: one of {', '.join(available_assignments())}",
+              file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings(".")
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    engine = open_store(database_url(".", args.db)) if args.db or os.path.exists(DEFAULT_DB_FILE) else None
+    data = class_summary(".", args.assignment, engine, settings)
+    said = sources(".", args.assignment, engine)
+    page = args.html or f"report-{args.assignment}.html"
+    with open(page, "w", encoding="utf-8") as handle:
+        handle.write(render_html(args.assignment, data, said))
+    print(f"{args.assignment}: {said} {len(data['scores'])} student(s) graded, {len(data['not_submitted'])} not "
+          f"submitted, {len(data['stuck'])} stuck.")
+    for task, row in data["tasks"].items():
+        rate = "-" if row["pass_rate"] is None else f"{100 * row['pass_rate']:.0f}%"
+        tries = row["mean_attempts_to_pass"] if row["mean_attempts_to_pass"] is not None else "-"
+        print(f"  {task:<28} passing {rate:>5}   mean attempts to pass {tries}")
+    print(f"Report: {os.path.abspath(page)}")
+    if args.csv:
+        print("CSV: " + ", ".join(write_csv(args.csv, data)))
+    return 0
+
+
 def _serve(args):
     """Run the grading service until interrupted (limits and due dates from nbgrader_config.py)."""
     from autograder.service.app import serve
@@ -235,6 +271,12 @@ def main(argv=None):
     tokens.add_argument("--out", help="write name,role,token as CSV here (mode 600) instead of printing")
     tokens.add_argument("--db", help="database URL (default: grading-service.db, SQLite, in this folder)")
     tokens.set_defaults(run=_tokens)
+    report = commands.add_parser("report", help="the class report of an assignment: HTML with plots, and CSV")
+    report.add_argument("assignment")
+    report.add_argument("--html", metavar="PATH", help="write the page here (default: report-ASSIGNMENT.html)")
+    report.add_argument("--csv", metavar="DIR", help="also write students.csv, tasks.csv and failures.csv here")
+    report.add_argument("--db", help="the grading service's database (default: grading-service.db here, if any)")
+    report.set_defaults(run=_report)
     service = commands.add_parser("serve", help="the grading service students submit to (run in the course folder)")
     service.add_argument("--host", default="127.0.0.1", help="loopback by default: put a TLS proxy in front")
     service.add_argument("--port", type=int, default=8765)

@@ -18,6 +18,7 @@ import json
 import multiprocessing
 import os
 import threading
+import urllib.parse
 import time
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta
@@ -25,13 +26,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException
 
 from autograder.classroom.autograde import STATE
 from autograder.classroom.gradings import ResultsCache, die_with_parent, grade_submission, submission_key, warm_up
 from autograder.judge.report import Report
-from autograder.service import stats, store
+from autograder.classroom import analytics
+from autograder.classroom.class_report import render_html
+from autograder.service import report, stats, store
 from autograder.service.settings import aware, load_settings
 
 
@@ -338,10 +341,60 @@ def make_app(engine, settings, graders=None, prefix=""):
         _known(assignment)
         submissions = store.class_submissions(engine, assignment)
         return {"assignment": assignment, "submissions": len(submissions),
-                "students": len({row["student"] for row in submissions}), "tasks": stats.task_stats(submissions)}
+                "students": len({row["student"] for row in submissions}), "tasks": analytics.task_table(submissions)}
+
+    rendering = threading.Lock()                  # matplotlib's pyplot draws one figure at a time
+
+    def instructor(request):
+        """The instructor whose token the request carries (header, or the dashboard's cookie), or None."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        token = token.strip() if scheme.lower() == "bearer" else request.cookies.get(COOKIE, "")
+        return store.who(engine, token, role="instructor") if token else None
+
+    @api.get("/dashboard/{assignment}")
+    def dashboard(assignment: str, request: Request):
+        _known(assignment)
+        if instructor(request) is None:
+            return HTMLResponse(login_page(prefix, assignment), status_code=401)
+        with rendering:
+            data = report.class_summary(settings.course_dir, assignment, engine, settings)
+            page = render_html(assignment, data, report.sources(settings.course_dir, assignment, engine))
+        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
+    @api.post("/dashboard/login")
+    async def login(request: Request):
+        form = urllib.parse.parse_qs((await _body(request, 4096)).decode("utf-8", "replace"))
+        token, assignment = (form.get("token") or [""])[0].strip(), (form.get("assignment") or [""])[0]
+        _known(assignment)
+        if store.who(engine, token, role="instructor") is None:
+            return HTMLResponse(login_page(prefix, assignment, "That is not a valid instructor token."),
+                                status_code=401)
+        answer = RedirectResponse(f"{prefix.rstrip('/')}/dashboard/{urllib.parse.quote(assignment)}", status_code=303)
+        secure = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+        answer.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure,
+                          path=f"{prefix.rstrip('/')}/dashboard")
+        return answer
 
     app.include_router(api, prefix=prefix.rstrip("/"))
     return app
+
+
+COOKIE = "course_instructor"
+
+
+def login_page(prefix, assignment, problem=""):
+    """The dashboard's sign-in form: an instructor token, kept as an HttpOnly cookie of the dashboard's path."""
+    import html
+
+    said = f'<p style="color:#a00">{html.escape(problem)}</p>' if problem else ""
+    return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Class report: sign in</title></head>
+<body style="font-family: system-ui, sans-serif; margin: 3em auto; max-width: 36em">
+<h1>{html.escape(assignment)}: class report</h1>{said}
+<p>Paste your instructor token (<code>python -m autograder tokens --instructor NAME</code> gives one).</p>
+<form method="post" action="{html.escape(prefix.rstrip('/'))}/dashboard/login">
+<input type="hidden" name="assignment" value="{html.escape(assignment)}">
+<input type="password" name="token" autocomplete="current-password" size="50" aria-label="instructor token" autofocus>
+<button type="submit">Show the report</button></form></body></html>"""
 
 
 def _due_summary(settings):
