@@ -208,3 +208,10 @@ def test_paths_and_odd_ids_never_reach_a_file_or_a_query(service):
     assert view["status"] == "done" and view["student"] == ODD and view["results"]["score"] == 13
     latest = _get(service, f"/api/v1/assignments/{A}/submissions", "prof").json()["students"]
     assert latest[ODD]["score"] == 13
+
+
+def test_no_token_reaches_the_services_log(service):
+    _get(service, "/api/v1/assignments", "alice")
+    said = (service["folder"] / "service.log").read_text()
+    assert "grading service on http://127.0.0.1" in said
+    assert not [name for name, token in service["tokens"].items() if token in said]

@@ -92,3 +92,59 @@ def test_kill_9_while_a_stream_is_graded_loses_no_accepted_submission(tmp_path):
     for submission_id, status, results, attempts in rows:
         assert status == "done" and json.loads(results)["score"] == 13, (submission_id, status, attempts)
     assert left_behind(tmp_path) == [], "a killed service left grading processes behind"
+
+
+def _grading_processes(service_pid):
+    """Pids of the service's grading processes (its spawned pool workers)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                command = handle.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == service_pid and b"spawn_main" in command:
+            found.append(int(pid))
+    return found
+
+
+def _kill_while_grading(url, token, submission_id, proc, patience=120):
+    """kill -9 the grading processes once the submission is being graded; True if it was."""
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        view = httpx.get(f"{url}/api/v1/submissions/{submission_id}", headers={"Authorization": f"Bearer {token}"},
+                         timeout=30).json()
+        workers = _grading_processes(proc.pid)
+        if view["status"] == "grading" and workers:
+            time.sleep(0.5)
+            for pid in workers:
+                os.kill(pid, signal.SIGKILL)
+            return True
+        assert view["status"] in ("queued", "grading"), view
+        time.sleep(0.2)
+    return False
+
+
+def test_a_grading_process_that_dies_costs_only_its_submission(tmp_path):
+    """A grading process killed while grading: its submission is graded again once, and after a second death
+    it is reported failed with the machine's reason; the service goes on grading the next one."""
+    tokens = server.enrol(tmp_path, ["gina", "hugo"])
+    port = server.free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = server.start(tmp_path, port)
+    try:
+        doomed = server.submit(url, tokens["gina"], append_cell(source_notebook(A), "# gina", index=None), A)
+        assert doomed.status_code == 202, doomed.text
+        for _ in range(2):
+            assert _kill_while_grading(url, tokens["gina"], doomed.json()["id"], proc), "it was never graded"
+        lost = server.result(url, tokens["gina"], doomed.json()["id"])
+        after = server.submit(url, tokens["hugo"], append_cell(source_notebook(A), "# hugo", index=None), A)
+        graded = server.result(url, tokens["hugo"], after.json()["id"])
+        assert proc.poll() is None, "the service itself kept running"
+    finally:
+        server.stop(proc)
+    assert lost["status"] == "failed" and "not a fault of your notebook" in lost["reason"], lost
+    assert "results" not in lost
+    assert graded["status"] == "done" and graded["results"]["score"] == 13, graded

@@ -146,3 +146,11 @@ def test_under_a_prefix_the_api_moves_and_every_other_path_answers_json(tmp_path
         assert answer.status_code == 404 and "/services/grading/api/v1/" in answer.json()["error"], answer.text
     wrong_method = client.delete("/services/grading/api/v1/assignments")
     assert wrong_method.status_code == 405 and wrong_method.json()["error"]
+
+
+def test_a_full_queue_answers_503_with_retry_after(tmp_path):
+    client, tokens, engine = _client(tmp_path, "c.GradingService.max_queue = 1")
+    assert _post(client, tokens["dana"]).status_code == 202
+    full = _post(client, tokens["eve"])
+    assert full.status_code == 503 and "queue is full" in full.json()["error"] and full.headers["Retry-After"] == "60"
+    assert [row["student"] for row in store.class_submissions(engine, A)] == ["dana"], "a refusal is not recorded"
