@@ -272,13 +272,26 @@ class Service:
         return self.call(f"/api/v1/submissions/{urllib.parse.quote(submission_id, safe='')}")
 
     def left_this_hour(self, assignment):
-        """(submissions of ``assignment`` left this hour, the hourly limit), or None when the service does not say."""
+        """(submissions of ``assignment`` left this hour, the hourly limit, its due date or None), or None when the
+        service does not say."""
         try:
             listed = self.call("/api/v1/assignments")
             row = next(r for r in listed["assignments"] if r["assignment"] == assignment)
-            return int(row["left_this_hour"]), int(listed["per_hour"])
+            return int(row["left_this_hour"]), int(listed["per_hour"]), due_date(row)
         except (Failure, StopIteration, KeyError, TypeError, ValueError):
             return None
+
+
+def due_date(row):
+    """' It is due 2027-01-15 23:59 (UTC+01:00).' for an assignment row with a due date ('' without one); after
+    it, what happens to a submission."""
+    if not row.get("due"):
+        return ""
+    moment = datetime.datetime.fromisoformat(row["due"])
+    said = f" It is due {moment:%Y-%m-%d %H:%M} ({moment.tzname() or 'UTC'})"
+    if row.get("past_due"):
+        said += f": that has passed, submissions are {row.get('after_due_date') or 'marked late'}"
+    return said + "."
 
 
 class Unreachable(Failure):
@@ -402,7 +415,7 @@ def show_result(service, view, out=None):
         raise Failure("the service's results are not in the form this client reads (tell your instructor)") from None
     left = service.left_this_hour(view.get("assignment"))
     if left is not None:
-        print(f"{left[0]} of {left[1]} submissions of {view.get('assignment')} left this hour.", file=out)
+        print(f"{left[0]} of {left[1]} submissions of {view.get('assignment')} left this hour.{left[2]}", file=out)
     return 1 if split_output(results.get("output", ""))[0] else 0
 
 

@@ -242,6 +242,22 @@ def test_a_failed_grading_a_full_queue_and_a_timeout(canned, files):
                                                                                 files["folder"], **env))
 
 
+def test_the_due_date_is_said_after_the_table(canned, files):
+    url, answers = canned
+    env = {"COURSE_SERVICE_URL": url, "COURSE_SERVICE_TOKEN": "t0ken-of-erin"}
+    results = _reports()["all pass"].to_gradescope()
+    answers["/api/v1/submissions"] = (202, {"id": "abc", "status": "queued", "position": 1, "late": True}, {})
+    answers["/api/v1/submissions/abc"] = (200, {"id": "abc", "status": "done", "assignment": A, "results": results}, {})
+    answers["/api/v1/assignments"] = (200, {"per_hour": 10, "assignments": [
+        {"assignment": A, "due": "2027-01-15T23:59:00+01:00", "past_due": True, "after_due_date":
+         "accepted, marked late", "used_this_hour": 3, "left_this_hour": 7}]}, {})
+    done = client([files["reference"]], files["folder"], files["folder"], **env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith(f"7 of 10 submissions of {A} left this hour. It is due 2027-01-15 23:59 (UTC+01:00): "
+                                "that has passed, submissions are accepted, marked late.\n"), done.stdout
+    assert "after the due date: it is marked late" in done.stderr
+
+
 # --------------------------------------------------------------------------------------------- the table
 def _reports():
     feedback = ["minibatches(X, y, 4) gave no batch: it should yield batches of (X, y) covering every sample once.",
