@@ -108,7 +108,7 @@ def _store(args):
 
 def _students(args):
     """students add / list: the grading service's students (run in the course folder)."""
-    from autograder.service.store import StoreError, add_students, roster_ids, students
+    from autograder.service.store import StoreError, add_students, gradebook_ids, roster_ids, students
 
     engine = _store(args)
     if args.action == "list":
@@ -118,10 +118,7 @@ def _students(args):
     if args.roster:
         ids += roster_ids(args.roster)
     if args.gradebook:
-        from nbgrader.api import Gradebook
-
-        with Gradebook("sqlite:///" + os.path.abspath("gradebook.db")) as gradebook:
-            ids += [student.id for student in gradebook.students]
+        ids += gradebook_ids(".")
     if not ids:
         print("error: no student ids: give IDs, --roster roster.csv or --gradebook", file=sys.stderr)
         return 2
@@ -171,7 +168,7 @@ def _report(args):
     """The class report of an assignment: an HTML page with plots, and the numbers as CSV files."""
     from autograder.classroom.class_report import render_html, write_csv
     from autograder.judge.tasks import available_assignments
-    from autograder.service.report import class_summary, sources
+    from autograder.service.report import class_summary
     from autograder.service.settings import SettingsError, load_settings
     from autograder.service.store import DEFAULT_DB_FILE, database_url, open_store
 
@@ -186,11 +183,10 @@ def _report(args):
         return 2
     engine = open_store(database_url(".", args.db)) if args.db or os.path.exists(DEFAULT_DB_FILE) else None
     data = class_summary(".", args.assignment, engine, settings)
-    said = sources(".", args.assignment, engine)
     page = args.html or f"report-{args.assignment}.html"
     with open(page, "w", encoding="utf-8") as handle:
-        handle.write(render_html(args.assignment, data, said))
-    print(f"{args.assignment}: {said} {len(data['scores'])} student(s) graded, {len(data['not_submitted'])} not "
+        handle.write(render_html(args.assignment, data))
+    print(f"{args.assignment}: {data['source']} {len(data['scores'])} student(s) graded, {len(data['not_submitted'])} not "
           f"submitted, {len(data['stuck'])} stuck.")
     for task, row in data["tasks"].items():
         rate = "-" if row["pass_rate"] is None else f"{100 * row['pass_rate']:.0f}%"

@@ -3,8 +3,8 @@ pass and the most common failure messages (those that differ only in numbers cou
 submitted and who is stuck.
 
 An attempt is a dict ``{"student", "received" (ISO 8601), "status" ("done", "failed", ...), "results"
-(results.json's dict, or None)}``: the grading service's submissions, or the class grading's last report per
-student (one attempt each). Attempts are given oldest first.
+(results.json's dict, or None)}``: the grading service's submissions, or a notebook handed in through nbgrader
+with the class grading's report of it. Attempts are given oldest first.
 """
 import re
 import statistics
@@ -15,21 +15,19 @@ STUCK_ATTEMPTS = 5          # this many attempts without full points: a student 
 NUMBER = re.compile(r"[-+]?\d+(?:[._,]\d+)*(?:[eE][-+]?\d+)?")      # 3, -0.912, 1e-6, 1_000, 2.5E+3
 
 
+def aware(moment):
+    """``moment`` with UTC as its zone where it has none (SQLite and nbgrader's gradebook give naive UTC)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 def received(attempt):
     """The aware moment an attempt arrived (naive ISO times are UTC)."""
-    moment = datetime.fromisoformat(attempt["received"])
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return aware(datetime.fromisoformat(attempt["received"]))
 
 
 def graded(attempts):
     """The attempts that have results (graded, not failed or waiting)."""
     return [a for a in attempts if a.get("status", "done") == "done" and a.get("results")]
-
-
-def tests_of(attempt):
-    """{task id: (score, max score, output)} of a graded attempt."""
-    return {t.get("number") or t["name"]: (t["score"], t["max_score"], t.get("output", ""))
-            for t in attempt["results"].get("tests", [])}
 
 
 def latest(attempts):
@@ -108,7 +106,7 @@ def students_table(attempts, roster=(), due=None):
             "student": student, "attempts": len(mine), "submitted": bool(mine),
             "latest_score": scores[-1] if scores else None, "best_score": max(scores) if scores else None,
             "first": mine[0]["received"] if mine else None, "last": mine[-1]["received"] if mine else None,
-            "late": any(received(a) > due if due else a.get("late") for a in mine),
+            "late": due is not None and any(received(a) > due for a in mine),
             "stuck": len(mine) >= STUCK_ATTEMPTS and not full,
         })
     return rows

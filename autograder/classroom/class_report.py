@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 
 import matplotlib
 
+from autograder.classroom import analytics
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -58,7 +60,7 @@ def _handed_in(root, student, assignment):
             moment = datetime.fromtimestamp(os.path.getmtime(folder), timezone.utc)
         except OSError:
             moment = datetime.now(timezone.utc)
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).isoformat()
+    return analytics.aware(moment).isoformat()
 
 
 def _svg(figure):
@@ -103,10 +105,10 @@ def timeline_plot(times, due):
     return _svg(figure)
 
 
-def when(iso):
-    """An ISO time as people read it: 2027-01-15 23:59 UTC."""
-    moment = datetime.fromisoformat(iso)
-    return f"{moment:%Y-%m-%d %H:%M} {moment.tzname() or 'UTC'}"
+def when(moment):
+    """A time (datetime or ISO 8601) as people read it, in its own zone: 2027-01-15 23:59 CET."""
+    moment = analytics.aware(datetime.fromisoformat(moment) if isinstance(moment, str) else moment)
+    return f"{moment:%Y-%m-%d %H:%M} {moment.tzname()}"
 
 
 def _cell(value, numeric=False):
@@ -149,8 +151,9 @@ def _student_rows(students):
     return "\n".join(rows)
 
 
-def render_html(assignment, data, source=""):
-    """The class report of ``assignment`` as one HTML page (``data``: analytics.summary)."""
+def render_html(assignment, data):
+    """The class report of ``assignment`` as one HTML page (``data``: analytics.summary, with an optional
+    ``"source"`` saying where its attempts come from)."""
     scores, tasks = data["scores"], data["tasks"]
     mean = f"{sum(scores) / len(scores):.1f}" if scores else "–"
     plots = [score_plot(scores, data["max_score"]), pass_rate_plot(tasks)] if scores else []
@@ -170,7 +173,7 @@ def render_html(assignment, data, source=""):
 <style>{STYLE}</style></head><body>
 <h1>{html.escape(assignment)}: class report</h1>
 <p>{len(scores)} student(s) graded, mean {mean} of {data['max_score'] or '–'} points; {data['attempts']} attempt(s);
-{due}. <span class="muted">{html.escape(source)}</span></p>
+{due}. <span class="muted">{html.escape(data.get("source", ""))}</span></p>
 {''.join(attention) or '<p>Every student has submitted; nobody is stuck.</p>'}
 <div class="plots">{figures}</div>
 <h2>Tasks</h2>

@@ -18,24 +18,24 @@ import json
 import multiprocessing
 import os
 import threading
-import urllib.parse
 import time
+import urllib.parse
 from concurrent.futures.process import BrokenProcessPool
-from datetime import datetime, timedelta
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException
 
+from autograder.classroom import analytics
 from autograder.classroom.autograde import STATE
+from autograder.classroom.class_report import render_html, when
 from autograder.classroom.gradings import ResultsCache, die_with_parent, grade_submission, submission_key, warm_up
 from autograder.judge.report import Report
-from autograder.classroom import analytics
-from autograder.classroom.class_report import render_html
 from autograder.service import report, stats, store
-from autograder.service.settings import aware, load_settings
+from autograder.service.settings import load_settings
 
 
 # A submission whose grading a stopped service interrupted is graded again after the restart: a stop is the
@@ -56,19 +56,24 @@ class Refused(Exception):
         self.status, self.message, self.headers = status, message, headers or {}
 
 
+def _bearer(request):
+    """The token of the request's ``Authorization: Bearer ...`` header, or ""."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
 def _caller(engine, request, role="student"):
     """The name whose ``role`` token the request carries; Refused(401) without a valid token, Refused(403) for a
     valid token of the other role."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = _bearer(request)
+    if not token:
         raise Refused(401, "no token: send your course token as 'Authorization: Bearer <token>'",
                       {"WWW-Authenticate": "Bearer"})
-    name = store.who(engine, token.strip(), role=role)
+    name = store.who(engine, token, role=role)
     if name is not None:
         return name
     other = "instructor" if role == "student" else "student"
-    if store.who(engine, token.strip(), role=other) is not None:
+    if store.who(engine, token, role=other) is not None:
         raise Refused(403, "instructor tokens open the instructor's endpoints only" if role == "student"
                       else "this is an instructor's endpoint")
     raise Refused(401, "this token is not valid (mistyped, revoked or re-issued): ask your instructor for yours",
@@ -85,15 +90,15 @@ def _known(assignment):
 
 async def _body(request, limit):
     """The request body, read in pieces and refused (413) as soon as it is larger than ``limit``."""
+    too_large = Refused(413, f"the notebook is larger than {limit / 2**20:g} MiB: clear its outputs and submit again")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise Refused(413, f"the notebook is larger than {limit / 2**20:g} MiB: clear its outputs and submit again")
+        raise too_large
     pieces, size = [], 0
     async for piece in request.stream():
         size += len(piece)
         if size > limit:
-            raise Refused(413, f"the notebook is larger than {limit / 2**20:g} MiB: clear its outputs and submit "
-                               "again")
+            raise too_large
         pieces.append(piece)
     return b"".join(pieces)
 
@@ -283,11 +288,11 @@ def make_app(engine, settings, graders=None, prefix=""):
         nb = _checked(data, assignment)
         late = settings.is_late(assignment, store.now())
         if late and settings.refuse_late:
-            raise Refused(403, f"{assignment} was due {_when(settings.due_date(assignment))}: this course takes no "
+            raise Refused(403, f"{assignment} was due {when(settings.due_date(assignment))}: this course takes no "
                                "submissions after the due date")
         recent = store.submitted_since(engine, student, assignment, store.now() - timedelta(hours=1))
         if len(recent) >= settings.per_hour:
-            resets = aware(recent[-settings.per_hour]) + timedelta(hours=1)
+            resets = analytics.aware(recent[-settings.per_hour]) + timedelta(hours=1)
             wait = max(1, int((resets - store.now()).total_seconds()) + 1)
             raise Refused(429, f"{settings.per_hour} submissions of {assignment} per hour: the next one is possible at "
                                f"{resets:%H:%M} UTC (in {wait // 60 + 1} min)", {"Retry-After": str(wait)})
@@ -318,8 +323,7 @@ def make_app(engine, settings, graders=None, prefix=""):
         rows = []
         for assignment in available_assignments():
             used = len(store.submitted_since(engine, student, assignment, since))
-            due = settings.due_date(assignment)
-            rows.append({"assignment": assignment, "due": due.isoformat() if due else None,
+            rows.append({"assignment": assignment, "due": settings.due_iso(assignment),
                          "past_due": settings.is_late(assignment, store.now()),
                          "after_due_date": "refused" if settings.refuse_late else "accepted, marked late",
                          "used_this_hour": used, "left_this_hour": max(0, settings.per_hour - used)})
@@ -331,9 +335,8 @@ def make_app(engine, settings, graders=None, prefix=""):
         _known(assignment)
         latest = stats.latest_per_student(store.class_submissions(engine, assignment))
         for row in latest.values():
-            row["late"] = settings.is_late(assignment, datetime.fromisoformat(row["received"]))
-        due = settings.due_date(assignment)
-        return {"assignment": assignment, "due": due.isoformat() if due else None, "students": latest}
+            row["late"] = settings.is_late(assignment, analytics.received(row))
+        return {"assignment": assignment, "due": settings.due_iso(assignment), "students": latest}
 
     @api.get("/api/v1/assignments/{assignment}/stats")
     async def class_stats(assignment: str, request: Request):
@@ -347,8 +350,7 @@ def make_app(engine, settings, graders=None, prefix=""):
 
     def instructor(request):
         """The instructor whose token the request carries (header, or the dashboard's cookie), or None."""
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        token = token.strip() if scheme.lower() == "bearer" else request.cookies.get(COOKIE, "")
+        token = _bearer(request) or request.cookies.get(COOKIE, "")
         return store.who(engine, token, role="instructor") if token else None
 
     @api.get("/dashboard/{assignment}")
@@ -357,8 +359,7 @@ def make_app(engine, settings, graders=None, prefix=""):
         if instructor(request) is None:
             return HTMLResponse(login_page(prefix, assignment), status_code=401)
         with rendering:
-            data = report.class_summary(settings.course_dir, assignment, engine, settings)
-            page = render_html(assignment, data, report.sources(settings.course_dir, assignment, engine))
+            page = render_html(assignment, report.class_summary(settings.course_dir, assignment, engine, settings))
         return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
     @api.post("/dashboard/login")
@@ -401,20 +402,14 @@ def _due_summary(settings):
     """", due dates: A 2027-01-15 23:59 CET, ..." or nothing."""
     if not settings.due:
         return ""
-    return ", due dates: " + ", ".join(f"{a} {_when(d)}" for a, d in sorted(settings.due.items())) + (
+    return ", due dates: " + ", ".join(f"{a} {when(d)}" for a, d in sorted(settings.due.items())) + (
         " (later submissions refused)" if settings.refuse_late else " (later submissions marked late)")
-
-
-def _when(moment):
-    """A due date as people read it, in its own zone."""
-    return f"{moment:%Y-%m-%d %H:%M} {moment.tzname() or ''}".strip()
 
 
 def _dated(view, settings):
     """A submission's view with its assignment's due date and whether it came after it."""
-    due = settings.due_date(view["assignment"])
-    view["due"] = due.isoformat() if due else None
-    view["late"] = settings.is_late(view["assignment"], datetime.fromisoformat(view["received"]))
+    view["due"] = settings.due_iso(view["assignment"])
+    view["late"] = settings.is_late(view["assignment"], analytics.received(view))
     return view
 
 

@@ -13,12 +13,14 @@ where there is one. A bad value stops the service at start with a message naming
 """
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from traitlets import Dict, Enum, Float, Int, Unicode
 from traitlets.config import Configurable, PyFileConfigLoader
 from traitlets.config.loader import ConfigFileNotFound
+
+from autograder.classroom.analytics import aware
 
 CONFIG_FILE = "nbgrader_config.py"
 
@@ -61,15 +63,15 @@ class Settings:
         """The aware due date of ``assignment``, or None."""
         return self.due.get(assignment)
 
+    def due_iso(self, assignment):
+        """The due date of ``assignment`` in ISO 8601, or None (as the API and the report give it)."""
+        due = self.due_date(assignment)
+        return due.isoformat() if due else None
+
     def is_late(self, assignment, moment):
         """Whether ``moment`` (aware) is after the due date of ``assignment``."""
         due = self.due_date(assignment)
         return due is not None and aware(moment) > due
-
-
-def aware(moment):
-    """``moment`` with UTC as its zone where it has none (SQLite and nbgrader's gradebook give naive UTC)."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def parse_due(text, zone, assignment):

@@ -30,6 +30,7 @@ MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migration
 FIRST_REVISION = "0001"                         # the schema of the stores made before migrations
 MIGRATION_LOCK = 0x6772616465                   # PostgreSQL advisory lock key: one process migrates at a time
 ARRIVALS = Sequence("submission_arrivals")      # arrival numbers where the database has sequences (PostgreSQL)
+WAITING = ("queued", "grading")                 # a submission in flight
 
 
 class StoreError(ValueError):
@@ -210,6 +211,17 @@ def roster_ids(path):
     return [row[0].strip() for row in rows if row and row[0].strip()]
 
 
+def gradebook_ids(course_dir):
+    """Student ids in nbgrader's gradebook of ``course_dir`` (none where it has no gradebook.db)."""
+    path = os.path.join(course_dir, "gradebook.db")
+    if not os.path.exists(path):
+        return []
+    from nbgrader.api import Gradebook
+
+    with Gradebook("sqlite:///" + os.path.abspath(path)) as gradebook:
+        return [student.id for student in gradebook.students]
+
+
 def students(engine):
     """Every student id, sorted."""
     with Session(engine) as session:
@@ -230,8 +242,7 @@ def issue_token(engine, name, role="student"):
     with Session(engine) as session, session.begin():
         if role == "student" and session.get(Student, name) is None:
             raise StoreError(f"no student {name!r}: add them first (python -m autograder students add ID)")
-        for live in session.scalars(select(Token).where(Token.role == role, Token.name == name,
-                                                        Token.revoked.is_(None))):
+        for live in _live_tokens(session, name, role):
             live.revoked = now()
         session.add(Token(digest=digest(token), role=role, student_id=name if role == "student" else None,
                           name=name, issued=now()))
@@ -241,11 +252,15 @@ def issue_token(engine, name, role="student"):
 def revoke_tokens(engine, name, role="student"):
     """Revoke every live token of ``name``; returns how many."""
     with Session(engine) as session, session.begin():
-        live = list(session.scalars(select(Token).where(Token.role == role, Token.name == name,
-                                                        Token.revoked.is_(None))))
+        live = _live_tokens(session, name, role)
         for token in live:
             token.revoked = now()
     return len(live)
+
+
+def _live_tokens(session, name, role):
+    """The tokens of ``name`` in ``role`` that are not revoked."""
+    return list(session.scalars(select(Token).where(Token.role == role, Token.name == name, Token.revoked.is_(None))))
 
 
 def who(engine, token, role="student"):
@@ -271,9 +286,13 @@ def accept(engine, student_id, assignment, data, key):
         submission = Submission(id=uuid.uuid4().hex, seq=seq, student_id=student_id, assignment=assignment,
                                 sha256=sha, key=key, status="queued", attempts=0, received=now())
         session.add(submission)
-        position = session.scalar(select(func.count()).select_from(Submission).where(
-            Submission.status.in_(("queued", "grading")), Submission.seq <= seq))
-        return submission.id, position
+        return submission.id, _position(session, seq)
+
+
+def _position(session, seq):
+    """The place in the queue of the submission that arrived as ``seq`` (those in flight before it, and itself)."""
+    return session.scalar(select(func.count()).select_from(Submission).where(Submission.status.in_(WAITING),
+                                                                             Submission.seq <= seq))
 
 
 def _next_arrival(session):
@@ -299,7 +318,7 @@ def in_flight(engine, student_id):
     """How many of the student's submissions are queued or being graded."""
     with Session(engine) as session:
         return session.scalar(select(func.count()).select_from(Submission).where(
-            Submission.student_id == student_id, Submission.status.in_(("queued", "grading"))))
+            Submission.student_id == student_id, Submission.status.in_(WAITING)))
 
 
 def queued(engine):
@@ -374,8 +393,7 @@ def submission_view(engine, submission_id):
         view = {"id": found.id, "student": found.student_id, "assignment": found.assignment,
                 "status": found.status, "received": found.received.isoformat()}
         if found.status == "queued":
-            view["position"] = session.scalar(select(func.count()).select_from(Submission).where(
-                Submission.status.in_(("queued", "grading")), Submission.seq <= found.seq))
+            view["position"] = _position(session, found.seq)
         if found.results is not None:
             view["results"] = json.loads(found.results)
         if found.reason is not None:
