@@ -63,8 +63,7 @@ HOSTILE = ["patched_torch", "profile_hook_forges_results", "kill_parent_and_init
            "steal_the_answers_from_anywhere"]                        # cycled over the hostile submissions
 MAX_STUDENTS = 200
 CLIENT_POLL = 1.0                # seconds between polls of python -m course.submit
-SETTINGS = ("c = get_config()\n"
-            "c.GradingService.per_hour = 100000\n"
+SETTINGS = ("c.GradingService.per_hour = 100000\n"
             "c.GradingService.in_flight = 64\n"
             "c.GradingService.max_queue = 1000\n")
 OVERHEAD_TARGET = 1.0            # s over a warm grading, p50, idle service
@@ -112,8 +111,7 @@ def class_mix(n, lessons):
 def service(folder, students, jobs):
     """``serve --jobs JOBS`` on a free loopback port in a new course folder; yields (url, {student: token})."""
     os.makedirs(folder)
-    with open(os.path.join(folder, "nbgrader_config.py"), "w") as handle:
-        handle.write(SETTINGS)
+    server.configure(folder, SETTINGS)
     tokens = server.enrol(folder, students)
     port = server.free_port()
     with open(os.path.join(folder, "service.log"), "w") as log:

@@ -27,6 +27,16 @@ def free_port():
         return probe.getsockname()[1]
 
 
+def configure(folder, lines):
+    """A course folder whose nbgrader_config.py holds ``lines`` (``c.GradingService...``, indented or not)."""
+    import textwrap
+
+    path = os.path.join(folder, "nbgrader_config.py")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("c = get_config()\n" + textwrap.dedent(lines))
+    return folder
+
+
 def enrol(folder, students, instructor=None, db=None):
     """Add ``students`` and issue their tokens (and an instructor's); {name: token}."""
     db = ("--db", db) if db else ()

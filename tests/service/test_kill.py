@@ -60,8 +60,7 @@ def _rows(folder):
 def test_kill_9_while_a_stream_is_graded_loses_no_accepted_submission(tmp_path):
     import json
 
-    (tmp_path / "nbgrader_config.py").write_text("c = get_config()\nc.GradingService.in_flight = 1000\n"
-                                                 "c.GradingService.per_hour = 1000\n")
+    server.configure(tmp_path, "c.GradingService.in_flight = 1000\nc.GradingService.per_hour = 1000\n")
     tokens = server.enrol(tmp_path, STUDENTS)
     port, rng = server.free_port(), random.Random(5)
     proc = server.start(tmp_path, port)

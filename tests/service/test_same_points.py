@@ -26,7 +26,7 @@ def _notebooks():
 
 
 def test_the_service_gives_the_clis_results(tmp_path):
-    (tmp_path / "nbgrader_config.py").write_text("c = get_config()\nc.GradingService.in_flight = 9\n")
+    server.configure(tmp_path, "c.GradingService.in_flight = 9\n")
     token = server.enrol(tmp_path, ["ann"])["ann"]
     port = server.free_port()
     proc = server.start(tmp_path, port, "--jobs", "1")

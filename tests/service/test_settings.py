@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -14,15 +13,10 @@ from autograder.service import store
 from autograder.service.app import make_app
 from autograder.service.settings import SettingsError, load_settings
 from tests.notebooks import ROOT, source_notebook
+from tests.service import server
 
 A = "01-datasets"
 pytestmark = pytest.mark.xdist_group("service")
-
-
-def _course(folder, settings):
-    """A course folder whose nbgrader_config.py holds ``settings`` (lines of ``c.GradingService...``)."""
-    (folder / "nbgrader_config.py").write_text("c = get_config()\n" + textwrap.dedent(settings))
-    return folder
 
 
 def test_without_a_config_the_defaults_hold(tmp_path):
@@ -33,7 +27,7 @@ def test_without_a_config_the_defaults_hold(tmp_path):
 
 
 def test_the_course_config_sets_limits_and_due_dates_in_its_time_zone(tmp_path):
-    settings = load_settings(_course(tmp_path, """
+    settings = load_settings(server.configure(tmp_path, """
         c.GradingService.per_hour = 3
         c.GradingService.max_notebook_mib = 0.5
         c.GradingService.timezone = "Europe/Berlin"
@@ -60,11 +54,11 @@ def test_the_course_config_sets_limits_and_due_dates_in_its_time_zone(tmp_path):
 ])
 def test_a_bad_setting_is_named(tmp_path, line, words):
     with pytest.raises(SettingsError, match=words):
-        load_settings(_course(tmp_path, line))
+        load_settings(server.configure(tmp_path, line))
 
 
 def test_a_bad_setting_stops_the_service_before_it_starts(tmp_path):
-    _course(tmp_path, 'c.GradingService.due_dates = {"01-datasets": "soon"}')
+    server.configure(tmp_path, 'c.GradingService.due_dates = {"01-datasets": "soon"}')
     proc = subprocess.run([sys.executable, "-m", "autograder", "serve", "--port", "1"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=ROOT))
     assert proc.returncode == 2 and "error: c.GradingService.due_dates['01-datasets'] = 'soon'" in proc.stderr
@@ -82,7 +76,7 @@ def test_nbgrader_due_dates_count_where_the_config_sets_none(tmp_path, monkeypat
     with Gradebook("sqlite:///" + str(tmp_path / "gradebook.db")) as gradebook:
         gradebook.add_assignment(A, duedate=datetime(2027, 2, 1, 9, 0))      # nbgrader keeps naive UTC
         gradebook.add_assignment("02-tensorboard", duedate=datetime(2027, 2, 8, 9, 0))
-    settings = load_settings(_course(tmp_path, 'c.GradingService.due_dates = {"02-tensorboard": "2027-03-01"}'))
+    settings = load_settings(server.configure(tmp_path, 'c.GradingService.due_dates = {"02-tensorboard": "2027-03-01"}'))
     assert settings.due_date(A) == datetime(2027, 2, 1, 9, tzinfo=timezone.utc)
     assert settings.due_date("02-tensorboard") == datetime(2027, 3, 1, tzinfo=timezone.utc)   # the config wins
 
@@ -91,7 +85,7 @@ def _client(tmp_path, settings_lines):
     """A student's token and a client of the app (no dispatcher runs: submissions stay queued)."""
     engine = store.open_store("sqlite:///" + str(tmp_path / "service.db"))
     store.add_students(engine, ["dana", "eve"])
-    settings = load_settings(_course(tmp_path, settings_lines))
+    settings = load_settings(server.configure(tmp_path, settings_lines))
     tokens = {name: store.issue_token(engine, name) for name in ("dana", "eve")}
     return TestClient(make_app(engine, settings)), tokens, engine
 
