@@ -8,13 +8,15 @@ missing=()
 [ -d /usr/share/datasets/fashion-mnist ] || missing+=(dataset-fashion-mnist)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v bwrap >/dev/null || missing+=(bubblewrap)   # the sandbox student code runs in
+command -v node >/dev/null || missing+=(nodejs)        # builds the bundles' JupyterLab extension
 # PostgreSQL, which the grading service's tests also run against (in a throw-away cluster of their own)
 command -v initdb >/dev/null || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null; }; then
         echo "setup.sh: apt-get could not install ${missing[*]}: Fashion-MNIST is downloaded below instead," \
-             "without /usr/bin/chromium the browser test is skipped, without bubblewrap grading falls" \
+             "without /usr/bin/chromium the browser tests are skipped, without nodejs the JupyterLab" \
+             "extension is not built, without bubblewrap grading falls" \
              "back to an unprivileged user (as root) or refuses, and without postgresql the service's tests" \
              "run on SQLite only." >&2
     fi
@@ -30,6 +32,14 @@ quiet .venv/bin/python -m pip install -q -e '.[dev]'
 # The data every lesson and grader reads, verified with checksums: found in COURSE_DATA_DIR, ../shared/data or
 # Debian's folder, else downloaded once into data/ (git-ignored). Fails here, saying what to do, when it cannot.
 .venv/bin/python -m autograder fetch-data
+
+# The student bundles' JupyterLab extension (the Submit for feedback button), built into build/labextension/: npm
+# packages from the npm registry the first time (yarn's cache after that), compiled against this JupyterLab.
+if command -v node >/dev/null; then
+    .venv/bin/python -m autograder build-lab --quiet
+else
+    echo "setup.sh: Node.js is missing, so the student bundles get no Submit for feedback button" >&2
+fi
 
 # Grading as root: student code runs as an unprivileged grading uid (outside bubblewrap's namespaces too).
 # That uid must be able to read the Python runtime (traverse its parent folders, e.g. /root for pyenv), and

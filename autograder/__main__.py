@@ -198,6 +198,18 @@ def _report(args):
     return 0
 
 
+def _build_lab(args):
+    """Build the JupyterLab extension of the student bundles (the Submit for feedback button)."""
+    from autograder.distribute.labextension import BuildError, build
+
+    try:
+        build(quiet=args.quiet)
+    except BuildError as exc:
+        print(f"error: the JupyterLab extension was not built: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _serve(args):
     """Run the grading service until interrupted (limits and due dates from nbgrader_config.py)."""
     from autograder.service.app import serve
@@ -249,6 +261,10 @@ def main(argv=None):
         "release", help="regenerate release/ from source/ with nbgrader, and the student bundles in dist/student/")
     release.add_argument("assignments", nargs="*")
     release.set_defaults(run=_release)
+    lab = commands.add_parser("build-lab", help="build the student bundles' JupyterLab extension (the Submit for "
+                                               "feedback button) into build/labextension/; needs Node.js")
+    lab.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    lab.set_defaults(run=_build_lab)
     data = commands.add_parser("fetch-data", help="find, verify (or download once) the data sets the lessons and "
                                                   "graders read")
     data.add_argument("kinds", nargs="*", metavar="KIND", help="data sets to provide (default: all the course needs)")

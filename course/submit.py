@@ -379,12 +379,19 @@ def split_output(output):
     return "\n".join(lines[:end]), lines[end:]
 
 
-def table(results, assignment=None):
-    """The table ``python -m autograder grade`` prints, from the results.json it writes: task, points, max,
-    the first line of each task's feedback, the total, then the notes."""
+def task_rows(results):
+    """(error, [(task, points, max, feedback)], notes) of a results.json that ``python -m autograder grade``
+    wrote."""
     error, notes = split_output(results.get("output", ""))
     tasks = [(str(t.get("number") or t["name"].split(":")[0]), t["score"], t["max_score"], t.get("output", ""))
              for t in results.get("tests", [])]
+    return error, tasks, notes
+
+
+def table(results, assignment=None):
+    """The table ``python -m autograder grade`` prints, from the results.json it writes: task, points, max,
+    the first line of each task's feedback, the total, then the notes."""
+    error, tasks, notes = task_rows(results)
     lines = [f"Assignment {assignment}"] if assignment else []
     if error:
         lines.append(f"ERROR: {error}")
@@ -402,12 +409,17 @@ def table(results, assignment=None):
     return "\n".join(lines)
 
 
+def failed_text(view):
+    """The sentence for a submission the service could not grade."""
+    return (f"your submission could not be graded, through no fault of your notebook: "
+            f"{view.get('reason') or 'the grading machine failed'} (submit it again later)")
+
+
 def show_result(service, view, out=None):
     """Print a finished submission: its table and what is left this hour; its exit status."""
     out = out or sys.stdout
     if view["status"] == "failed":
-        raise Failure(f"your submission could not be graded, through no fault of your notebook: "
-                      f"{view.get('reason') or 'the grading machine failed'} (submit it again later)")
+        raise Failure(failed_text(view))
     results = view.get("results") or {}
     try:
         print(table(results, view.get("assignment")), file=out)

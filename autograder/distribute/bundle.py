@@ -8,6 +8,7 @@ written by ``python -m autograder release``.
 import os
 import re
 import shutil
+import sys
 
 from autograder.sandbox.library import ASSIGNMENTS, stage_library
 from autograder.judge.notebook import nbgrader_meta, read_notebook, source_of
@@ -34,6 +35,9 @@ dependencies = [
 
 [tool.setuptools]
 packages = ["course"]
+
+[tool.setuptools.package-data]
+course = ["labextension/**/*"]
 """
 
 # The student's Jupyter settings: the bundle's jupyter-config/ folder, which JupyterLab reads where the student
@@ -59,6 +63,10 @@ c.ServerApp.jpserver_extensions.update({extensions})
 # custom/custom.css: the Validate dialog says what Validate checked.
 c.LabApp.custom_css = True
 c.ServerApp.tornado_settings.update({{"static_custom_path": [os.path.join(HERE, "custom")]}})
+# The Submit for feedback button: its JupyterLab extension, built into the course package beside this folder
+# (course/labextension/), and its server side, course.lab, which reads the grading service's address and token.
+c.LabApp.extra_labextensions_path = [os.path.join(os.path.dirname(HERE), "course", "labextension")]
+c.ServerApp.jpserver_extensions.update({{"course.lab": True}})
 '''
 CUSTOM_CSS = """/* nbgrader's Validate dialog: when no check cell fails, its own text says the notebook passes all the tests,
    but the check cells run the quick checks only. Show what was checked instead. */
@@ -176,6 +184,18 @@ def write_jupyter_config(folder):
             handle.write(text)
 
 
+def add_feedback_button(library):
+    """Put the built JupyterLab extension (the Submit for feedback button) into the bundle's ``course`` package
+    (``library``); say so on stderr when it has not been built."""
+    from autograder.distribute.labextension import NAME, built
+
+    if built() is None:
+        print("warning: the JupyterLab extension is not built (python -m autograder build-lab, which ./setup.sh "
+              "runs): this bundle has no Submit for feedback button", file=sys.stderr)
+        return
+    shutil.copytree(built(), os.path.join(library, "labextension", NAME))
+
+
 def write_bundle(assignment, dest=None, root=ROOT):
     """Write the student bundle of ``assignment`` from ``release/<assignment>/`` into ``dest``; returns dest."""
     release_dir = os.path.join(root, "release", assignment)
@@ -187,7 +207,8 @@ def write_bundle(assignment, dest=None, root=ROOT):
     names, title, tasks, data = _notebook_facts(release_dir)
     for name in names:
         shutil.copy(os.path.join(release_dir, name), os.path.join(dest, name))
-    stage_library(assignment, dest)
+    library = stage_library(assignment, dest)
+    add_feedback_button(library)
     with open(os.path.join(dest, "pyproject.toml"), "w", encoding="utf-8") as handle:
         handle.write(PYPROJECT.format(assignment=assignment,
                                       dependencies="\n".join(f'    "{d}",' for d in DEPENDENCIES)))
