@@ -14,6 +14,7 @@ the browser talks to its own server only. Every failure answers ``{"error": one 
 import asyncio
 import json
 import os
+import re
 
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
@@ -40,9 +41,10 @@ def _load_jupyter_server_extension(server_app):
 
 
 def sentence(text):
-    """``text`` as a sentence: a capital first, a full stop last."""
+    """``text`` as a sentence: a capital first (unless it begins with a name, such as a file's), a full stop last."""
     text = text.strip()
-    text = text[:1].upper() + text[1:]
+    if re.match(r"[a-z]+(\s|:|$)", text):
+        text = text[:1].upper() + text[1:]
     return text if text.endswith((".", "?", "!", ")")) else text + "."
 
 

@@ -21,6 +21,7 @@ import pytest
 from tests.jupyter import STARTUP_S, jupyter_server
 from tests.lessons.test_datasets import MISTAKES
 from tests.service import server
+from tests.service.test_submit_client import A, canned  # noqa: F401 - canned: the stand-in service
 from tests.student.test_jupyterlab import CHROMIUM, CHROMIUM_ARGS, reference_solution, write_lab_settings
 
 ASSIGNMENT, NOTEBOOK = "01-datasets", "datasets.ipynb"
@@ -226,3 +227,99 @@ def test_submit_for_feedback_shows_each_tasks_result_beside_the_notebook(course,
     assert seen, "the button's answers were not seen"
     for _, body in seen:
         assert token not in body, "the student's token reached the browser"
+
+
+# ------------------------------------------------------------- the button's server side, every answer it gives
+@pytest.fixture
+def bundle_server(tmp_path):
+    """A Jupyter server over a bundle of ASSIGNMENT with the bundle's settings (no browser): (base, token, folder)."""
+    from autograder.distribute.bundle import write_bundle
+
+    folder = Path(write_bundle(ASSIGNMENT, str(tmp_path / "bundle")))
+    env = {k: v for k, v in os.environ.items() if k not in ("COURSE_SERVICE_URL", "COURSE_SERVICE_TOKEN")}
+    env.update(JUPYTER_CONFIG_PATH=str(folder / "jupyter-config"), JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+               JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), HOME=str(tmp_path / "home"))
+    with jupyter_server("server", folder, env, tmp_path / "server.log") as (base, token):
+        yield base, token, folder
+
+
+def ask(base, token, path, body=None):
+    """(status, JSON answer) of the button's handler at ``path`` (POST with ``body``)."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"{base}/course-feedback/{path}", method="GET" if body is None else "POST",
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Authorization": f"token {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        text = error.read()
+        return error.code, json.loads(text) if text.startswith(b"{") else text.decode()
+
+
+def test_the_buttons_server_says_every_answer_of_the_service_plainly(bundle_server, canned):  # noqa: F811
+    base, token, folder = bundle_server
+    url, answers = canned
+    where = {"path": NOTEBOOK}
+    status, config = ask(base, token, f"config?path={NOTEBOOK}")
+    assert status == 200 and config["configured"] is False, config
+    assert config["problem"] == "No grading service is set up for this notebook yet."
+    assert any("course-service.toml" in line for line in config["help"]), config["help"]
+    assert ask(base, None, f"config?path={NOTEBOOK}")[0] in (401, 403), "the handlers answer without Jupyter's token"
+    status, outside = ask(base, token, "config?path=../../etc/passwd.ipynb")
+    assert status == 400 and "not in the folder JupyterLab serves" in outside["error"], outside
+
+    student_token = "t0ken-of-erin"
+    (folder / "course-service.toml").write_text(f'url = "{url}"\ntoken = "{student_token}"\n')
+    status, config = ask(base, token, f"config?path={NOTEBOOK}")
+    assert status == 200 and config["configured"] is True and config["url"] == url, config
+    said = [config]
+
+    answers["/api/v1/submissions"] = (429, {"error": f"10 submissions of {A} per hour: the next is possible at "
+                                                     "20:15"}, {"Retry-After": "600"})
+    status, limited = ask(base, token, "submissions", where)
+    assert status == 400 and limited["error"].startswith(f"Limit reached: 10 submissions of {A} per hour"), limited
+    assert "possible at 20:15" in limited["error"]
+    answers["/api/v1/submissions"] = (413, {"error": "the notebook is 30.0 MiB, more than the 20 MiB a submission "
+                                                     "may be"}, {})
+    status, large = ask(base, token, "submissions", where)
+    assert status == 400 and large["error"].startswith(f"{NOTEBOOK} is too large to submit"), large
+
+    answers["/api/v1/submissions"] = (202, {"id": "abc", "status": "queued", "position": 2}, {})
+    answers["/api/v1/submissions/abc"] = (200, {"id": "abc", "status": "queued", "position": 2, "assignment": A}, {})
+    status, accepted = ask(base, token, "submissions", where)
+    assert status == 200 and accepted["id"] == "abc" and accepted["assignment"] == A, accepted
+    assert accepted["text"] == "queued (position 2)", accepted
+    status, queued = ask(base, token, f"submissions/abc?path={NOTEBOOK}")
+    assert (status, queued) == (200, {"status": "queued", "text": "queued (position 2)"}), queued
+    answers["/api/v1/submissions/abc"] = (200, {"id": "abc", "status": "failed", "assignment": A,
+                                                "reason": "the grading machine failed: MemoryError"}, {})
+    status, failed = ask(base, token, f"submissions/abc?path={NOTEBOOK}")
+    assert failed == {"status": "failed", "error": "Your submission could not be graded, through no fault of your "
+                      "notebook: the grading machine failed: MemoryError (submit it again later)"}, failed
+
+    results = {"score": 2.0, "output": "Note: cell 23 raised NotImplementedError", "tests": [
+        {"name": "regression_data: make_regression", "score": 2.0, "max_score": 2.0, "output": "All checks passed."},
+        {"name": "blobs_data: make_blobs", "score": 0.0, "max_score": 2.0, "output": "with spread=0.5 the points "
+         "of class 0 should have standard deviation 0.5\nsecond line"}]}
+    answers["/api/v1/submissions/abc"] = (200, {"id": "abc", "status": "done", "assignment": A, "late": True,
+                                                "results": results}, {})
+    answers["/api/v1/assignments"] = (200, {"per_hour": 10, "assignments": [
+        {"assignment": A, "due": None, "used_this_hour": 3, "left_this_hour": 7}]}, {})
+    status, done = ask(base, token, f"submissions/abc?path={NOTEBOOK}")
+    assert status == 200 and done["status"] == "done" and done["late"] is True, done
+    assert done["tasks"] == [
+        {"task": "regression_data", "score": 2.0, "max": 2.0, "feedback": "All checks passed."},
+        {"task": "blobs_data", "score": 0.0, "max": 2.0, "feedback": results["tests"][1]["output"]}], done["tasks"]
+    assert (done["total"], done["max"], done["error"]) == (2.0, 4.0, None), done
+    assert done["notes"] == ["Note: cell 23 raised NotImplementedError"], done["notes"]
+    assert done["left"] == f"7 of 10 submissions of {A} left this hour.", done["left"]
+    said += [limited, large, accepted, queued, failed, done]
+
+    del answers["/api/v1/submissions/abc"]
+    status, missing = ask(base, token, f"submissions/abc?path={NOTEBOOK}")
+    assert status == 400 and "check the submission's id" in missing["error"], missing
+    for answer in said + [missing]:
+        assert student_token not in json.dumps(answer), "the student's token reached the browser"
