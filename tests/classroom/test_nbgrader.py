@@ -5,6 +5,7 @@ grading service graded while the student worked is not graded again by the class
 import csv
 import json
 import os
+import re
 import sqlite3
 
 import pytest
@@ -107,6 +108,9 @@ def test_feedback_hides_grader_code(autograded):
     course, _, _, _, _ = autograded
     html = open(os.path.join(course, "feedback", "bob", A, "datasets.html")).read()
     assert "Task regression_data failed" in html and "Task minibatches failed" in html
+    # the list of tasks at the top says each task's first line, as the Submit for feedback panel does
+    assert re.search(r'<a href="#regression_data">Task <code>regression_data</code></a> \(Score: 0\.0 / \d\.0\): '
+                     r'<span class="task-feedback">[^<]*is the bias b added exactly once\?</span>', html)
     for leak in ("check_task", "autograder", "HIDDEN TESTS", "probe_", "def test_", "graders"):
         assert leak not in html, leak
 
