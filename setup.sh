@@ -26,8 +26,34 @@ PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 # (this machine's pip configuration names local package folders that may be absent: drop those warnings)
 quiet() { "$@" 2> >(grep -v "^WARNING: Location '.*' is ignored" >&2); }
-quiet .venv/bin/python -m pip install -q --upgrade pip
-quiet .venv/bin/python -m pip install -q -e '.[dev]'
+# uv installs the packages in a fifth of pip's time (15 s against 73 s here). It does not read pip's settings, so
+# those this machine gives pip (local wheels, extra indexes, constraints) are passed on, and it picks the best
+# version across indexes as pip does. Where uv cannot be installed or fails, pip installs them.
+uv_settings() {
+    .venv/bin/python -m pip config list 2>/dev/null | .venv/bin/python -c '
+import shlex, sys
+flags = {"index-url": "--index-url", "extra-index-url": "--extra-index-url", "find-links": "--find-links",
+         "constraint": "--constraint"}
+given = []
+for line in sys.stdin:
+    key, _, value = line.strip().partition("=")
+    flag = flags.get(key.split(".", 1)[-1])
+    for item in (shlex.split(value) or [""])[0].split() if flag else []:
+        if (flag, item) not in given:
+            given.append((flag, item))
+for flag, item in given:
+    print(flag)
+    print(item)
+'
+}
+mapfile -t uv_args < <(uv_settings)
+if ! { quiet .venv/bin/python -m pip install -q uv &&
+       .venv/bin/uv pip install -q --python .venv/bin/python --index-strategy unsafe-best-match "${uv_args[@]}" \
+           -e '.[dev]'; }; then
+    echo "setup.sh: installing with uv failed: pip installs the packages instead" >&2
+    quiet .venv/bin/python -m pip install -q --upgrade pip
+    quiet .venv/bin/python -m pip install -q -e '.[dev]'
+fi
 
 # The data every lesson and grader reads, verified with checksums: found in COURSE_DATA_DIR, ../shared/data or
 # Debian's folder, else downloaded once into data/ (git-ignored). Fails here, saying what to do, when it cannot.

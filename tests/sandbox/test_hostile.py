@@ -5,6 +5,8 @@ which honestly scores 0), then the honest submission again, one after another as
 gained, no process of a grading uid left, no stray file; after the chunk: the checkout, the virtual
 environment and the data folders unchanged.
 """
+import time
+
 import pytest
 
 from autograder.sandbox.student import Limits
@@ -33,7 +35,9 @@ def test_attacks_gain_nothing_and_leave_no_trace(chunk):
     problems = {}
     for name in names:
         earlier = grading_files()         # left by other gradings, e.g. judges killed in earlier runs
+        started = time.monotonic()
         report = grade(append_cell(release, ATTACKS[name]), limits=LIMITS)   # last: nothing redefines what it does
+        print(f"{name}: graded in {time.monotonic() - started:.1f} s")
         found = []
         if report.error is not None:
             found.append(f"error: {report.error}")
