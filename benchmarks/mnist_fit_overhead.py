@@ -90,15 +90,19 @@ def time_to_threshold(name, data, device, seed, check_every, max_epochs):
     return None, step
 
 
-def hand_written(name, data, device, seed, num_epochs):
-    """Seconds for num_epochs of a minimal loop."""
+def seeded_run(name, data, device, seed):
+    """(net, optimizer, loss_fn, train_iter) of model ``name`` on ``device``, seeded: both loops start alike."""
     make, make_opt, loss_fn, batch_size, _ = MODELS[name]
-    X_train, y_train = data[0], data[1]
     torch.manual_seed(seed)
     net = make().to(device)
-    optimizer = make_opt(net)
-    loader = DataLoader(TensorDataset(X_train, y_train), batch_size=batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(seed))
+    train_iter = DataLoader(TensorDataset(data[0], data[1]), batch_size=batch_size, shuffle=True,
+                            generator=torch.Generator().manual_seed(seed))
+    return net, make_opt(net), loss_fn, train_iter
+
+
+def hand_written(name, data, device, seed, num_epochs):
+    """Seconds for num_epochs of a minimal loop."""
+    net, optimizer, loss_fn, loader = seeded_run(name, data, device, seed)
     sync(device)
     start = time.perf_counter()
     net.train()
@@ -114,13 +118,8 @@ def hand_written(name, data, device, seed, num_epochs):
 
 def with_course_fit(name, data, device, seed, num_epochs):
     """Seconds for num_epochs of course.training.fit over a DeviceDataLoader."""
-    make, make_opt, loss_fn, batch_size, _ = MODELS[name]
-    X_train, y_train = data[0], data[1]
-    torch.manual_seed(seed)
-    net = make().to(device)
-    optimizer = make_opt(net)
-    loader = DeviceDataLoader(DataLoader(TensorDataset(X_train, y_train), batch_size=batch_size, shuffle=True,
-                                         generator=torch.Generator().manual_seed(seed)), device)
+    net, optimizer, loss_fn, train_iter = seeded_run(name, data, device, seed)
+    loader = DeviceDataLoader(train_iter, device)
     sync(device)
     start = time.perf_counter()
     fit(net, loss_fn, optimizer, loader, num_epochs, progress=False)

@@ -153,20 +153,13 @@ def _screenshot(page, tmp_path):
     """The page in Chromium, saved as class-report.png (skipped where Debian's chromium is not installed)."""
     from pathlib import Path
 
-    from tests.student.test_jupyterlab import CHROMIUM, CHROMIUM_ARGS
+    from tests.browser import CHROMIUM, browser_page
 
     if not CHROMIUM.exists():
         return
-    from playwright.sync_api import sync_playwright
-
     artifacts = Path(os.environ.get("COURSE_ARTIFACTS") or tmp_path)
     artifacts.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            tab = browser.new_page(viewport={"width": 1200, "height": 900})
-            tab.goto(Path(page).as_uri())
-            assert tab.locator("svg").count() == 3 and tab.locator("h1").inner_text().startswith(A)
-            tab.screenshot(path=str(artifacts / "class-report.png"), full_page=True)
-        finally:
-            browser.close()
+    with browser_page(viewport=(1200, 900)) as tab:
+        tab.goto(Path(page).as_uri())
+        assert tab.locator("svg").count() == 3 and tab.locator("h1").inner_text().startswith(A)
+        tab.screenshot(path=str(artifacts / "class-report.png"), full_page=True)

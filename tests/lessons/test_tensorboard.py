@@ -17,6 +17,7 @@ import pytest
 
 from tests.banks import expect_groups_cover
 from tests.notebooks import ROOT, edit_solution, grade, replace_solution
+from tests.service.server import stop
 
 A = "02-tensorboard"
 
@@ -540,10 +541,5 @@ def test_reference_notebook_runs_and_tensorboard_serves_its_runs(reference_runs,
             for (_, _, value), (_, want) in zip(served, points):
                 assert math.isfinite(value) and math.isclose(value, want, rel_tol=1e-6, abs_tol=1e-9), (run, tag)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
         log.close()

@@ -18,22 +18,19 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tests.browser import BROWSER_TEST, browser_page
 from tests.jupyter import STARTUP_S, jupyter_server
 from tests.lessons.test_datasets import MISTAKES
 from tests.service import server
 from tests.service.test_submit_client import A, canned  # noqa: F401 - canned: the stand-in service
-from tests.student.test_jupyterlab import CHROMIUM, CHROMIUM_ARGS, reference_solution, write_lab_settings
+from tests.student.test_jupyterlab import reference_solution, write_lab_settings
 
 ASSIGNMENT, NOTEBOOK = "01-datasets", "datasets.ipynb"
 TYPED, WRONG = "regression_data", "blobs_data"
 GRADING_S = 300                 # generous: the machine may be busy with other tests
 HIDDEN = ("BEGIN HIDDEN TESTS", "def test_", "check_task", "autograder", "assert ")
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed "
-                       "(/usr/bin/chromium missing): run ./setup.sh or apt-get install chromium"),
-]
+pytestmark = BROWSER_TEST
 
 PANEL_JS = """() => {
     const panel = document.querySelector('.jp-CourseFeedback');
@@ -123,8 +120,6 @@ def wait_for_panel(page, selector, patience):
 
 
 def test_submit_for_feedback_shows_each_tasks_result_beside_the_notebook(course, bundle, lab, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     url, token, service = course
     base, lab_token = lab
     (bundle / "course-service.toml").write_text(f'url = "{url}"\ntoken = "{token}"\n')
@@ -135,95 +130,81 @@ def test_submit_for_feedback_shows_each_tasks_result_beside_the_notebook(course,
     def shot(page, name):
         page.screenshot(path=str(artifacts / f"feedback-button-{name}.png"))
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with browser_page(base, (1500, 900), on_failure=lambda page: shot(page, "failure")) as page:
+        page.on("response", lambda r: seen.append((r.url, r.text())) if "/course-feedback/" in r.url else None)
+        page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={lab_token}", timeout=STARTUP_S * 1000)
+        page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=STARTUP_S * 1000)
+        button = page.locator(".jp-NotebookPanel .jp-Toolbar-item", has_text="Submit for feedback")
         try:
-            context = browser.new_context(viewport={"width": 1500, "height": 900})
-            context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
-            page = context.new_page()
-            page.on("response", lambda r: seen.append((r.url, r.text())) if "/course-feedback/" in r.url else None)
-            try:
-                page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={lab_token}", timeout=STARTUP_S * 1000)
-                page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=STARTUP_S * 1000)
-                button = page.locator(".jp-NotebookPanel .jp-Toolbar-item", has_text="Submit for feedback")
-                try:
-                    button.first.wait_for(timeout=60_000)
-                except Exception:
-                    raise AssertionError("the notebook's toolbar has no Submit for feedback button") from None
-                assert button.count() == 1, "the notebook's toolbar has more than one Submit for feedback button"
+            button.first.wait_for(timeout=60_000)
+        except Exception:
+            raise AssertionError("the notebook's toolbar has no Submit for feedback button") from None
+        assert button.count() == 1, "the notebook's toolbar has more than one Submit for feedback button"
 
-                # 1. Type the correct regression_data (not saved), press the button: the panel shows progress.
-                nb = nbformat.read(bundle / NOTEBOOK, as_version=4)
-                typed = next(i for i, c in enumerate(nb.cells)
-                             if c.metadata.get("nbgrader", {}).get("grade_id") == f"{TYPED}_code")
-                editor = page.locator(".jp-NotebookPanel .jp-Cell").nth(typed).locator(".cm-content")
-                editor.click()
-                page.keyboard.press("Control+a")
-                page.evaluate("text => navigator.clipboard.writeText(text)", reference_solution(TYPED))
-                page.keyboard.press("Control+v")
-                button.locator("button").click()
-                page.locator(".jp-CourseFeedback-progress").first.wait_for(timeout=30_000)
-                shot(page, "1-progress")
+        # 1. Type the correct regression_data (not saved), press the button: the panel shows progress.
+        nb = nbformat.read(bundle / NOTEBOOK, as_version=4)
+        typed = next(i for i, c in enumerate(nb.cells)
+                     if c.metadata.get("nbgrader", {}).get("grade_id") == f"{TYPED}_code")
+        editor = page.locator(".jp-NotebookPanel .jp-Cell").nth(typed).locator(".cm-content")
+        editor.click()
+        page.keyboard.press("Control+a")
+        page.evaluate("text => navigator.clipboard.writeText(text)", reference_solution(TYPED))
+        page.keyboard.press("Control+v")
+        button.locator("button").click()
+        page.locator(".jp-CourseFeedback-progress").first.wait_for(timeout=30_000)
+        shot(page, "1-progress")
 
-                # 2. The results: every task's points as the service gave them, the wrong task's feedback.
-                state = wait_for_panel(page, ".jp-CourseFeedback-tasks, .jp-CourseFeedback-error", GRADING_S)
-                shot(page, "2-results")
-                assert not state["error"], state["error"]
-                accepted = [json.loads(body) for where, body in seen if where.split("?")[0].endswith("/submissions")]
-                assert len(accepted) == 1 and accepted[0]["id"], accepted
-                view = server.result(url, token, accepted[0]["id"])
-                expected = [{"task": t["name"].split(":")[0], "score": t["score"], "max": t["max_score"]}
-                            for t in view["results"]["tests"]]
-                assert state["rows"] == expected, "the panel's points differ from the service's"
-                points = {row["task"]: row for row in state["rows"]}
-                assert points[TYPED]["score"] == points[TYPED]["max"] > 0, \
-                    "the task typed in the browser lost points: was the notebook saved before it was sent?"
-                assert 0 <= points[WRONG]["score"] < points[WRONG]["max"], points[WRONG]
-                wrong_feedback = next(t["output"] for t in view["results"]["tests"] if t["name"].startswith(WRONG))
-                assert wrong_feedback.strip() and wrong_feedback.strip() in state["feedback"][WRONG].strip() + "\n", \
-                    (wrong_feedback, state["feedback"])
-                total = sum(r["score"] for r in state["rows"]), sum(r["max"] for r in state["rows"])
-                assert re.search(rf"total\s+{total[0]:g}\s+{total[1]:g}", state["total"]), state["total"]
-                assert "4 of 5 submissions of 01-datasets left this hour" in state["left"], state["left"]
-                for hidden in HIDDEN:
-                    assert hidden not in state["text"], f"the panel shows grader code ({hidden!r})"
+        # 2. The results: every task's points as the service gave them, the wrong task's feedback.
+        state = wait_for_panel(page, ".jp-CourseFeedback-tasks, .jp-CourseFeedback-error", GRADING_S)
+        shot(page, "2-results")
+        assert not state["error"], state["error"]
+        accepted = [json.loads(body) for where, body in seen if where.split("?")[0].endswith("/submissions")]
+        assert len(accepted) == 1 and accepted[0]["id"], accepted
+        view = server.result(url, token, accepted[0]["id"])
+        expected = [{"task": t["name"].split(":")[0], "score": t["score"], "max": t["max_score"]}
+                    for t in view["results"]["tests"]]
+        assert state["rows"] == expected, "the panel's points differ from the service's"
+        points = {row["task"]: row for row in state["rows"]}
+        assert points[TYPED]["score"] == points[TYPED]["max"] > 0, \
+            "the task typed in the browser lost points: was the notebook saved before it was sent?"
+        assert 0 <= points[WRONG]["score"] < points[WRONG]["max"], points[WRONG]
+        wrong_feedback = next(t["output"] for t in view["results"]["tests"] if t["name"].startswith(WRONG))
+        assert wrong_feedback.strip() and wrong_feedback.strip() in state["feedback"][WRONG].strip() + "\n", \
+            (wrong_feedback, state["feedback"])
+        total = sum(r["score"] for r in state["rows"]), sum(r["max"] for r in state["rows"])
+        assert re.search(rf"total\s+{total[0]:g}\s+{total[1]:g}", state["total"]), state["total"]
+        assert "4 of 5 submissions of 01-datasets left this hour" in state["left"], state["left"]
+        for hidden in HIDDEN:
+            assert hidden not in state["text"], f"the panel shows grader code ({hidden!r})"
 
-                # 3. A click on a task shows its heading in the notebook.
-                page.locator(f".jp-CourseFeedback-task[data-task='{WRONG}'] a").click()
-                heading = next(i for i in range(len(nb.cells) - 1, -1, -1) if i < typed + 8 and
-                               nb.cells[i].cell_type == "markdown" and "Gaussian blobs" in nb.cells[i].source)
-                active = page.locator(".jp-NotebookPanel .jp-Cell.jp-mod-active")
-                page.wait_for_function(
-                    "i => document.querySelectorAll('.jp-NotebookPanel .jp-Cell')[i].classList.contains('jp-mod-active')",
-                    arg=heading, timeout=10_000)
-                assert "Gaussian blobs" in active.inner_text()
-                shot(page, "3-task-shown")
+        # 3. A click on a task shows its heading in the notebook.
+        page.locator(f".jp-CourseFeedback-task[data-task='{WRONG}'] a").click()
+        heading = next(i for i in range(len(nb.cells) - 1, -1, -1) if i < typed + 8 and
+                       nb.cells[i].cell_type == "markdown" and "Gaussian blobs" in nb.cells[i].source)
+        active = page.locator(".jp-NotebookPanel .jp-Cell.jp-mod-active")
+        page.wait_for_function(
+            "i => document.querySelectorAll('.jp-NotebookPanel .jp-Cell')[i].classList.contains('jp-mod-active')",
+            arg=heading, timeout=10_000)
+        assert "Gaussian blobs" in active.inner_text()
+        shot(page, "3-task-shown")
 
-                # 4. The service stopped: the panel says it cannot be reached.
-                server.stop(service)
-                button.locator("button").click()
-                state = wait_for_panel(page, ".jp-CourseFeedback-error", 60)
-                shot(page, "4-service-stopped")
-                assert "cannot reach the grading service" in state["error"].lower(), state["error"]
-                assert "refused" in state["error"], state["error"]
+        # 4. The service stopped: the panel says it cannot be reached.
+        server.stop(service)
+        button.locator("button").click()
+        state = wait_for_panel(page, ".jp-CourseFeedback-error", 60)
+        shot(page, "4-service-stopped")
+        assert "cannot reach the grading service" in state["error"].lower(), state["error"]
+        assert "refused" in state["error"], state["error"]
 
-                # 5. No service set up: the panel says how to set one up.
-                (bundle / "course-service.toml").unlink()
-                button.locator("button").click()
-                page.wait_for_function("() => (document.querySelector('.jp-CourseFeedback-error') || {}).innerText"
-                                       "?.includes('course-service.toml')", timeout=30_000)
-                state = panel_state(page)
-                shot(page, "5-no-service")
-                assert "No grading service is set up for this notebook" in state["error"], state["error"]
-                assert 'url = "https://grading.example.org"' in state["error"], state["error"]
-            except BaseException:
-                try:
-                    shot(page, "failure")
-                except Exception as error:  # the page may be gone: keep the test's own failure
-                    print(f"no failure screenshot: {error}")
-                raise
-        finally:
-            browser.close()
+        # 5. No service set up: the panel says how to set one up.
+        (bundle / "course-service.toml").unlink()
+        button.locator("button").click()
+        page.wait_for_function("() => (document.querySelector('.jp-CourseFeedback-error') || {}).innerText"
+                               "?.includes('course-service.toml')", timeout=30_000)
+        state = panel_state(page)
+        shot(page, "5-no-service")
+        assert "No grading service is set up for this notebook" in state["error"], state["error"]
+        assert 'url = "https://grading.example.org"' in state["error"], state["error"]
     assert seen, "the button's answers were not seen"
     for _, body in seen:
         assert token not in body, "the student's token reached the browser"

@@ -17,23 +17,17 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tests.browser import BROWSER_TEST, browser_page
 from tests.jupyter import STARTUP_S, jupyter_server
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ASSIGNMENT, LESSON = "01-datasets", "datasets"
 NOTEBOOK = f"{LESSON}.ipynb"
 RUN_S, VALIDATE_S = 180, 300   # generous: the machine may be busy with other tests
 # A student's JupyterLab: inline figures (the tests' MPLBACKEND=Agg would hide them), no grading settings.
 STUDENT_ENV_DROPS = {"MPLBACKEND", "COURSE_QUICK", "COURSE_GRADING", "COURSE_GRADING_SEED", "TQDM_DISABLE"}
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed "
-                       "(/usr/bin/chromium missing): run ./setup.sh or apt-get install chromium"),
-]
+pytestmark = BROWSER_TEST
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -150,8 +144,6 @@ def first_error(state):
 
 # -------------------------------------------------------------------------------------------- test
 def test_student_runs_fills_and_validates_in_jupyterlab(lab, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     base, token, folder, log = lab
     artifacts = Path(os.environ.get("COURSE_ARTIFACTS") or tmp_path / "screenshots")
     artifacts.mkdir(parents=True, exist_ok=True)
@@ -167,89 +159,75 @@ def test_student_runs_fills_and_validates_in_jupyterlab(lab, tmp_path):
 
     started = time.monotonic()
     print(f"JupyterLab serves {folder} at {base}")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1400, "height": 900})
-            context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
-            page = context.new_page()
-            try:
-                page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}", timeout=STARTUP_S * 1000)
-                page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=STARTUP_S * 1000)
-                print(f"{time.monotonic() - started:6.1f} s  notebook shown")
-                page.locator(".jp-StatusBar-TextItem", has_text="| Idle").wait_for(timeout=STARTUP_S * 1000)
-                print(f"{time.monotonic() - started:6.1f} s  kernel idle")
-                validate = page.locator(".jp-NotebookPanel .jp-Toolbar-item", has_text="Validate")
-                assert validate.count() == 1, "nbgrader's Validate button is missing: is its JupyterLab " \
-                                              "extension (@jupyter/nbgrader) installed and enabled?"
-                assert "validate_assignment | extension was successfully loaded" in log.read_text(), \
-                    "nbgrader's validate_assignment server extension is not enabled"
+    with browser_page(base, (1400, 900), on_failure=lambda page: shot(page, "failure")) as page:
+        page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}", timeout=STARTUP_S * 1000)
+        page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=STARTUP_S * 1000)
+        print(f"{time.monotonic() - started:6.1f} s  notebook shown")
+        page.locator(".jp-StatusBar-TextItem", has_text="| Idle").wait_for(timeout=STARTUP_S * 1000)
+        print(f"{time.monotonic() - started:6.1f} s  kernel idle")
+        validate = page.locator(".jp-NotebookPanel .jp-Toolbar-item", has_text="Validate")
+        assert validate.count() == 1, "nbgrader's Validate button is missing: is its JupyterLab " \
+                                      "extension (@jupyter/nbgrader) installed and enabled?"
+        assert "validate_assignment | extension was successfully loaded" in log.read_text(), \
+            "nbgrader's validate_assignment server extension is not enabled"
 
-                # 1. Run All stops at the first task's stub; nothing earlier fails.
-                state = run_all(page)
-                assert len(state) == len(release.cells), "the page does not show every cell of the notebook"
-                stop = first_error(state)
-                assert stop is not None, "Run All on the untouched release ran without any error"
-                assert code <= stop <= grade, (
-                    f"Run All stopped at cell {stop}, outside task `{task}` (cells {code}-{grade}):\n"
-                    f"{state[stop]['error'][-1500:]}")
-                raised = re.findall(r"^NotImplementedError:.*$", state[stop]["error"], re.M)
-                assert raised and f"`{task}`" in raised[-1], (
-                    f"Run All should stop with a NotImplementedError naming task `{task}`:\n"
-                    f"{state[stop]['error'][-1500:]}")
-                assert message and message in raised[-1], f"the stub's message {message!r} is not shown: {raised}"
-                counts = execution_counts(state)
-                for i, cell in enumerate(release.cells):
-                    if cell.cell_type == "code" and i <= stop:
-                        assert counts[i] is not None, f"cell {i} before the stub did not run"
-                    if cell.cell_type == "code" and i > stop:
-                        assert counts[i] is None, f"cell {i} ran although Run All should stop at cell {stop}"
-                page.locator(".jp-NotebookPanel .jp-Cell").nth(stop).scroll_into_view_if_needed()
-                shot(page, "1-run-all-stops-at-the-first-stub")
+        # 1. Run All stops at the first task's stub; nothing earlier fails.
+        state = run_all(page)
+        assert len(state) == len(release.cells), "the page does not show every cell of the notebook"
+        stop = first_error(state)
+        assert stop is not None, "Run All on the untouched release ran without any error"
+        assert code <= stop <= grade, (
+            f"Run All stopped at cell {stop}, outside task `{task}` (cells {code}-{grade}):\n"
+            f"{state[stop]['error'][-1500:]}")
+        raised = re.findall(r"^NotImplementedError:.*$", state[stop]["error"], re.M)
+        assert raised and f"`{task}`" in raised[-1], (
+            f"Run All should stop with a NotImplementedError naming task `{task}`:\n"
+            f"{state[stop]['error'][-1500:]}")
+        assert message and message in raised[-1], f"the stub's message {message!r} is not shown: {raised}"
+        counts = execution_counts(state)
+        for i, cell in enumerate(release.cells):
+            if cell.cell_type == "code" and i <= stop:
+                assert counts[i] is not None, f"cell {i} before the stub did not run"
+            if cell.cell_type == "code" and i > stop:
+                assert counts[i] is None, f"cell {i} ran although Run All should stop at cell {stop}"
+        page.locator(".jp-NotebookPanel .jp-Cell").nth(stop).scroll_into_view_if_needed()
+        shot(page, "1-run-all-stops-at-the-first-stub")
 
-                # 2. Paste the reference solution of the first task into its cell.
-                editor = page.locator(".jp-NotebookPanel .jp-Cell").nth(code).locator(".cm-content")
-                editor.click()
-                page.keyboard.press("Control+a")
-                page.evaluate("text => navigator.clipboard.writeText(text)", solution)
-                page.keyboard.press("Control+v")
-                assert editor.inner_text().strip() == solution.strip(), "the pasted solution differs in the editor"
-                shot(page, "2-first-task-filled")
+        # 2. Paste the reference solution of the first task into its cell.
+        editor = page.locator(".jp-NotebookPanel .jp-Cell").nth(code).locator(".cm-content")
+        editor.click()
+        page.keyboard.press("Control+a")
+        page.evaluate("text => navigator.clipboard.writeText(text)", solution)
+        page.keyboard.press("Control+v")
+        assert editor.inner_text().strip() == solution.strip(), "the pasted solution differs in the editor"
+        shot(page, "2-first-task-filled")
 
-                # 3. Run All again: the task's cells pass, its quick checks say so, a later stub stops the run.
-                state = run_all(page)
-                stop = first_error(state)
-                assert stop is None or stop > grade, (
-                    f"with the reference solution of `{task}`, cell {stop} failed:\n{state[stop]['error'][-1500:]}")
-                assert re.search(rf"`{task}`.*quick checks passed", state[grade]["output"], re.I), (
-                    f"the grade cell of `{task}` printed no pass line: {state[grade]['output']!r}")
-                page.locator(".jp-NotebookPanel .jp-Cell").nth(grade).scroll_into_view_if_needed()
-                shot(page, "3-first-task-quick-checks-pass")
+        # 3. Run All again: the task's cells pass, its quick checks say so, a later stub stops the run.
+        state = run_all(page)
+        stop = first_error(state)
+        assert stop is None or stop > grade, (
+            f"with the reference solution of `{task}`, cell {stop} failed:\n{state[stop]['error'][-1500:]}")
+        assert re.search(rf"`{task}`.*quick checks passed", state[grade]["output"], re.I), (
+            f"the grade cell of `{task}` printed no pass line: {state[grade]['output']!r}")
+        page.locator(".jp-NotebookPanel .jp-Cell").nth(grade).scroll_into_view_if_needed()
+        shot(page, "3-first-task-quick-checks-pass")
 
-                # 4. Validate (it saves first): unfinished tasks must not be reported as a success.
-                validate.click()
-                dialog = page.locator(".jp-Dialog")
-                dialog.wait_for(timeout=VALIDATE_S * 1000)
-                page.locator(".jp-Dialog-header", has_text=re.compile("Validat")).wait_for(timeout=10_000)
-                verdict = dialog.inner_text()
-                shot(page, "4-validate-verdict")
-                assert "Validation Results" in verdict, f"Validate did not run: {verdict[:1500]}"
-                assert "error running the validate command" not in verdict, verdict[:3000]
-                assert "Success" not in verdict, (
-                    f"Validate reports success for a notebook with unfinished tasks:\n{verdict[:1500]}")
-                assert "fail" in verdict.lower(), f"Validate's verdict names no failure:\n{verdict[:1500]}"
-                for hidden in ("BEGIN HIDDEN TESTS", "check_task", "autograder"):
-                    assert hidden not in verdict, f"Validate's verdict shows grader code ({hidden!r}):\n{verdict[:1500]}"
-                unfinished = [c.metadata["nbgrader"]["grade_id"] for c in release.cells[grade + 1:]
-                              if c.metadata.get("nbgrader", {}).get("grade")]
-                assert any(f"`{name}`" in verdict for name in unfinished), (
-                    f"Validate's verdict names none of the unfinished tasks {unfinished}:\n{verdict[:1500]}")
-            except BaseException:
-                try:
-                    shot(page, "failure")
-                except Exception as error:  # the page may be gone: keep the test's own failure
-                    print(f"no failure screenshot: {error}")
-                raise
-        finally:
-            browser.close()
+        # 4. Validate (it saves first): unfinished tasks must not be reported as a success.
+        validate.click()
+        dialog = page.locator(".jp-Dialog")
+        dialog.wait_for(timeout=VALIDATE_S * 1000)
+        page.locator(".jp-Dialog-header", has_text=re.compile("Validat")).wait_for(timeout=10_000)
+        verdict = dialog.inner_text()
+        shot(page, "4-validate-verdict")
+        assert "Validation Results" in verdict, f"Validate did not run: {verdict[:1500]}"
+        assert "error running the validate command" not in verdict, verdict[:3000]
+        assert "Success" not in verdict, (
+            f"Validate reports success for a notebook with unfinished tasks:\n{verdict[:1500]}")
+        assert "fail" in verdict.lower(), f"Validate's verdict names no failure:\n{verdict[:1500]}"
+        for hidden in ("BEGIN HIDDEN TESTS", "check_task", "autograder"):
+            assert hidden not in verdict, f"Validate's verdict shows grader code ({hidden!r}):\n{verdict[:1500]}"
+        unfinished = [c.metadata["nbgrader"]["grade_id"] for c in release.cells[grade + 1:]
+                      if c.metadata.get("nbgrader", {}).get("grade")]
+        assert any(f"`{name}`" in verdict for name in unfinished), (
+            f"Validate's verdict names none of the unfinished tasks {unfinished}:\n{verdict[:1500]}")
     print(f"browser session took {time.monotonic() - started:.1f} s; screenshots in {artifacts}")

@@ -8,14 +8,10 @@ import re
 
 import pytest
 
+from tests.browser import BROWSER_TEST, browser_page
 from tests.jupyter import STARTUP_S, jupyter_server
-from tests.student.test_jupyterlab import CHROMIUM, CHROMIUM_ARGS
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed "
-                       "(/usr/bin/chromium missing): run ./setup.sh or apt-get install chromium"),
-]
+pytestmark = BROWSER_TEST
 
 # The dialog nbgrader's labextension shows when no check cell fails (its DOM, text as nbgrader writes it).
 SUCCESS_DIALOG_JS = """() => {
@@ -49,30 +45,23 @@ def student_lab(tmp_path):
 
 
 def test_student_lab_shows_no_instructor_tool_and_an_honest_validate(student_lab):
-    from playwright.sync_api import sync_playwright
-
     base, token, log = student_lab
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(f"{base}/lab/tree/datasets.ipynb?token={token}")
-            page.wait_for_selector(".jp-Notebook", timeout=STARTUP_S * 1000)
-            # the kernel up and idle first: a page closed while its kernel starts leaves the server's log a
-            # traceback of its own (jupyter_server's early-close race), which is not what this test looks for
-            page.locator(".jp-StatusBar-TextItem", has_text="| Idle").wait_for(timeout=STARTUP_S * 1000)
-            page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Nbgrader$")).click()
-            page.wait_for_selector(".lm-Menu-item", timeout=30000)
-            items = page.evaluate(MENU_JS)
-            page.keyboard.press("Escape")
-            assert "Assignment List" in items, items
-            for tool in ("Formgrader", "Course List", "Create Assignment"):
-                assert not [item for item in items if tool in item], (tool, items)
-            assert page.locator(".jp-Toolbar button, .jp-Toolbar .jp-ToolbarButtonComponent",
-                                has_text="Validate").count() >= 1, "the Validate button stays"
-            dialog = page.evaluate(SUCCESS_DIALOG_JS)
-        finally:
-            browser.close()
+    with browser_page() as page:
+        page.goto(f"{base}/lab/tree/datasets.ipynb?token={token}")
+        page.wait_for_selector(".jp-Notebook", timeout=STARTUP_S * 1000)
+        # the kernel up and idle first: a page closed while its kernel starts leaves the server's log a
+        # traceback of its own (jupyter_server's early-close race), which is not what this test looks for
+        page.locator(".jp-StatusBar-TextItem", has_text="| Idle").wait_for(timeout=STARTUP_S * 1000)
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Nbgrader$")).click()
+        page.wait_for_selector(".lm-Menu-item", timeout=30000)
+        items = page.evaluate(MENU_JS)
+        page.keyboard.press("Escape")
+        assert "Assignment List" in items, items
+        for tool in ("Formgrader", "Course List", "Create Assignment"):
+            assert not [item for item in items if tool in item], (tool, items)
+        assert page.locator(".jp-Toolbar button, .jp-Toolbar .jp-ToolbarButtonComponent",
+                            has_text="Validate").count() >= 1, "the Validate button stays"
+        dialog = page.evaluate(SUCCESS_DIALOG_JS)
     assert dialog["fontSize"] == "0px", dialog
     assert "quick checks of every task passed" in dialog["after"], dialog
     assert "hidden graders check more" in dialog["after"], dialog

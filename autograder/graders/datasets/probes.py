@@ -7,14 +7,9 @@ it calls the student's code and returns data, and decides nothing (the judge doe
 
 def probe_regression(ns, w, b, n, noise, seed, power=None, module=None):
     import torch
-    if module:                      # the functions of the file <module>.py itself, not of whatever an import serves
-        import importlib.util
-        spec = importlib.util.spec_from_file_location("graded_" + module, module + ".py")
-        loaded = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(loaded)
-        make_regression = loaded.make_regression
-    else:
-        make_regression = ns.require("make_regression")
+
+    from autograder.sandbox.inside.probing import student_function
+    make_regression = student_function(ns, "make_regression", module)
     kwargs = {"noise": noise, "seed": seed}
     if power is not None:
         kwargs["power"] = power
@@ -61,14 +56,9 @@ def probe_minibatches_generator(ns, n, batch_size, gen_seeds, module=None):
     """Epochs of (n, 2, 2) features and (n, 1) labels, each shuffled by a generator seeded with gen_seeds[i];
     torch's global random state is set differently before each epoch (and restored afterwards)."""
     import torch
-    if module:                      # the functions of the file <module>.py itself, not of whatever an import serves
-        import importlib.util
-        spec = importlib.util.spec_from_file_location("graded_" + module, module + ".py")
-        loaded = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(loaded)
-        minibatches = loaded.minibatches
-    else:
-        minibatches = ns.require("minibatches")
+
+    from autograder.sandbox.inside.probing import student_function
+    minibatches = student_function(ns, "minibatches", module)
     X = torch.arange(n * 4, dtype=torch.float32).reshape(n, 2, 2)
     y = (torch.arange(n) * 10).reshape(n, 1)
     state = torch.get_rng_state()
