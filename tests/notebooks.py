@@ -86,8 +86,12 @@ def judge_in_process(nb, assignment, task_id):
     from autograder.judge.tasks import load_assignment
     from autograder.sandbox.student import InProcessStudent
 
+    import torch
+
     ns = {"__name__": "__main__"}
     here, folder = os.getcwd(), tempfile.mkdtemp(prefix="in-process-")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)               # as in the sandbox: two test workers on two cores, not four threads
     os.chdir(folder)                       # files the code writes stay out of the checkout
     try:
         with contextlib.redirect_stdout(io.StringIO()):
@@ -96,6 +100,7 @@ def judge_in_process(nb, assignment, task_id):
             outcomes = run_graders(load_assignment(assignment), InProcessStudent(ns), [task_id])
     finally:
         os.chdir(here)
+        torch.set_num_threads(threads)
         shutil.rmtree(folder, ignore_errors=True)
     assert outcomes
     return [o.message for o in outcomes if not o.passed]
