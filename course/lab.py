@@ -157,6 +157,5 @@ class SubmissionHandler(Handler):
         shown = results_view(view)
         left = await asyncio.to_thread(service.left_this_hour, view.get("assignment"))
         if left is not None:
-            shown["left"] = (f"{left[0]} of {left[1]} submissions of {view.get('assignment')} left this hour."
-                             f"{left[2]}")
+            shown["left"] = submit.left_text(view.get("assignment"), left)
         self.finish(json.dumps(shown))

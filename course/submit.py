@@ -409,6 +409,11 @@ def table(results, assignment=None):
     return "\n".join(lines)
 
 
+def left_text(assignment, left):
+    """'7 of 10 submissions of A left this hour.' and its due date, from ``Service.left_this_hour``."""
+    return f"{left[0]} of {left[1]} submissions of {assignment} left this hour.{left[2]}"
+
+
 def failed_text(view):
     """The sentence for a submission the service could not grade."""
     return (f"your submission could not be graded, through no fault of your notebook: "
@@ -427,7 +432,7 @@ def show_result(service, view, out=None):
         raise Failure("the service's results are not in the form this client reads (tell your instructor)") from None
     left = service.left_this_hour(view.get("assignment"))
     if left is not None:
-        print(f"{left[0]} of {left[1]} submissions of {view.get('assignment')} left this hour.{left[2]}", file=out)
+        print(left_text(view.get("assignment"), left), file=out)
     return 1 if split_output(results.get("output", ""))[0] else 0
 
 

@@ -80,8 +80,8 @@ function element(tag: string, className: string, text = ''): HTMLElement {
  * above the task before it), else that first cell; -1 when the notebook has no such task. */
 function taskCellIndex(panel: NotebookPanel, task: string): number {
   const cells = panel.content.widgets;
-  const ids = cells.map(cell => ((cell.model.getMetadata('nbgrader') as any) || {}).grade_id as string | undefined);
-  const first = ids.findIndex(id => id === task || id === `${task}_code`);
+  const meta = cells.map(cell => (cell.model.getMetadata('nbgrader') as any) || {});
+  const first = meta.findIndex(m => m.grade_id === task || m.grade_id === `${task}_code`);
   if (first < 0) {
     return -1;
   }
@@ -90,8 +90,8 @@ function taskCellIndex(panel: NotebookPanel, task: string): number {
     if (model.type === 'markdown' && /^\s*#/m.test(model.sharedModel.getSource())) {
       return i;
     }
-    if (ids[i] && !ids[i]!.endsWith('_code') && ((cells[i].model.getMetadata('nbgrader') as any) || {}).grade) {
-      break; // the task before this one: its heading is not this task's
+    if (meta[i].grade && !meta[i].solution) {
+      break; // the grade cell of the task before this one: its heading is not this task's
     }
   }
   return first;
