@@ -8,6 +8,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 os.environ.setdefault("MPLBACKEND", "Agg")
+# A test worker grades every lesson, many times: it keeps a warm sandbox for each (about 0.4 GB each), as a judge
+# process that grades a whole course would.
+os.environ.setdefault("COURSE_WARM_BOXES", "8")
 
 
 def _group_names(item):

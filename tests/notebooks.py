@@ -73,6 +73,34 @@ def grade(nb, assignment=None, **kwargs):
     return report
 
 
+_REFERENCE = {}
+
+
+def reference_grading(assignment):
+    """(report, requests) of grading ``assignment``'s reference notebook, once per test process: ``requests`` is
+    [(probe name, source, (args, kwargs), value)] of every request made to the student's process. The tests that
+    share it are in the xdist group "reference", so one worker grades each reference once."""
+    from autograder.sandbox.student import SandboxStudent
+
+    if assignment not in _REFERENCE:
+        requests = []
+        original = SandboxStudent._request
+
+        def spy(self, req, timeout, label):
+            value = original(self, req, timeout, label)
+            requests.append((req.get("name") or req.get("op"), req.get("source", ""),
+                             (req.get("args"), req.get("kwargs")), value))
+            return value
+
+        SandboxStudent._request = spy
+        try:
+            report = grade(source_notebook(assignment), assignment=assignment)
+        finally:
+            SandboxStudent._request = original
+        _REFERENCE[assignment] = report, requests
+    return _REFERENCE[assignment]
+
+
 def judge_in_process(nb, assignment, task_id):
     """Failure messages of ``task_id``'s graders run against ``nb``'s code executed in this process (no sandbox:
     for the many small variants of one task, where only the verdict is in question)."""

@@ -625,8 +625,10 @@ class Box:
     def network_isolated(self):
         return self.tier == "bwrap"
 
-    def protections(self):
-        """One line per protection in force, for staff (stderr of the CLI)."""
+    def protections(self, limits=None):
+        """One line per protection in force, for staff (stderr of the CLI); the time limits are ``limits``'
+        (one grading's), else the box's own."""
+        timing = limits or self.limits
         if self.tier == "none":
             return ["NO SANDBOX: the student's code ran with the grader's own rights (--unsafe-no-sandbox)"]
         lines = []
@@ -659,8 +661,8 @@ class Box:
         lines.append(memory)
         if self.cgroups is not None and self.cgroups.limits_cpu:
             lines.append(f"cpu: an equal share, at most {self.limits.cpus:g} CPU (cgroup)")
-        lines.append(f"time: {self.limits.cell_timeout:g} s per cell, {self.limits.call_timeout:g} s per check, "
-                     f"{self.limits.grading_budget:g} s for all checks, enforced by killing")
+        lines.append(f"time: {timing.cell_timeout:g} s per cell, {timing.call_timeout:g} s per check, "
+                     f"{timing.grading_budget:g} s for all checks, enforced by killing")
         return lines
 
     def kill_all(self):

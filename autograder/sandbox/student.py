@@ -215,7 +215,7 @@ class SandboxStudent(Student):
 
     @property
     def protections(self):
-        lines = self.box.protections() if self.box is not None else []
+        lines = self.box.protections(self.limits) if self.box is not None else []
         if self.seccomp:
             lines.append("system calls: a seccomp filter denies ptrace, keyrings, new namespaces, mounts, io_uring, "
                          "userfaultfd, bpf, perf events and the rest of Docker's default list")

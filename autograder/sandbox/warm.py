@@ -13,7 +13,6 @@ hence every process in it), and every process in the box's cgroups that is not p
 """
 import atexit
 import collections
-import dataclasses
 import json
 import os
 import select
@@ -25,7 +24,11 @@ import sys
 import threading
 import time
 
-IDLE_BOXES = 3                # idle warm boxes kept per judge process
+IDLE_BOXES = 3                # idle warm boxes kept per judge process (COURSE_WARM_BOXES to change it)
+# The limits a warm box (always the bwrap tier) is made with: its cgroups, its tmpfs, its torch threads. The
+# rest (time limits, output, restarts, the largest file) are one grading's, so gradings that differ only in
+# those share warm boxes.
+BOX_LIMITS = ("memory_bytes", "runtime_bytes", "disk_bytes", "max_processes", "cpus", "threads")
 START_TIMEOUT = 300.0         # seconds for a warm box to load its libraries
 CREDENTIALS = struct.calcsize("3i")
 
@@ -218,7 +221,16 @@ def _children(pid):
 
 # ------------------------------------------------------------------------------------------- pool
 def pool_key(assignment, limits):
-    return assignment, dataclasses.astuple(limits)
+    """Gradings of one assignment whose limits agree on ``BOX_LIMITS`` can use the same warm boxes."""
+    return assignment, tuple(getattr(limits, name) for name in BOX_LIMITS)
+
+
+def idle_boxes():
+    """How many idle warm boxes a judge process keeps (one per assignment it grades is best: about 0.4 GB each)."""
+    try:
+        return max(0, int(os.environ.get("COURSE_WARM_BOXES", IDLE_BOXES)))
+    except ValueError:
+        return IDLE_BOXES
 
 
 _idle = collections.OrderedDict()     # key -> [WarmBox]
@@ -255,7 +267,7 @@ def release(box):
         _idle.setdefault(box.key, []).append(box)
         _idle.move_to_end(box.key)
         extra = []
-        while sum(len(b) for b in _idle.values()) > IDLE_BOXES:
+        while sum(len(b) for b in _idle.values()) > idle_boxes():
             oldest = next(iter(_idle))
             extra.append(_idle[oldest].pop(0))
             if not _idle[oldest]:

@@ -1,6 +1,7 @@
 """The judge decides: probes bring back data, never verdicts, and carry no answer into the student's process.
 
-Each lesson's reference notebook is graded once while every request to the student's process is recorded:
+Each lesson's reference notebook is graded once (``tests.notebooks.reference_grading``) while every request to
+the student's process is recorded:
 - no value a probe returns holds a Python bool (a verdict such as "is a leaf" or "was zeroed" computed next
   to the student's code, which that code can rewrite); requirements about state only that process can see
   are returned as data whose consequence the judge checks (values, gradients after a second step, outputs);
@@ -13,9 +14,8 @@ import pytest
 
 from autograder.judge.notebook import nbgrader_meta, source_of
 from autograder.sandbox.inside import probing
-from autograder.sandbox.student import SandboxStudent
 from autograder.judge.tasks import available_assignments
-from tests.notebooks import grade, source_notebook
+from tests.notebooks import reference_grading, source_notebook
 
 # The canonical lines of a PyTorch training step, printed in every tutorial: a probe that trains or
 # differentiates a student's model uses them too, and they are no lesson's answer.
@@ -78,32 +78,14 @@ def _meaningful(line):
                    for node in tree.body)
 
 
-_RECORDS = {}
-
-
 def recorded(assignment):
     """[(probe name, source, (args, kwargs), value)] of every request made grading the reference notebook."""
-    if assignment not in _RECORDS:
-        records = []
-        original = SandboxStudent._request
-
-        def spy(self, req, timeout, label):
-            value = original(self, req, timeout, label)
-            records.append((req.get("name") or req.get("op"), req.get("source", ""),
-                            (req.get("args"), req.get("kwargs")), value))
-            return value
-
-        SandboxStudent._request = spy
-        try:
-            report = grade(source_notebook(assignment), assignment=assignment)
-        finally:
-            SandboxStudent._request = original
-        assert report.error is None and not report.failed_tasks(), (assignment, report.error)
-        _RECORDS[assignment] = records
-    return _RECORDS[assignment]
+    report, requests = reference_grading(assignment)
+    assert report.error is None and not report.failed_tasks(), (assignment, report.error)
+    return requests
 
 
-@pytest.mark.xdist_group("probe_data")
+@pytest.mark.xdist_group("reference")
 @pytest.mark.parametrize("assignment", available_assignments())
 def test_probes_return_data_not_verdicts(assignment):
     found = set()
@@ -115,7 +97,7 @@ def test_probes_return_data_not_verdicts(assignment):
                       f"{sorted(found)}"
 
 
-@pytest.mark.xdist_group("probe_data")
+@pytest.mark.xdist_group("reference")
 @pytest.mark.parametrize("assignment", available_assignments())
 def test_no_reference_solution_reaches_the_student_process(assignment):
     answers = _solution_lines(source_notebook(assignment))

@@ -3,7 +3,7 @@ lesson's task list (the mistake banks and correct variants are in each lesson's 
 import pytest
 
 from autograder.judge.tasks import load_assignment
-from tests.notebooks import grade, release_notebook, source_notebook
+from tests.notebooks import grade, reference_grading, release_notebook
 
 # assignment: (points, a task whose feedback in the release must say it is not implemented yet, or None)
 LESSONS = {
@@ -17,9 +17,10 @@ LESSONS = {
 }
 
 
+@pytest.mark.xdist_group("reference")       # the grading the probe-data tests record (tests/judge/test_probe_data.py)
 @pytest.mark.parametrize("assignment", sorted(LESSONS))
 def test_reference_gets_full_marks(assignment):
-    report = grade(source_notebook(assignment))
+    report, _ = reference_grading(assignment)
     assert report.error is None
     assert report.failed_tasks() == set(), {t.id: t.output for t in report.tasks if not t.passed}
     assert report.score == report.max_score == LESSONS[assignment][0]

@@ -78,9 +78,15 @@ def test_user_tier_grades_and_contains_attacks():
     report = grade(source_notebook(A), limits=limits)
     assert report.score == 13, report.table()
     assert any("unprivileged user" in line for line in report.sandbox)
-    for name in ("edit_engine_and_graders", "pth_in_venv", "setsid_daemon_rewrites_results", "fork_bomb",
-                 "kill_everything", "walk_and_write_everywhere", "import_the_lesson_answers"):
-        report = grade(append_cell(release_notebook(A), ATTACKS[name], index=3), limits=limits)
+    # The attacks that only write or import share one notebook (a cell each); those that leave processes running
+    # or kill them have one each.
+    groups = [("edit_engine_and_graders", "pth_in_venv", "walk_and_write_everywhere", "import_the_lesson_answers"),
+              ("setsid_daemon_rewrites_results",), ("fork_bomb",), ("kill_everything",)]
+    for group in groups:
+        nb, name = release_notebook(A), "+".join(group)
+        for index, attack in enumerate(group):
+            nb = append_cell(nb, ATTACKS[attack], index=3 + index)
+        report = grade(nb, limits=limits)
         uid = grading_uid(report)
         assert report.error is None and report.score == 0, (name, report.table())
         assert uid is not None and not leftover_processes(uid), name
@@ -150,7 +156,7 @@ def test_a_warm_sandbox_that_cannot_start_means_cold_starts_not_lost_points(monk
         return ["/bin/sh", "-c", "exit 3"] if capabilities else real(self, argv)
 
     monkeypatch.setattr(isolation.Box, "command", no_warm)
-    limits = dataclasses.replace(LIMITS, cell_timeout=19)          # a pool key no other test has used
+    limits = dataclasses.replace(LIMITS, disk_bytes=LIMITS.disk_bytes + 2**20)   # a warm-box key no other test uses
     report = grade(source_notebook(A), limits=limits)
     assert report.error is None and report.score == 13, report.table()
     assert not any(line.startswith("start: forked") for line in report.sandbox)
@@ -225,6 +231,32 @@ def test_gradings_forked_from_one_warm_sandbox_share_nothing():
     assert set(after["caps"]) == {"0000000000000000"}, after["caps"]
     assert after["writable"] == [], after["writable"]
     assert box in [b for group in warm._idle.values() for b in group]
+
+
+def test_gradings_that_differ_only_in_time_limits_share_a_warm_box():
+    """A warm box is keyed by the limits it is made with (cgroups, tmpfs, threads): a grading with other time
+    limits forks from the same box, and its report states its own time limits; another box limit, another box."""
+    from autograder.sandbox import warm
+
+    per_grading = {"call_timeout", "cell_timeout", "startup_timeout", "grading_budget", "output_bytes", "file_bytes",
+                   "max_restarts", "isolation", "warm", "drop_user"}
+    fields = {f.name for f in dataclasses.fields(Limits)}
+    assert fields == per_grading | set(warm.BOX_LIMITS), "a new limit: say whether it shapes the warm box"
+    for name in warm.BOX_LIMITS:
+        other = dataclasses.replace(LIMITS, **{name: getattr(LIMITS, name) * 2})
+        assert warm.pool_key(A, other) != warm.pool_key(A, LIMITS), name
+    first = SandboxStudent([(0, "x = 1")], LIMITS, assignment=A)
+    first.start()
+    box = first.warm
+    first.close()
+    faster = dataclasses.replace(LIMITS, cell_timeout=7, call_timeout=11, grading_budget=13)
+    second = SandboxStudent([(0, "x = 1")], faster, assignment=A)
+    second.start()
+    try:
+        assert box is not None and second.warm is box
+        assert "time: 7 s per cell, 11 s per check, 13 s for all checks, enforced by killing" in second.protections
+    finally:
+        second.close()
 
 
 def _burn_probe(ns, workers, seconds):

@@ -199,8 +199,9 @@ def test_submit_for_feedback_shows_each_tasks_result_beside_the_notebook(course,
         # 5. No service set up: the panel says how to set one up.
         (bundle / "course-service.toml").unlink()
         button.locator("button").click()
+        # waits for this answer's own words: step 4's error names course-service.toml too
         page.wait_for_function("() => (document.querySelector('.jp-CourseFeedback-error') || {}).innerText"
-                               "?.includes('course-service.toml')", timeout=30_000)
+                               "?.includes('No grading service is set up')", timeout=30_000)
         state = panel_state(page)
         shot(page, "5-no-service")
         assert "No grading service is set up for this notebook" in state["error"], state["error"]
