@@ -60,3 +60,14 @@ def expect_groups_cover(groups, bank):
     for group in groups:
         tasks = [bank[name][0] for name in group]
         assert len(set(tasks)) == len(tasks), group
+
+
+def one_per_task(bank):
+    """The mistakes of ``bank`` ({name: (task, ...)}) in groups that hold at most one mistake of each task, to be
+    graded together: the graders of each task call only that task's functions (each mistake alone loses only its
+    own task), so every task of a group must fail, and only those."""
+    by_task = {}
+    for name in sorted(bank):
+        by_task.setdefault(bank[name][0], []).append(name)
+    rounds = max(len(found) for found in by_task.values())
+    return [[found[i] for found in by_task.values() if i < len(found)] for i in range(rounds)]

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from course.linear_regression import init_linreg_params, linreg, sgd, squared_loss, train_linreg, train_linreg_fast
-from tests.banks import expect_full_marks, expect_lost_exactly, expect_never_loses_under_seeds, with_edits, with_solutions
+from tests.banks import (expect_full_marks, expect_lost_exactly, expect_never_loses_under_seeds, one_per_task,
+                         with_edits, with_solutions)
 from tests.notebooks import edit_solution, grade, source_notebook
 
 A = "03-linear-regression"
@@ -13,7 +14,8 @@ def test_reference_never_loses_a_point_under_other_seeds(reference, monkeypatch)
     expect_never_loses_under_seeds(reference, A, (1, 2, 3), monkeypatch)
 
 
-# name: (task, old text in the reference solution, wrong text); each loses exactly its task.
+# name: (task, old text in the reference solution, wrong text); each loses exactly its task (graded in
+# groups of one mistake per task).
 MISTAKES = {
     "init_not_a_leaf": ("init_linreg_params",
                         "w = torch.normal(0.0, sigma, size=(num_inputs, 1), requires_grad=True)",
@@ -62,12 +64,11 @@ MISTAKES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(MISTAKES))
-def test_mistake_loses_exactly_its_task(reference, name):
-    task, old, new = MISTAKES[name]
-    report = grade(edit_solution(reference, task, old, new))
-    assert report.failed_tasks() == {task}, {t.id: t.output for t in report.tasks}
-    assert report.by_task[task].output.strip()
+@pytest.mark.parametrize("group", one_per_task(MISTAKES), ids="+".join)
+def test_mistake_loses_exactly_its_task(reference, group):
+    report = grade(with_edits(reference, {MISTAKES[name][0]: MISTAKES[name][1:] for name in group}))
+    assert report.failed_tasks() == {MISTAKES[name][0] for name in group}, {t.id: t.output for t in report.tasks}
+    assert all(report.by_task[MISTAKES[name][0]].output.strip() for name in group)
 
 
 VARIANTS = {

@@ -1,6 +1,7 @@
 """07-mnist-cnn: reference full marks, release zero, a mistake bank and correct-but-different variants."""
 import pytest
 
+from tests.banks import one_per_task
 from tests.notebooks import edit_solution, grade, judge_in_process, replace_solution
 
 A = "07-mnist-cnn"
@@ -107,18 +108,7 @@ def cases(names):
     return [pytest.param(n, marks=pytest.mark.slow) if n in EXTRA else n for n in sorted(names)]
 
 
-def one_per_task(names):
-    """The mistakes ``names`` in groups that hold at most one mistake of each task (the graders of each task call
-    only that task's functions, so mistakes of different tasks can share a grading)."""
-    by_task = {}
-    for name in sorted(names):
-        task = (MISTAKES.get(name) or REPLACED[name])[0]
-        by_task.setdefault(task, []).append(name)
-    rounds = max(len(found) for found in by_task.values())
-    return [[found[i] for found in by_task.values() if i < len(found)] for i in range(rounds)]
-
-
-@pytest.mark.parametrize("group", one_per_task(list(MISTAKES) + list(REPLACED)), ids="+".join)
+@pytest.mark.parametrize("group", one_per_task({**MISTAKES, **REPLACED}), ids="+".join)
 def test_mistake_loses_exactly_its_task(reference, group):
     nb, tasks = reference, set()
     for name in group:

@@ -1,7 +1,7 @@
 """05-softmax-regression: reference full marks, release zero, a mistake bank and correct-but-different variants."""
 import pytest
 
-from tests.banks import expect_lost_exactly, expect_never_loses_under_seeds, with_edits
+from tests.banks import expect_lost_exactly, expect_never_loses_under_seeds, one_per_task, with_edits
 from tests.notebooks import edit_solution, grade, replace_solution
 
 A = "05-softmax-regression"
@@ -28,7 +28,8 @@ CROSS_ENTROPY_BODY = """    shift = O.max(dim=1, keepdim=True).values
 
 SGD_STEP = "sgd([W, b], lr, 1)"
 
-# name: (task, [(old, new), ...] edits in that task's solution cell). Each mistake loses exactly its task.
+# name: (task, [(old, new), ...] edits in that task's solution cell). Each mistake loses exactly its task
+# (graded in groups of one mistake per task).
 MISTAKES = {
     # softmax_stable
     "naive_softmax_overflows": ("softmax_stable", [(SOFTMAX_BODY, """    O_exp = torch.exp(O)
@@ -98,17 +99,26 @@ EXTRA = {"gradients_never_zeroed", "parameters_rebound_instead_of_updated",
          "sgd_divides_the_mean_loss_by_the_batch_size_again", "model_not_moved_to_the_device"}
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in EXTRA else n
-                                  for n in sorted(MISTAKES)])
-def test_mistake_loses_exactly_its_task(reference, name):
-    task, edits = MISTAKES[name]
-    report = grade(apply_edits(reference, task, edits))
+def mistake_groups():
+    """The bank in groups of one mistake per task (tests.banks.one_per_task); the EXTRA ones apart, marked slow."""
+    plain = {name: found for name, found in MISTAKES.items() if name not in EXTRA}
+    extra = {name: found for name, found in MISTAKES.items() if name in EXTRA}
+    return one_per_task(plain) + [pytest.param(group, marks=pytest.mark.slow) for group in one_per_task(extra)]
+
+
+@pytest.mark.parametrize("group", mistake_groups(), ids="+".join)
+def test_mistake_loses_exactly_its_task(reference, group):
+    nb = reference
+    for name in group:
+        nb = apply_edits(nb, *MISTAKES[name])
+    report = grade(nb)
     assert report.error is None
-    assert report.failed_tasks() == {task}, outputs(report)
-    output = report.by_task[task].output
-    assert output.strip() and "probe" not in output and "Traceback" not in output
-    for phrase in FEEDBACK.get(name, ()):
-        assert phrase in output, output
+    assert report.failed_tasks() == {MISTAKES[name][0] for name in group}, outputs(report)
+    for name in group:
+        output = report.by_task[MISTAKES[name][0]].output
+        assert output.strip() and "probe" not in output and "Traceback" not in output
+        for phrase in FEEDBACK.get(name, ()):
+            assert phrase in output, output
 
 
 # What the feedback must say for some mistakes (the student sees what is wrong, not how it is tested).
