@@ -29,6 +29,10 @@ quiet() { "$@" 2> >(grep -v "^WARNING: Location '.*' is ignored" >&2); }
 # uv installs the packages in a fifth of pip's time (15 s against 73 s here). It does not read pip's settings, so
 # those this machine gives pip (local wheels, extra indexes, constraints) are passed on, and it picks the best
 # version across indexes as pip does. Where uv cannot be installed or fails, pip installs them.
+# Both compile the packages to bytecode as they install them (uv only when asked): left to the first import, no
+# .pyc is ever written where PYTHONDONTWRITEBYTECODE is set, and every process then compiles what it imports
+# again (here `import torch` took 2.4 s without .pyc files against 1.2 s with them, `import nbgrader.apps` 1.9 s
+# against 0.7 s).
 uv_settings() {
     .venv/bin/python -m pip config list 2>/dev/null | .venv/bin/python -c '
 import shlex, sys
@@ -48,8 +52,8 @@ for flag, item in given:
 }
 mapfile -t uv_args < <(uv_settings)
 if ! { quiet .venv/bin/python -m pip install -q uv &&
-       .venv/bin/uv pip install -q --python .venv/bin/python --index-strategy unsafe-best-match "${uv_args[@]}" \
-           -e '.[dev]'; }; then
+       .venv/bin/uv pip install -q --python .venv/bin/python --index-strategy unsafe-best-match --compile-bytecode \
+           "${uv_args[@]}" -e '.[dev]'; }; then
     echo "setup.sh: installing with uv failed: pip installs the packages instead" >&2
     quiet .venv/bin/python -m pip install -q --upgrade pip
     quiet .venv/bin/python -m pip install -q -e '.[dev]'
