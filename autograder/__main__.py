@@ -286,7 +286,7 @@ def main(argv=None):
     report = commands.add_parser("report", help="the class report of an assignment: HTML with plots, and CSV")
     report.add_argument("assignment")
     report.add_argument("--html", metavar="PATH", help="write the page here (default: report-ASSIGNMENT.html)")
-    report.add_argument("--csv", metavar="DIR", help="also write students.csv, tasks.csv and failures.csv here")
+    report.add_argument("--csv", metavar="DIR", help="also write students.csv, tasks.csv, failures.csv and days.csv here")
     report.add_argument("--db", help="the grading service's database (default: grading-service.db here, if any)")
     report.set_defaults(run=_report)
     service = commands.add_parser("serve", help="the grading service students submit to (run in the course folder)")

@@ -1,6 +1,6 @@
 """What a class's attempts say: per student the latest score, per task the pass rate, the attempts it took to
 pass and the most common failure messages (those that differ only in numbers counted as one), who has not
-submitted and who is stuck.
+submitted and who is stuck, and how many attempts came each day.
 
 An attempt is a dict ``{"student", "received" (ISO 8601), "status" ("done", "failed", ...), "results"
 (results.json's dict, or None)}``: the grading service's submissions, or a notebook handed in through nbgrader
@@ -9,7 +9,7 @@ with the class grading's report of it. Attempts are given oldest first.
 import re
 import statistics
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 STUCK_ATTEMPTS = 5          # this many attempts without full points: a student to talk to
 NUMBER = re.compile(r"[-+]?\d+(?:[._,]\d+)*(?:[eE][-+]?\d+)?")      # 3, -0.912, 1e-6, 1_000, 2.5E+3
@@ -112,6 +112,20 @@ def students_table(attempts, roster=(), due=None):
     return rows
 
 
+def per_day(attempts, due=None):
+    """[{"day" (YYYY-MM-DD), "submissions"}] for every calendar day from the first attempt to the last, days without
+    any counted as 0; days in the due date's zone (so a deadline at 23:59 closes its own day), else UTC."""
+    zone = due.tzinfo if due is not None else timezone.utc
+    counts = Counter(received(a).astimezone(zone).date() for a in attempts)
+    if not counts:
+        return []
+    day, days = min(counts), []
+    while day <= max(counts):
+        days.append({"day": day.isoformat(), "submissions": counts[day]})
+        day += timedelta(days=1)
+    return days
+
+
 def summary(attempts, roster=(), due=None):
     """Everything the class report shows, as plain data."""
     last = latest(attempts)
@@ -123,7 +137,7 @@ def summary(attempts, roster=(), due=None):
         "tasks": task_table(attempts), "students": students,
         "not_submitted": [row["student"] for row in students if not row["submitted"]],
         "stuck": [row["student"] for row in students if row["stuck"]],
-        "times": [received(a).isoformat() for a in attempts],
+        "times": [received(a).isoformat() for a in attempts], "per_day": per_day(attempts, due),
         "late": sum(1 for a in attempts if due is not None and received(a) > due),
         "due": due.isoformat() if due else None,
     }

@@ -3,13 +3,14 @@ the same numbers as CSV files.
 
     class_attempts(root, assignment)   the submitted notebooks, with the reports kept for them, as attempts
     render_html(assignment, data)      the page, from ``analytics.summary``'s data
-    write_csv(folder, data)            students.csv, tasks.csv, failures.csv
+    write_csv(folder, data)            students.csv, tasks.csv, failures.csv, days.csv
 """
 import csv
 import html
 import io
 import os
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
+from datetime import time as dt_time
 
 import matplotlib
 
@@ -92,15 +93,28 @@ def pass_rate_plot(tasks):
     return _svg(figure)
 
 
-def timeline_plot(times, due):
-    """Submissions over time, cumulative, with the due date as a line."""
+def timeline_plot(times, per_day, due):
+    """Submissions over time: a bar per day (in the due date's zone, else UTC), the running total as a line, and the
+    due date as a dashed line."""
+    due = datetime.fromisoformat(due) if due else None
+    zone = due.tzinfo if due else timezone.utc
     moments = sorted(datetime.fromisoformat(t) for t in times)
     figure, axes = plt.subplots(figsize=(5.5, 3.2))
-    axes.step(moments, range(1, len(moments) + 1), where="post", color="#4878a8")
+    starts = [datetime.combine(date.fromisoformat(d["day"]), dt_time(0), tzinfo=zone) for d in per_day]
+    axes.bar(starts, [d["submissions"] for d in per_day], width=timedelta(days=1), align="edge", color="#b9cde0",
+             edgecolor="white", label="that day")
+    headroom = 1.35                     # the legend's row above the data
+    axes.set(ylabel="submissions that day", ylim=(0, max([d["submissions"] for d in per_day] + [1]) * headroom))
+    axes.yaxis.get_major_locator().set_params(integer=True)
+    total = axes.twinx()
+    total.step(moments, range(1, len(moments) + 1), where="post", color="#4878a8", label="so far")
+    total.set(ylabel="submissions so far", ylim=(0, max(len(moments), 1) * headroom))
     if due:
-        axes.axvline(datetime.fromisoformat(due), color="#c0504d", linestyle="--", label="due")
-        axes.legend(loc="upper left")
-    axes.set(ylabel="submissions so far", title="Submissions over time")
+        total.axvline(due, color="#c0504d", linestyle="--", label="due")
+    lines = axes.get_legend_handles_labels()[0] + total.get_legend_handles_labels()[0]
+    total.legend(lines, [line.get_label() for line in lines], loc="upper left", ncol=3, frameon=False)
+    axes.xaxis_date(zone)
+    axes.set_title(f"Submissions over time (days in {zone.tzname(None)})")
     figure.autofmt_xdate()
     return _svg(figure)
 
@@ -158,7 +172,7 @@ def render_html(assignment, data):
     mean = f"{sum(scores) / len(scores):.1f}" if scores else "–"
     plots = [score_plot(scores, data["max_score"]), pass_rate_plot(tasks)] if scores else []
     if data["times"]:
-        plots.append(timeline_plot(data["times"], data["due"]))
+        plots.append(timeline_plot(data["times"], data["per_day"], data["due"]))
     figures = "\n".join(f"<figure>{svg}</figure>" for svg in plots)
     due = f"due {when(data['due'])}, {data['late']} submission(s) after it" if data["due"] else "no due date"
     attention = []
@@ -189,7 +203,7 @@ def render_html(assignment, data):
 
 
 def write_csv(folder, data):
-    """students.csv, tasks.csv and failures.csv in ``folder``; returns their paths."""
+    """students.csv, tasks.csv, failures.csv and days.csv in ``folder``; returns their paths."""
     os.makedirs(folder, exist_ok=True)
     tables = {
         "students.csv": (["student", "attempts", "latest_score", "best_score", "first", "last", "late", "stuck",
@@ -198,6 +212,7 @@ def write_csv(folder, data):
                        "median_attempts_to_pass"], [dict(row, task=task) for task, row in data["tasks"].items()]),
         "failures.csv": (["task", "count", "message", "example_student", "example"],
                          [dict(f, task=task) for task, row in data["tasks"].items() for f in row["failures"]]),
+        "days.csv": (["day", "submissions"], data["per_day"]),
     }
     paths = []
     for name, (columns, rows) in tables.items():

@@ -1,6 +1,7 @@
 """The class report's numbers from a class whose every attempt is known: pass rates on the latest attempts,
 attempts until a pass, failure messages grouped when they differ only in numbers (with an example student),
-who has not submitted and who is stuck; the page and CSV files say the same."""
+who has not submitted and who is stuck, attempts per day in the deadline's zone; the page and CSV files say the
+same."""
 import csv
 
 from autograder.classroom import analytics
@@ -61,6 +62,21 @@ def test_who_has_not_submitted_and_who_is_stuck():
     assert rows["dan"]["submitted"] and rows["dan"]["latest_score"] is None and rows["ben"]["attempts"] == 3
 
 
+def test_attempts_per_day_count_in_the_deadlines_zone_and_show_empty_days():
+    from datetime import datetime, timedelta, timezone
+
+    attempts = _class()
+    assert analytics.per_day(attempts) == [{"day": "2027-01-10", "submissions": 9},
+                                           {"day": "2027-01-11", "submissions": 1}]
+    # 8 hours west of UTC, ann's, ben's first two and four of cat's attempts were made the evening before
+    west = datetime(2027, 1, 12, 23, 59, tzinfo=timezone(timedelta(hours=-8)))
+    assert analytics.per_day(attempts, due=west) == [{"day": "2027-01-09", "submissions": 7},
+                                                     {"day": "2027-01-10", "submissions": 3}]
+    later = dict(attempts[0], received="2027-01-13T12:00:00+00:00")
+    assert [d["submissions"] for d in analytics.per_day(attempts + [later])] == [9, 1, 0, 1]
+    assert analytics.per_day([]) == []
+
+
 def test_the_page_and_the_csv_files_say_the_same(tmp_path):
     from datetime import datetime, timezone
 
@@ -79,3 +95,7 @@ def test_the_page_and_the_csv_files_say_the_same(tmp_path):
     assert tasks["fit"]["pass_rate"] == "0.667" and tasks["fit"]["mean_attempts_to_pass"] == "2.0"
     with open(tmp_path / "failures.csv", newline="") as handle:
         assert [(row["task"], row["count"]) for row in csv.DictReader(handle)] == [("data", "1"), ("fit", "7")]
+    with open(tmp_path / "days.csv", newline="") as handle:
+        assert [(row["day"], row["submissions"]) for row in csv.DictReader(handle)] == [("2027-01-10", "9"),
+                                                                                       ("2027-01-11", "1")]
+    assert "Submissions over time (days in UTC)" in page
