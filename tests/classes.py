@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 from autograder.judge.notebook import nbgrader_meta, read_notebook, source_of
@@ -73,29 +74,56 @@ def _env():
 
 
 def kill_repeatedly(args, cwd, kills, seed, low=0.3, high=6.0):
-    """Start ``python -m autograder ARGS`` and kill -9 it at a random moment until it was killed ``kills`` times.
+    """Start ``python -m autograder ARGS`` in ``cwd`` and kill -9 it at a random moment until it was killed ``kills``
+    times; each run goes on from what the runs killed before it left.
 
     The moments are stratified: kill ``i`` falls at a random point of the ``i``-th of ``kills`` equal slices of
-    [low, high), so a few kills reach every phase of a run (start-up, the first gradings, the last writes).
-    Returns the moments (seconds after start) of the kills; runs that finished before their moment do not
-    count, and their slice is tried again.
+    [low, high), so a few kills reach every phase of a run (start-up, the first gradings, the last writes). A run
+    that finishes before its moment did all the work there was: ``cwd`` is put back as it was before the first
+    run, so the next run has all of it to do again, and where that run had started from there, ``high`` becomes
+    its length (on a fast machine a whole run is shorter than the slices). Its slice is then tried again.
+    Returns the moments (seconds after start) of the kills.
     """
     rng = random.Random(seed)
     moments = []
-    for _ in range(4 * kills):
-        if len(moments) >= kills:
-            break
-        proc = subprocess.Popen([sys.executable, "-m", "autograder", *args], cwd=cwd, env=_env(),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        moment = low + (high - low) * (len(moments) + rng.random()) / kills
-        try:
-            proc.wait(timeout=moment)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-            moments.append(round(moment, 2))
+    before = tempfile.mkdtemp(prefix="before-kills-")
+    shutil.copytree(cwd, before, dirs_exist_ok=True, symlinks=True)
+    fresh = True                        # cwd is as it was before the first run
+    try:
+        for _ in range(4 * kills):
+            if len(moments) >= kills:
+                break
+            moment = low + (high - low) * (len(moments) + rng.random()) / kills
+            started = time.monotonic()
+            proc = subprocess.Popen([sys.executable, "-m", "autograder", *args], cwd=cwd, env=_env(),
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                proc.wait(timeout=moment)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+                moments.append(round(moment, 2))
+                fresh = False
+                continue
+            if fresh:
+                high = max(low + 0.5, time.monotonic() - started)
+            _put_back(cwd, before)
+            fresh = True
+    finally:
+        shutil.rmtree(before, ignore_errors=True)
     time.sleep(1.0)          # the grading processes notice their judge is gone and stop
     return moments
+
+
+def _put_back(folder, copy):
+    """Make ``folder`` hold exactly what ``copy`` holds."""
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+    shutil.copytree(copy, folder, dirs_exist_ok=True, symlinks=True)
 
 
 # --------------------------------------------------------------------------------- nbgrader courses

@@ -106,7 +106,9 @@ def test_kill_9_at_random_moments_then_rerun(tmp_path):
     assert len(moments) >= 5, moments
     assert left_behind(tmp_path) == [], "a killed run left grading processes behind"
     proc = cli(*args)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    # bob's file is no notebook: it is tried again in every run, and a run whose only grading was his (the kills
+    # left nothing else to grade) could grade nothing, so it exits 2, as `grade` does for that file
+    assert proc.returncode == (2 if "(0 in this run" in proc.stdout else 0), proc.stdout[-2000:] + proc.stderr[-2000:]
     found = results_of(out)
     assert set(found) == set(class_)
     for name, (score, tasks, error) in found.items():
