@@ -78,11 +78,22 @@ def test_rerun_keeps_earlier_students_and_skips_unchanged(graded, tmp_path):
     proc = cli("batch", str(later), "--assignment", A, "--out", str(out), "--jobs", "2")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "(1 in this run, 1 unchanged" in proc.stdout
+    # The class again, unchanged: only bob's broken file is tried again, and fails again. His to fix: exit 0.
+    again = cli("batch", str(base / "submitted"), "--assignment", A, "--out", str(out), "--jobs", "2")
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "(0 in this run" in again.stdout and "Failed to grade: 1" in again.stdout, again.stdout[-2000:]
     after = results_of(out)
     assert set(after) == set(before) | {"newcomer"}
     assert {k: v for k, v in after.items() if k != "newcomer"} == before
     names = [row[0] for row in read_csv(out / "grades.csv")[1:]]
     assert sorted(names) == sorted(set(EXPECTED) | {"newcomer"})
+
+
+def test_a_class_with_nothing_gradable_exits_2(tmp_path):
+    write_class(str(tmp_path / "in"), {"bob": mixed_class()["bob"]}, layout="flat")
+    proc = cli("batch", str(tmp_path / "in"), "--assignment", A, "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "Failed to grade: 1" in proc.stdout and "not valid notebook JSON" in proc.stdout, proc.stdout[-2000:]
 
 
 def test_empty_folder_fails_loudly(tmp_path):
@@ -106,9 +117,7 @@ def test_kill_9_at_random_moments_then_rerun(tmp_path):
     assert len(moments) >= 5, moments
     assert left_behind(tmp_path) == [], "a killed run left grading processes behind"
     proc = cli(*args)
-    # bob's file is no notebook: it is tried again in every run, and a run whose only grading was his (the kills
-    # left nothing else to grade) could grade nothing, so it exits 2, as `grade` does for that file
-    assert proc.returncode == (2 if "(0 in this run" in proc.stdout else 0), proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     found = results_of(out)
     assert set(found) == set(class_)
     for name, (score, tasks, error) in found.items():
