@@ -112,15 +112,20 @@ def students_table(attempts, roster=(), due=None):
     return rows
 
 
+def day_zone(due=None):
+    """The zone a class's days are counted in: the due date's (so a deadline at 23:59 closes its own day), else UTC."""
+    return due.tzinfo if due is not None else timezone.utc
+
+
 def per_day(attempts, due=None):
     """[{"day" (YYYY-MM-DD), "submissions"}] for every calendar day from the first attempt to the last, days without
-    any counted as 0; days in the due date's zone (so a deadline at 23:59 closes its own day), else UTC."""
-    zone = due.tzinfo if due is not None else timezone.utc
+    any counted as 0; days in ``day_zone(due)``."""
+    zone = day_zone(due)
     counts = Counter(received(a).astimezone(zone).date() for a in attempts)
     if not counts:
         return []
-    day, days = min(counts), []
-    while day <= max(counts):
+    day, last, days = min(counts), max(counts), []
+    while day <= last:
         days.append({"day": day.isoformat(), "submissions": counts[day]})
         day += timedelta(days=1)
     return days

@@ -176,7 +176,7 @@ def autograde(assignment, students=None, jobs=None, force=False, scheduler=None,
         writer.record_all([s for s in sorted(found) if s not in writer.done])
     for line in summary.lines():
         print(line)
-    return 0 if summary.graded or not summary.failed else 2
+    return summary.exit_status()
 
 
 class GradebookWriter:

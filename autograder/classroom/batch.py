@@ -190,6 +190,4 @@ def grade_folder(folder, assignment, out, jobs=None, force=False, scheduler=None
     for line in summary.lines():
         print(line)
     print(f"Grades of {len(reports)} student(s) in {csv_path}")
-    # 2 when no submission of the class has grades (from this run or an earlier one) and some failed: the reasons
-    # are listed above. A file that stays broken while the rest are graded is its student's to fix (as in autograde).
-    return 0 if summary.graded or not summary.failed else 2
+    return summary.exit_status()          # the reasons of any failure are listed above

@@ -97,14 +97,15 @@ def timeline_plot(times, per_day, due):
     """Submissions over time: a bar per day (in the due date's zone, else UTC), the running total as a line, and the
     due date as a dashed line."""
     due = datetime.fromisoformat(due) if due else None
-    zone = due.tzinfo if due else timezone.utc
+    zone = analytics.day_zone(due)
     moments = sorted(datetime.fromisoformat(t) for t in times)
     figure, axes = plt.subplots(figsize=(5.5, 3.2))
     starts = [datetime.combine(date.fromisoformat(d["day"]), dt_time(0), tzinfo=zone) for d in per_day]
-    axes.bar(starts, [d["submissions"] for d in per_day], width=timedelta(days=1), align="edge", color="#b9cde0",
-             edgecolor="white", label="that day")
+    counts = [d["submissions"] for d in per_day]
+    axes.bar(starts, counts, width=timedelta(days=1), align="edge", color="#b9cde0", edgecolor="white",
+             label="that day")
     headroom = 1.35                     # the legend's row above the data
-    axes.set(ylabel="submissions that day", ylim=(0, max([d["submissions"] for d in per_day] + [1]) * headroom))
+    axes.set(ylabel="submissions that day", ylim=(0, max(counts + [1]) * headroom))
     axes.yaxis.get_major_locator().set_params(integer=True)
     total = axes.twinx()
     total.step(moments, range(1, len(moments) + 1), where="post", color="#4878a8", label="so far")

@@ -274,6 +274,11 @@ class Summary:
     seconds: dict = field(default_factory=dict)       # label -> grading seconds (this run)
     regraded: set = field(default_factory=set)        # graded again by nbgrader: its sanitising changed the code
 
+    def exit_status(self):
+        """2 when no submission of the class has grades (from this run or an earlier one) and some failed, else 0:
+        a file that stays broken while the rest are graded is its student's to fix."""
+        return 0 if self.graded or not self.failed else 2
+
     def lines(self, slowest=5):
         """The summary as printable lines."""
         from autograder.judge.tasks import load_assignment
